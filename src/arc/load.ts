@@ -1,0 +1,89 @@
+// Reading tasks from disk and resolving `--data`: a path (one task file, a folder of task files, or a
+// folder with training/ and evaluation/), a public dataset name (downloaded once), or `synthetic`.
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import path from "node:path";
+import { DATASETS, downloadDataset, type DatasetName, type DownloadOptions } from "./download.ts";
+import { ArcDataError } from "./errors.ts";
+import { syntheticDataset, type SyntheticDatasetOptions } from "./synthetic.ts";
+import type { Dataset, Task } from "./types.ts";
+import { parseTask } from "./validate.ts";
+
+/** Read and validate one task file; its id is the file name without `.json`. */
+export function loadTask(file: string): Task {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === "ENOENT" ? "no such file" : err.code === "EISDIR" ? "is a folder, not a task file" : err.message;
+    throw new ArcDataError(`${file}: ${why}`);
+  }
+  return parseTask(text, file, path.basename(file).replace(/\.json$/i, ""));
+}
+
+/** Every `*.json` task in a folder (not recursive), sorted by id so the order never depends on the file system. */
+export function loadTasks(folder: string): Task[] {
+  let names: string[];
+  try {
+    names = readdirSync(folder);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ArcDataError(`${folder}: ${err.code === "ENOENT" ? "no such folder" : err.message}`);
+  }
+  const files = names.filter((n) => n.toLowerCase().endsWith(".json") && !n.startsWith(".")).sort();
+  if (files.length === 0) throw new ArcDataError(`${folder}: no task files (*.json) in this folder`);
+  return files.map((n) => loadTask(path.join(folder, n)));
+}
+
+const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
+
+/** The folder holding training/ and/or evaluation/ at `dir` or at `dir/data` (an unpacked repository), else null. */
+export function findSplitRoot(dir: string): string | null {
+  for (const d of [dir, path.join(dir, "data")]) {
+    if (isDir(path.join(d, "training")) || isDir(path.join(d, "evaluation"))) return d;
+  }
+  return null;
+}
+
+/** Load a folder with training/ and evaluation/ (either may be absent; at least one must exist). */
+export function loadSplitFolder(root: string, name = root): Dataset {
+  const sub = (s: string) => (isDir(path.join(root, s)) ? loadTasks(path.join(root, s)) : []);
+  return { name, root, training: sub("training"), evaluation: sub("evaluation") };
+}
+
+export interface LoadOptions {
+  synthetic?: SyntheticDatasetOptions;
+  download?: DownloadOptions;
+}
+
+export const DATA_SPEC_HELP =
+  "--data takes a task file, a folder of task files, a folder with training/ and evaluation/, arc-agi-1, arc-agi-2 or synthetic";
+
+/**
+ * Resolve `--data`. Names are matched exactly (lower case) before paths: write `./arc-agi-2` for a local folder
+ * of that name. A single file or a flat folder has no split: its tasks are both training and evaluation.
+ */
+export async function loadDataset(spec: string, opts: LoadOptions = {}): Promise<Dataset> {
+  if (spec === "synthetic") return syntheticDataset(opts.synthetic);
+  if (Object.hasOwn(DATASETS, spec)) {
+    const root = await downloadDataset(spec as DatasetName, opts.download);
+    return loadSplitFolder(root, spec);
+  }
+  if (!existsSync(spec)) throw new ArcDataError(`${spec}: no such file or folder (${DATA_SPEC_HELP})`);
+  if (!statSync(spec).isDirectory()) {
+    const task = loadTask(spec);
+    return { name: spec, root: spec, training: [task], evaluation: [task], flat: true };
+  }
+  const split = findSplitRoot(spec);
+  if (split) return loadSplitFolder(split, spec);
+  const tasks = loadTasks(spec);
+  return { name: spec, root: spec, training: tasks, evaluation: tasks, flat: true };
+}
+
+/** Find a task by id in a dataset (training first), or null. */
+export function findTask(ds: Dataset, id: string): { task: Task; split: "training" | "evaluation" } | null {
+  const t = ds.training.find((x) => x.id === id);
+  if (t) return { task: t, split: "training" };
+  const e = ds.evaluation.find((x) => x.id === id);
+  return e ? { task: e, split: "evaluation" } : null;
+}
