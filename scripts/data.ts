@@ -198,7 +198,8 @@ function synth(v: Values, io: Io): number {
   try { getFamily(v.family); } catch (e) { throw new UsageError((e as Error).message); }
   const seed = int("seed", v.seed, 0, Number.MAX_SAFE_INTEGER, 0);
   const g = generate(v.family, seed);
-  return output(g.task, `${g.task.id} (synthetic ${g.family}, params ${JSON.stringify(g.params)})`, v, io);
+  const params = g.params === null ? "" : `, params ${JSON.stringify(g.params)}`;
+  return output(g.task, `${g.task.id} (synthetic ${g.family}${params})`, v, io);
 }
 
 if (import.meta.main) process.exit(await main(process.argv.slice(2)));

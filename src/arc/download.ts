@@ -97,7 +97,6 @@ export async function downloadDataset(name: DatasetName, opts: DownloadOptions =
     unpackInto(zip, dest, opts.force ?? false);
   } catch (e) {
     rmSync(zipFile, { force: true });
-    if (e instanceof ArcDataError) throw e;
     throw new ArcDataError(`could not unpack ${name} from ${url}: ${(e as Error).message}. ${manualHelp(name, dest)}`);
   }
   rmSync(zipFile, { force: true }); // the unpacked folder is the cache; the archive is not needed again

@@ -61,8 +61,10 @@ export function renderTaskAnsi(task: Task, opts: AnsiOptions = {}): string {
   const pair = (label: string, input: Grid, output?: Grid) => {
     out.push("", `${label}  ${dims(input)} -> ${output ? dims(output) : "?"}`);
     const a = { lines: gridLines(input, opts), width: 2 * (input[0]?.length ?? 0) };
-    const arrow = { lines: [" ".repeat(2), "->"], width: 2 };
     const b = output ? { lines: gridLines(output, opts), width: 2 * (output[0]?.length ?? 0) } : { lines: ["?"], width: 1 };
+    // The arrow sits on the middle row of the taller grid.
+    const mid = Math.floor((Math.max(a.lines.length, b.lines.length) - 1) / 2);
+    const arrow = { lines: [...new Array<string>(mid).fill("  "), "->"], width: 2 };
     out.push(...besideEachOther([a, arrow, b]));
   };
   task.train.forEach((p, i) => pair(`train[${i}]`, p.input, p.output));
