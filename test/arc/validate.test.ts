@@ -1,10 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { ArcDataError } from "../../src/arc/errors.ts";
 import { Rng } from "../../src/arc/rng.ts";
 import { MAX_SIDE, type Task } from "../../src/arc/types.ts";
 import { parseTask, validateTask } from "../../src/arc/validate.ts";
+import { loadTask } from "../../src/arc/load.ts";
 import { requireArc2 } from "./shared.ts";
 
 const ok = { train: [{ input: [[1, 2], [3, 4]], output: [[4]] }, { input: [[0]], output: [[0, 0]] }], test: [{ input: [[5]], output: [[6]] }] };
@@ -148,5 +150,20 @@ describe("fuzz: mutated task files never crash the loader", () => {
     // Both outcomes must be exercised, or the fuzzer is not testing anything.
     expect(valid).toBeGreaterThan(100);
     expect(invalid).toBeGreaterThan(1000);
+  });
+
+  test("through files too: 100 mutated files load or give an ArcDataError naming the file", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "arc-fuzz-"));
+    for (let i = 0; i < 100; i++) {
+      const f = path.join(dir, `m${i}.json`);
+      const text = mutateText(rng.pick(files));
+      writeFileSync(f, i % 10 === 0 ? Buffer.from(text, "latin1") : text);
+      try {
+        expect(loadTask(f).id).toBe(`m${i}`);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ArcDataError);
+        expect((e as Error).message.startsWith(`${f}: `)).toBe(true);
+      }
+    }
   });
 });
