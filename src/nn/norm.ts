@@ -1,0 +1,53 @@
+// Normalisation layers: RMSNorm (as Qwen2/LLaMA compute it), LayerNorm, GroupNorm.
+import { F, type Tensor, ones, zeros } from "../torch";
+import type { FactoryOptions } from "./layers";
+import { Module } from "./module";
+
+/**
+ * RMSNorm as transformers' Qwen2RMSNorm: normalise in float32, cast back to the input dtype, then
+ * multiply by the weight (so a bf16 model matches transformers bit for bit).
+ */
+export class RMSNorm extends Module {
+  readonly weight: Tensor;
+  constructor(readonly dim: number, readonly eps = 1e-6, opts: FactoryOptions = {}) {
+    super();
+    this.weight = this.registerParameter("weight", ones([dim], opts));
+  }
+  forward(x: Tensor): Tensor {
+    const dtype = x.dtype;
+    const xf = dtype === "float32" ? x : x.float();
+    const variance = xf.pow(2).mean(-1, true);
+    const normed = xf.mul(variance.add(this.eps).rsqrt());
+    return this.weight.mul(dtype === "float32" ? normed : normed.to(dtype));
+  }
+}
+
+export class LayerNorm extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  readonly normalizedShape: number[];
+  constructor(normalizedShape: number | number[], readonly eps = 1e-5, opts: FactoryOptions & { elementwiseAffine?: boolean; bias?: boolean } = {}) {
+    super();
+    this.normalizedShape = Array.isArray(normalizedShape) ? normalizedShape : [normalizedShape];
+    const affine = opts.elementwiseAffine ?? true;
+    this.weight = affine ? this.registerParameter("weight", ones(this.normalizedShape, opts)) : null;
+    this.bias = affine && opts.bias !== false ? this.registerParameter("bias", zeros(this.normalizedShape, opts)) : null;
+  }
+  forward(x: Tensor): Tensor {
+    return F.layerNorm(x, this.normalizedShape, this.weight, this.bias, this.eps);
+  }
+}
+
+export class GroupNorm extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  constructor(readonly numGroups: number, readonly numChannels: number, readonly eps = 1e-5, opts: FactoryOptions & { affine?: boolean } = {}) {
+    super();
+    const affine = opts.affine ?? true;
+    this.weight = affine ? this.registerParameter("weight", ones([numChannels], opts)) : null;
+    this.bias = affine ? this.registerParameter("bias", zeros([numChannels], opts)) : null;
+  }
+  forward(x: Tensor): Tensor {
+    return F.groupNorm(x, this.numGroups, this.weight, this.bias, this.eps);
+  }
+}

@@ -1,0 +1,31 @@
+// The typed face of the native LibTorch addon, shaped like PyTorch:
+//   import * as torch from "./torch";
+//   const x = torch.randn([2, 3], { requiresGrad: true });
+//   const y = torch.scope(() => torch.F.gelu(x.matmul(w)).sum());
+//   y.backward();
+// Tensors are freed by torch.scope() / t.dispose() (a finalizer is only a safety net).
+export { TorchError, N as native } from "./torch/native";
+export { type DType, type Device, isFloating, ELEMENT_SIZE, normalizeDevice } from "./torch/dtype";
+export { Handle, scope, keep, dispose, liveTensors } from "./torch/memory";
+export { Tensor, type Shape, type ValuesIndices, type TypedArray } from "./torch/tensor";
+export {
+  type TensorOptions, tensor, fromTypedArray, zeros, ones, empty, full, rand, randn, randint, normal, arange, linspace, eye,
+  scalarTensor, zerosLike, onesLike, fullLike, randnLike, randLike, emptyLike,
+} from "./torch/creation";
+export {
+  cat, stack, where, matmul, einsum, outer, maximum, minimum, atan2, multinomial, bernoulli, triu, tril,
+  noGrad, enableGrad, isGradEnabled, grad,
+} from "./torch/ops";
+export { autocast, isAutocastEnabled, type AutocastOptions } from "./torch/autocast";
+export { GradScaler, type GradScalerOptions, type GradScalerState } from "./torch/amp";
+export { Adam, AdamW, clipGradNorm, gradNorm, type ParamGroupSpec, type OptimizerState } from "./torch/optim";
+export { manualSeed, getRngState, setRngState } from "./torch/random";
+export * as F from "./torch/functional";
+export * as cuda from "./torch/cuda";
+export * as safetensors from "./torch/safetensors";
+
+import { N } from "./torch/native";
+/** LibTorch's version string (e.g. "1.13.0") and whether the addon was built with CUDA. */
+export const version = (): { libtorch: string; cuda: boolean } => ({ libtorch: N.version(), cuda: N.builtWithCuda() });
+export const setNumThreads = (n: number): void => N.setNumThreads(n);
+export const getNumThreads = (): number => N.getNumThreads();
