@@ -149,10 +149,10 @@ OP(indexPut_, a.t(0).index_put_(a.optTensors(1), a.t(2), a.b(3, false));)
 OP(scatter_, a.t(0).scatter_(a.i64(1), a.t(2), a.t(3));)
 
 // ---- reductions -----------------------------------------------------------------------------------
-OP(sum, std::vector<int64_t> d; auto dims = dimsOrAll(a, 1, d);
-   return dims ? at::sum(a.t(0), dims, a.b(2, false), a.odtype(3)) : at::sum(a.t(0), a.odtype(3));)
-OP(mean, std::vector<int64_t> d; auto dims = dimsOrAll(a, 1, d);
-   return dims ? at::mean(a.t(0), dims, a.b(2, false), a.odtype(3)) : at::mean(a.t(0), a.odtype(3));)
+OP(sum, std::vector<int64_t> d; auto dims = dimsOrAll(a, 1, d); bool keep = a.b(2, false);
+   return dims ? at::sum(a.t(0), dims, keep, a.odtype(3)) : at::sum(a.t(0), a.odtype(3));)
+OP(mean, std::vector<int64_t> d; auto dims = dimsOrAll(a, 1, d); bool keep = a.b(2, false);
+   return dims ? at::mean(a.t(0), dims, keep, a.odtype(3)) : at::mean(a.t(0), a.odtype(3));)
 OP(prod, return a.has(1) ? at::prod(a.t(0), a.i64(1), a.b(2, false)) : at::prod(a.t(0));)
 OP(amax, auto d = a.has(1) ? a.ints(1) : std::vector<int64_t>{}; return at::amax(a.t(0), d, a.b(2, false));)
 OP(amin, auto d = a.has(1) ? a.ints(1) : std::vector<int64_t>{}; return at::amin(a.t(0), d, a.b(2, false));)
