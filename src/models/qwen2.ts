@@ -1,0 +1,709 @@
+// Qwen2 / Qwen2.5 exactly as Hugging Face transformers' modeling_qwen2.py computes it: pre-norm decoder,
+// RMSNorm in float32 cast back before the weight, RoPE (rotate_half) with inv_freq and cos/sin in float32
+// cast to the activation dtype, q/k/v with bias and o_proj without, grouped-query attention (KV heads
+// repeated), softmax in float32, SwiGLU MLP, tied embeddings. Field names are the checkpoint keys:
+//   model.embed_tokens, model.layers.N.{self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj,
+//   input_layernorm, post_attention_layernorm}, model.norm, lm_head (absent when tied).
+//
+//   const m = await Qwen2ForCausalLM.fromPretrained("Qwen/Qwen2.5-1.5B-Instruct", { device: "cuda" });
+//   const { logits, hiddenStates, loss } = torch.scope(() => m.forward({ inputIds, attentionMask, labels }));
+//   const newIds = m.generate(inputIds, { maxNewTokens: 16 });
+//
+// Padded batches: pass attentionMask (1 = token, 0 = padding). Position ids then default to
+// cumsum(mask) - 1 (transformers' generate does this; its plain forward uses 0..T-1, which differs only
+// for left padding), so a left-padded row gets exactly the logits it has alone.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as torch from "../torch.ts";
+import { type DType, type Device, F, Tensor, TorchError, normalizeDevice } from "../torch.ts";
+import { Module, ModuleList, RMSNorm } from "../nn/index.ts";
+import { resolveModelFolder, type ModelFolderOptions } from "../hub.ts";
+import { AdaptableLinear } from "./lora.ts";
+
+// ---- config ----------------------------------------------------------------------------------------
+
+export interface Qwen2Config {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  numKeyValueHeads: number;
+  headDim: number;
+  maxPositionEmbeddings: number;
+  ropeTheta: number;
+  rmsNormEps: number;
+  tieWordEmbeddings: boolean;
+  attentionDropout: number;
+  /** The checkpoint's dtype (`dtype`, or `torch_dtype` in older configs); float32 when absent. */
+  dtype: DType;
+  bosTokenId: number | null;
+  /** config.json's eos_token_id as a list. */
+  eosTokenIds: number[];
+  initializerRange: number;
+}
+
+const DTYPE_NAMES: Record<string, DType> = {
+  float32: "float32", float: "float32", fp32: "float32",
+  bfloat16: "bfloat16", bf16: "bfloat16",
+  float16: "float16", half: "float16", fp16: "float16",
+};
+
+function parseDtype(v: unknown, what: string): DType {
+  if (v === undefined || v === null) return "float32";
+  const s = String(v).replace(/^torch\./, "");
+  const d = DTYPE_NAMES[s];
+  if (!d) throw new TorchError(`${what}: unsupported dtype ${JSON.stringify(v)} (float32, bfloat16 or float16)`);
+  return d;
+}
+
+const idList = (v: unknown): number[] => (typeof v === "number" ? [v] : Array.isArray(v) ? v.filter((x): x is number => typeof x === "number") : []);
+
+/**
+ * Reads a transformers Qwen2 config.json object: transformers 5 (`rope_parameters.rope_theta`, `dtype`)
+ * or the older format Qwen published (`rope_theta`, `torch_dtype`, `rope_scaling`).
+ */
+export function parseQwen2Config(json: Record<string, any>, source = "config.json"): Qwen2Config {
+  const bad = (why: string) => new TorchError(`${source}: ${why}`);
+  if (json.model_type !== undefined && json.model_type !== "qwen2") throw bad(`model_type is "${json.model_type}", expected "qwen2"`);
+  const int = (k: string, dflt?: number): number => {
+    const v = json[k] ?? dflt;
+    if (!Number.isInteger(v) || v <= 0) throw bad(`${k} must be a positive integer, got ${JSON.stringify(json[k])}`);
+    return v;
+  };
+  const hiddenSize = int("hidden_size");
+  const numAttentionHeads = int("num_attention_heads");
+  const numKeyValueHeads = int("num_key_value_heads", numAttentionHeads);
+  if (numAttentionHeads % numKeyValueHeads !== 0) throw bad(`num_attention_heads ${numAttentionHeads} is not a multiple of num_key_value_heads ${numKeyValueHeads}`);
+  const headDim = json.head_dim ?? hiddenSize / numAttentionHeads;
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw bad(`head dimension ${headDim} must be an even integer`);
+  const rp = json.rope_parameters ?? json.rope_scaling ?? null;
+  const ropeType = rp?.rope_type ?? rp?.type ?? "default";
+  if (ropeType !== "default") throw bad(`rope type "${ropeType}" is not supported (only "default")`);
+  const ropeTheta = Number(json.rope_parameters?.rope_theta ?? json.rope_theta ?? 10000);
+  if (!(ropeTheta > 0)) throw bad(`rope_theta must be positive, got ${ropeTheta}`);
+  if (json.use_sliding_window === true) throw bad("use_sliding_window: true is not supported");
+  if (json.hidden_act !== undefined && json.hidden_act !== "silu") throw bad(`hidden_act "${json.hidden_act}" is not supported (silu)`);
+  return {
+    vocabSize: int("vocab_size"),
+    hiddenSize,
+    intermediateSize: int("intermediate_size"),
+    numHiddenLayers: int("num_hidden_layers"),
+    numAttentionHeads,
+    numKeyValueHeads,
+    headDim,
+    maxPositionEmbeddings: json.max_position_embeddings ?? 32768,
+    ropeTheta,
+    rmsNormEps: json.rms_norm_eps ?? 1e-6,
+    tieWordEmbeddings: json.tie_word_embeddings ?? false,
+    attentionDropout: json.attention_dropout ?? 0,
+    dtype: parseDtype(json.dtype ?? json.torch_dtype, source),
+    bosTokenId: typeof json.bos_token_id === "number" ? json.bos_token_id : null,
+    eosTokenIds: idList(json.eos_token_id),
+    initializerRange: json.initializer_range ?? 0.02,
+  };
+}
+
+/** The config of `--model tiny`: Qwen2's real vocabulary, 2 layers of hidden 64 (CPU tests, smoke runs). */
+export const TINY_CONFIG: Qwen2Config = {
+  vocabSize: 151936, hiddenSize: 64, intermediateSize: 160, numHiddenLayers: 2, numAttentionHeads: 4,
+  numKeyValueHeads: 2, headDim: 16, maxPositionEmbeddings: 32768, ropeTheta: 1e6, rmsNormEps: 1e-6,
+  tieWordEmbeddings: true, attentionDropout: 0, dtype: "float32", bosTokenId: null,
+  eosTokenIds: [151645, 151643], initializerRange: 0.02,
+};
+
+/** Qwen2.5-1.5B's shapes (the benchmark's model). */
+export const QWEN25_1_5B_CONFIG: Qwen2Config = {
+  vocabSize: 151936, hiddenSize: 1536, intermediateSize: 8960, numHiddenLayers: 28, numAttentionHeads: 12,
+  numKeyValueHeads: 2, headDim: 128, maxPositionEmbeddings: 32768, ropeTheta: 1e6, rmsNormEps: 1e-6,
+  tieWordEmbeddings: true, attentionDropout: 0, dtype: "bfloat16", bosTokenId: null,
+  eosTokenIds: [151645, 151643], initializerRange: 0.02,
+};
+
+/** generation_config.json, as far as generate() uses it. */
+export interface GenerationDefaults {
+  eosTokenIds: number[];
+  padTokenId: number | null;
+  doSample?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+}
+
+export function parseGenerationConfig(json: Record<string, any>): GenerationDefaults {
+  const g: GenerationDefaults = { eosTokenIds: idList(json.eos_token_id), padTokenId: typeof json.pad_token_id === "number" ? json.pad_token_id : null };
+  if (typeof json.do_sample === "boolean") g.doSample = json.do_sample;
+  if (typeof json.temperature === "number") g.temperature = json.temperature;
+  if (typeof json.top_k === "number") g.topK = json.top_k;
+  if (typeof json.top_p === "number") g.topP = json.top_p;
+  if (typeof json.repetition_penalty === "number") g.repetitionPenalty = json.repetition_penalty;
+  return g;
+}
+
+// ---- KV cache --------------------------------------------------------------------------------------
+
+/**
+ * Keys and values per layer, [B, kvHeads, S, headDim] each, grown by concatenation. Its tensors outlive
+ * scopes; `dispose()` frees them (generate() does).
+ */
+export class KVCache {
+  private readonly keys: (Tensor | null)[];
+  private readonly values: (Tensor | null)[];
+  constructor(readonly numLayers: number) {
+    this.keys = Array(numLayers).fill(null);
+    this.values = Array(numLayers).fill(null);
+  }
+  /** Cached positions (0 when empty). */
+  get length(): number {
+    return this.keys[0]?.shape[2] ?? 0;
+  }
+  /** Appends this step's keys/values of layer `i` and returns the whole sequence's. */
+  update(i: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
+    const ok = this.keys[i];
+    const ov = this.values[i];
+    const nk = torch.keep(ok ? torch.cat([ok, k], 2) : k);
+    const nv = torch.keep(ov ? torch.cat([ov, v], 2) : v);
+    ok?.dispose();
+    ov?.dispose();
+    this.keys[i] = nk;
+    this.values[i] = nv;
+    return [nk, nv];
+  }
+  layer(i: number): [Tensor, Tensor] | null {
+    const k = this.keys[i];
+    return k ? [k, this.values[i]!] : null;
+  }
+  dispose(): void {
+    for (const t of [...this.keys, ...this.values]) t?.dispose();
+    this.keys.fill(null);
+    this.values.fill(null);
+  }
+}
+
+// ---- layers ----------------------------------------------------------------------------------------
+
+interface FactoryOptions {
+  dtype?: DType;
+  device?: Device;
+}
+
+/** Token embedding [vocab, hidden], allocated without initialisation. */
+export class Qwen2Embedding extends Module {
+  readonly weight: Tensor;
+  constructor(readonly numEmbeddings: number, readonly embeddingDim: number, opts: FactoryOptions = {}) {
+    super();
+    this.weight = this.registerParameter("weight", torch.empty([numEmbeddings, embeddingDim], opts));
+  }
+  forward(ids: Tensor): Tensor {
+    return F.embedding(ids, this.weight);
+  }
+}
+
+/** The output projection; when tied its weight is the embedding's tensor. */
+export class Qwen2LmHead extends Module {
+  readonly weight: Tensor;
+  constructor(weight: Tensor) {
+    super();
+    this.weight = this.registerParameter("weight", weight);
+  }
+  forward(h: Tensor): Tensor {
+    return F.linear(h, this.weight);
+  }
+}
+
+/** x * cos + rotate_half(x) * sin for x [B, H, T, d] and cos/sin [B, 1, T, d]. */
+function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const half = x.shape[3] / 2;
+  const rot = torch.cat([x.narrow(3, half, half).neg(), x.narrow(3, 0, half)], 3);
+  return x.mul(cos).add(rot.mul(sin));
+}
+
+/** [B, kv, S, d] -> [B, kv * n, S, d], each KV head repeated n times (transformers' repeat_kv). */
+function repeatKv(x: Tensor, n: number): Tensor {
+  if (n === 1) return x;
+  const [b, kv, s, d] = x.shape;
+  return x.unsqueeze(2).expand(b, kv, n, s, d).reshape(b, kv * n, s, d);
+}
+
+/** How attention is masked: causal (no padding, no cache), or a boolean [B, 1, T, S] mask (true = attend). */
+interface AttentionMask {
+  causal: boolean;
+  mask: Tensor | null;
+}
+
+export class Qwen2Attention extends Module {
+  readonly q_proj: AdaptableLinear;
+  readonly k_proj: AdaptableLinear;
+  readonly v_proj: AdaptableLinear;
+  readonly o_proj: AdaptableLinear;
+  private readonly nHeads: number;
+  private readonly nKv: number;
+  private readonly headDim: number;
+  private readonly dropoutP: number;
+  constructor(cfg: Qwen2Config, readonly layerIdx: number, opts: FactoryOptions) {
+    super();
+    const d = cfg.headDim;
+    this.nHeads = cfg.numAttentionHeads;
+    this.nKv = cfg.numKeyValueHeads;
+    this.headDim = d;
+    this.dropoutP = cfg.attentionDropout;
+    this.q_proj = this.registerModule("q_proj", new AdaptableLinear(cfg.hiddenSize, this.nHeads * d, { bias: true, ...opts }));
+    this.k_proj = this.registerModule("k_proj", new AdaptableLinear(cfg.hiddenSize, this.nKv * d, { bias: true, ...opts }));
+    this.v_proj = this.registerModule("v_proj", new AdaptableLinear(cfg.hiddenSize, this.nKv * d, { bias: true, ...opts }));
+    this.o_proj = this.registerModule("o_proj", new AdaptableLinear(this.nHeads * d, cfg.hiddenSize, { bias: false, ...opts }));
+  }
+  forward(h: Tensor, cos: Tensor, sin: Tensor, am: AttentionMask, cache: KVCache | null): Tensor {
+    const [b, t] = h.shape;
+    const d = this.headDim;
+    const q = applyRotary(this.q_proj.forward(h).view(b, t, this.nHeads, d).transpose(1, 2), cos, sin);
+    let k = applyRotary(this.k_proj.forward(h).view(b, t, this.nKv, d).transpose(1, 2), cos, sin);
+    let v = this.v_proj.forward(h).view(b, t, this.nKv, d).transpose(1, 2);
+    if (cache) [k, v] = cache.update(this.layerIdx, k, v);
+    const rep = this.nHeads / this.nKv;
+    const out = F.scaledDotProductAttention(q, repeatKv(k, rep), repeatKv(v, rep), {
+      attnMask: am.mask,
+      isCausal: am.causal,
+      dropoutP: this.training ? this.dropoutP : 0,
+      scale: 1 / Math.sqrt(d),
+    });
+    return this.o_proj.forward(out.transpose(1, 2).reshape(b, t, this.nHeads * d));
+  }
+}
+
+export class Qwen2MLP extends Module {
+  readonly gate_proj: AdaptableLinear;
+  readonly up_proj: AdaptableLinear;
+  readonly down_proj: AdaptableLinear;
+  constructor(cfg: Qwen2Config, opts: FactoryOptions) {
+    super();
+    this.gate_proj = this.registerModule("gate_proj", new AdaptableLinear(cfg.hiddenSize, cfg.intermediateSize, opts));
+    this.up_proj = this.registerModule("up_proj", new AdaptableLinear(cfg.hiddenSize, cfg.intermediateSize, opts));
+    this.down_proj = this.registerModule("down_proj", new AdaptableLinear(cfg.intermediateSize, cfg.hiddenSize, opts));
+  }
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(F.silu(this.gate_proj.forward(x)).mul(this.up_proj.forward(x)));
+  }
+}
+
+export class Qwen2DecoderLayer extends Module {
+  readonly self_attn: Qwen2Attention;
+  readonly mlp: Qwen2MLP;
+  readonly input_layernorm: RMSNorm;
+  readonly post_attention_layernorm: RMSNorm;
+  constructor(cfg: Qwen2Config, layerIdx: number, opts: FactoryOptions) {
+    super();
+    this.self_attn = this.registerModule("self_attn", new Qwen2Attention(cfg, layerIdx, opts));
+    this.mlp = this.registerModule("mlp", new Qwen2MLP(cfg, opts));
+    this.input_layernorm = this.registerModule("input_layernorm", new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps, opts));
+    this.post_attention_layernorm = this.registerModule("post_attention_layernorm", new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps, opts));
+  }
+  forward(h: Tensor, cos: Tensor, sin: Tensor, am: AttentionMask, cache: KVCache | null): Tensor {
+    const a = h.add(this.self_attn.forward(this.input_layernorm.forward(h), cos, sin, am, cache));
+    return a.add(this.mlp.forward(this.post_attention_layernorm.forward(a)));
+  }
+}
+
+export interface Qwen2ModelOutput {
+  /** Final hidden states, after model.norm: [B, T, hidden]. */
+  hiddenStates: Tensor;
+  /** With outputHiddenStates: the embeddings, every layer's output, and the normed final states (transformers' hidden_states tuple). */
+  allHiddenStates?: Tensor[];
+}
+
+export interface Qwen2ModelInput {
+  inputIds?: Tensor | null;
+  /** Instead of inputIds: [B, T, hidden]. */
+  inputsEmbeds?: Tensor | null;
+  /** [B, past + T]: 1 for tokens, 0 for padding. */
+  attentionMask?: Tensor | null;
+  /** [B, T] (or [T]); default from attentionMask (cumsum - 1), else past..past+T-1. */
+  positionIds?: Tensor | null;
+  pastKeyValues?: KVCache | null;
+  outputHiddenStates?: boolean;
+}
+
+export class Qwen2Model extends Module {
+  readonly embed_tokens: Qwen2Embedding;
+  readonly layers: ModuleList<Qwen2DecoderLayer>;
+  readonly norm: RMSNorm;
+  private invFreqCache: Tensor | null = null;
+  constructor(readonly config: Qwen2Config, opts: FactoryOptions) {
+    super();
+    this.embed_tokens = this.registerModule("embed_tokens", new Qwen2Embedding(config.vocabSize, config.hiddenSize, opts));
+    this.layers = this.registerModule("layers", new ModuleList(Array.from({ length: config.numHiddenLayers }, (_, i) => new Qwen2DecoderLayer(config, i, opts))));
+    this.norm = this.registerModule("norm", new RMSNorm(config.hiddenSize, config.rmsNormEps, opts));
+    this.invFreq(opts.device ?? "cpu");
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.invFreqCache?.dispose();
+  }
+
+  /**
+   * RoPE's inverse frequencies 1 / theta^(arange(0, d, 2) / d), computed in float32 as transformers does
+   * and kept float32 whatever the model dtype (not a buffer, so Module.to(dtype) leaves it alone).
+   */
+  invFreq(device: Device): Tensor {
+    const c = this.invFreqCache;
+    if (c && !c.isDisposed && normalizeDevice(c.device) === normalizeDevice(device)) return c;
+    c?.dispose();
+    const d = this.config.headDim;
+    const inv = torch.scope(() => torch.full([d / 2], this.config.ropeTheta, { dtype: "float32", device }).pow(torch.arange(0, d, 2, { device }).float().div(d)).reciprocal());
+    this.invFreqCache = torch.keep(inv);
+    return inv;
+  }
+
+  forward(args: Qwen2ModelInput): Qwen2ModelOutput {
+    const cache = args.pastKeyValues ?? null;
+    let h: Tensor;
+    if (args.inputsEmbeds) h = args.inputsEmbeds;
+    else if (args.inputIds) {
+      if (args.inputIds.ndim !== 2) throw new TorchError(`inputIds must be [batch, seq], got [${args.inputIds.shape}]`);
+      h = this.embed_tokens.forward(args.inputIds);
+    } else throw new TorchError("forward needs inputIds or inputsEmbeds");
+    const [b, t] = h.shape;
+    const past = cache?.length ?? 0;
+    const s = past + t;
+    const dev = h.device;
+    const mask = args.attentionMask ?? null;
+    if (mask && (mask.ndim !== 2 || mask.shape[0] !== b || mask.shape[1] !== s))
+      throw new TorchError(`attentionMask must be [${b}, ${s}] (batch, cached + new tokens), got [${mask.shape}]`);
+    const padded = mask !== null && !mask.bool().all().item();
+
+    // Position ids: cumsum(mask) - 1 where masked (1 at padding, as transformers' generate), else arange.
+    let pos: Tensor;
+    if (args.positionIds) pos = args.positionIds.ndim === 1 ? args.positionIds.unsqueeze(0).expand(b, t) : args.positionIds;
+    else if (padded) pos = mask!.long().cumsum(1).sub(1).maskedFill(mask!.eq(0), 1).narrow(1, past, t);
+    else pos = torch.arange(past, s, 1, { device: dev }).unsqueeze(0).expand(b, t);
+
+    // RoPE tables in float32, then the activation dtype.
+    const freqs = pos.float().unsqueeze(-1).mul(this.invFreq(dev));
+    const emb = torch.cat([freqs, freqs], -1);
+    const cos = emb.cos().to(h.dtype).unsqueeze(1); // [B, 1, T, d]: broadcast over heads
+    const sin = emb.sin().to(h.dtype).unsqueeze(1);
+
+    // Attention mask: plain causal when possible (fused kernels); else an explicit boolean mask where
+    // query i (at cache position past+i) sees key j <= past+i that is not padding. A padding query also
+    // sees itself, so no row is fully masked (no NaN anywhere; its output is never used).
+    let am: AttentionMask;
+    if (!padded && past === 0) am = { causal: t > 1, mask: null };
+    else if (!padded && t === 1) am = { causal: false, mask: null };
+    else {
+      const kIdx = torch.arange(0, s, 1, { device: dev }).unsqueeze(0); // [1, S]
+      const qIdx = torch.arange(past, s, 1, { device: dev }).unsqueeze(1); // [T, 1]
+      let allowed = kIdx.le(qIdx).unsqueeze(0); // [1, T, S]
+      if (padded) allowed = allowed.logicalAnd(mask!.bool().unsqueeze(1)).logicalOr(kIdx.eq(qIdx).unsqueeze(0)); // [B, T, S]
+      am = { causal: false, mask: allowed.unsqueeze(1) };
+    }
+
+    const all: Tensor[] | undefined = args.outputHiddenStates ? [h] : undefined;
+    for (const layer of this.layers) {
+      const prev = h;
+      h = torch.scope(() => layer.forward(prev, cos, sin, am, cache));
+      if (all) all.push(h);
+      else if (prev !== args.inputsEmbeds) prev.dispose(); // early free; the autograd graph keeps what backward needs
+    }
+    const out = this.norm.forward(h);
+    if (all) all.push(out);
+    else h.dispose();
+    return { hiddenStates: out, allHiddenStates: all };
+  }
+}
+
+// ---- causal LM ---------------------------------------------------------------------------------------
+
+export interface Qwen2ForwardInput extends Qwen2ModelInput {
+  /** Keep the cache (a new one when pastKeyValues is absent) and return it as pastKeyValues. */
+  useCache?: boolean;
+  /** [B, T] int64; the loss is transformers' ForCausalLMLoss (shifted inside, -100 ignored). */
+  labels?: Tensor | null;
+  /** false: skip lm_head (hidden states only; logits null). Default true. */
+  computeLogits?: boolean;
+  /** Only the last N positions' logits (generation uses 1). Default all. */
+  logitsToKeep?: number;
+}
+
+export interface Qwen2Output {
+  logits: Tensor | null;
+  /** Final hidden states (after model.norm), [B, T, hidden]. */
+  hiddenStates: Tensor;
+  allHiddenStates?: Tensor[];
+  loss?: Tensor;
+  pastKeyValues?: KVCache;
+}
+
+export interface GenerateOptions {
+  /** Default 32. */
+  maxNewTokens?: number;
+  /** Stop a row at any of these (default generation_config.json's eos_token_id, else config.json's). */
+  eosTokenIds?: number[];
+  /** Sample instead of greedy (default false). */
+  doSample?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** > 1 discourages tokens already present (transformers' RepetitionPenaltyLogitsProcessor). */
+  repetitionPenalty?: number;
+  /** [B, T] for left-padded batches (1 = token, 0 = padding). */
+  attentionMask?: Tensor | null;
+  /** Fed to finished rows (default: the first EOS id). Never part of the output. */
+  padTokenId?: number;
+}
+
+/** The causal-LM loss of transformers (ForCausalLMLoss): float32 logits, labels shifted left, mean over non-ignored. */
+export function causalLmLoss(logits: Tensor, labels: Tensor, ignoreIndex = -100): Tensor {
+  const v = logits.shape[logits.ndim - 1];
+  const shifted = F.pad(labels.long(), [0, 1], ignoreIndex).narrow(-1, 1, labels.shape[labels.ndim - 1]);
+  return F.crossEntropy(logits.float().reshape(-1, v), shifted.reshape(-1), { ignoreIndex });
+}
+
+export interface FromPretrainedOptions extends ModelFolderOptions {
+  device?: Device;
+  /** Default: the checkpoint's dtype. */
+  dtype?: DType;
+}
+
+export class Qwen2ForCausalLM extends Module {
+  readonly model: Qwen2Model;
+  readonly lm_head: Qwen2LmHead;
+  generationConfig: GenerationDefaults;
+
+  /** Parameters allocated uninitialised; use fromPretrained/fromConfig/tiny, or fill them yourself. */
+  constructor(readonly config: Qwen2Config, opts: FactoryOptions = {}) {
+    super();
+    const fo = { dtype: opts.dtype ?? config.dtype, device: opts.device };
+    this.model = this.registerModule("model", new Qwen2Model(config, fo));
+    const head = config.tieWordEmbeddings ? this.model.embed_tokens.weight : torch.empty([config.vocabSize, config.hiddenSize], fo);
+    this.lm_head = this.registerModule("lm_head", new Qwen2LmHead(head));
+    this.generationConfig = { eosTokenIds: [...config.eosTokenIds], padTokenId: null };
+  }
+
+  get hiddenSize(): number {
+    return this.config.hiddenSize;
+  }
+  get device(): Device {
+    return this.model.embed_tokens.weight.device;
+  }
+  get dtype(): DType {
+    return this.model.embed_tokens.weight.dtype;
+  }
+
+  /** A model with transformers' random init (normal(0, initializer_range) weights, zero biases, unit norms). */
+  static fromConfig(config: Qwen2Config, opts: FactoryOptions & { seed?: number } = {}): Qwen2ForCausalLM {
+    const m = new Qwen2ForCausalLM(config, opts);
+    m.initWeights(opts.seed);
+    return m;
+  }
+
+  /**
+   * `--model tiny`: a random Qwen2 (2 layers, hidden 64, 4 heads, 2 KV heads, vocabulary 151936, tied),
+   * the same for a seed on every device (initialised on the CPU). The global RNG is left as it was.
+   */
+  static tiny(opts: { seed?: number; device?: Device; dtype?: DType } = {}): Qwen2ForCausalLM {
+    const m = Qwen2ForCausalLM.fromConfig(TINY_CONFIG, { seed: opts.seed ?? 0, dtype: opts.dtype });
+    if (opts.device && opts.device !== "cpu") m.to({ device: opts.device });
+    return m;
+  }
+
+  /** Loads config.json, generation_config.json and the safetensors weights of a local folder. */
+  static fromFolder(folder: string, opts: { device?: Device; dtype?: DType } = {}): Qwen2ForCausalLM {
+    const cfgPath = join(folder, "config.json");
+    if (!existsSync(cfgPath)) throw new TorchError(`${folder} has no config.json`);
+    const config = parseQwen2Config(JSON.parse(readFileSync(cfgPath, "utf8")), cfgPath);
+    const m = new Qwen2ForCausalLM(config, { device: opts.device, dtype: opts.dtype });
+    const genPath = join(folder, "generation_config.json");
+    if (existsSync(genPath)) {
+      const g = parseGenerationConfig(JSON.parse(readFileSync(genPath, "utf8")));
+      m.generationConfig = { ...g, eosTokenIds: g.eosTokenIds.length ? g.eosTokenIds : m.generationConfig.eosTokenIds };
+    }
+    m.loadWeights(folder);
+    return m;
+  }
+
+  /**
+   * A Hub id (from the Hugging Face cache, downloading what is missing), a local folder, or "tiny".
+   * Weights keep the checkpoint's dtype unless `dtype` is given, and go onto `device`.
+   */
+  static async fromPretrained(idOrPath: string, opts: FromPretrainedOptions = {}): Promise<Qwen2ForCausalLM> {
+    if (idOrPath === "tiny" && !existsSync(idOrPath)) return Qwen2ForCausalLM.tiny({ device: opts.device, dtype: opts.dtype });
+    const { device, dtype, ...hub } = opts;
+    const folder = await resolveModelFolder(idOrPath, hub);
+    return Qwen2ForCausalLM.fromFolder(folder, { device, dtype });
+  }
+
+  /**
+   * Copies a folder's weights (model.safetensors or model.safetensors.index.json and its shards) into
+   * this model. Strict: every parameter present with its shape, no unknown key (a tied checkpoint's
+   * lm_head.weight, which some exporters write, is ignored as transformers does).
+   */
+  loadWeights(folder: string): void {
+    const single = join(folder, "model.safetensors");
+    const index = join(folder, "model.safetensors.index.json");
+    torch.scope(() => {
+      let sd: Record<string, Tensor>;
+      if (existsSync(single)) sd = torch.safetensors.loadFile(single);
+      else if (existsSync(index)) sd = torch.safetensors.loadIndexed(index);
+      else throw new TorchError(`${folder} has neither model.safetensors nor model.safetensors.index.json`);
+      if (this.config.tieWordEmbeddings) delete sd["lm_head.weight"];
+      this.loadStateDict(sd, { strict: true });
+    });
+  }
+
+  /** Parameters by checkpoint key; a tied lm_head.weight is left out (as in the checkpoint). */
+  override stateDict(prefix = ""): Record<string, Tensor> {
+    const sd = super.stateDict(prefix);
+    if (this.config.tieWordEmbeddings) delete sd[prefix ? `${prefix}.lm_head.weight` : "lm_head.weight"];
+    return sd;
+  }
+
+  /** transformers' _init_weights: normal(0, initializer_range) for linear and embedding weights, zero biases, unit norms. */
+  initWeights(seed?: number): this {
+    const std = this.config.initializerRange;
+    const saved = seed === undefined ? null : torch.getRngState();
+    if (seed !== undefined) torch.manualSeed(seed);
+    try {
+      torch.noGrad(() => {
+        for (const [name, p] of this.namedParameters()) {
+          if (name.endsWith("norm.weight")) p.fill_(1);
+          else if (name.endsWith(".bias")) p.zero_();
+          else p.normal_(0, std);
+        }
+      });
+    } finally {
+      if (saved) {
+        torch.setRngState(saved);
+        saved.dispose();
+      }
+    }
+    return this;
+  }
+
+  /** Frees every parameter and the RoPE table. */
+  override dispose(): void {
+    this.model.dispose();
+    super.dispose();
+  }
+
+  /** No parameter trains (requiresGrad false). */
+  freeze(): this {
+    return this.requiresGrad_(false);
+  }
+  /** Every parameter trains. */
+  unfreeze(): this {
+    return this.requiresGrad_(true);
+  }
+
+  forward(args: Qwen2ForwardInput): Qwen2Output {
+    const useCache = args.useCache ?? args.pastKeyValues != null;
+    const cache = args.pastKeyValues ?? (useCache ? new KVCache(this.config.numHiddenLayers) : null);
+    const { hiddenStates, allHiddenStates } = this.model.forward({ ...args, pastKeyValues: cache });
+    const out: Qwen2Output = { logits: null, hiddenStates };
+    if (allHiddenStates) out.allHiddenStates = allHiddenStates;
+    if (useCache && cache) out.pastKeyValues = cache;
+    if (args.labels && (args.computeLogits === false || args.logitsToKeep)) throw new TorchError("labels need every position's logits (no computeLogits: false or logitsToKeep)");
+    if (args.computeLogits !== false) {
+      const t = hiddenStates.shape[1];
+      const k = args.logitsToKeep && args.logitsToKeep < t ? args.logitsToKeep : t;
+      out.logits = this.lm_head.forward(k === t ? hiddenStates : hiddenStates.narrow(1, t - k, k));
+    }
+    if (args.labels) out.loss = causalLmLoss(out.logits!, args.labels);
+    return out;
+  }
+
+  /**
+   * Autoregressive decoding with a KV cache, without gradient, in eval mode (dropout off; the modules'
+   * training flags are restored after). Returns each row's new ids, up to and including the first EOS.
+   * Batches must be left-padded (attentionMask).
+   */
+  generate(inputIds: Tensor | number[][], opts: GenerateOptions = {}): number[][] {
+    const maxNew = opts.maxNewTokens ?? 32;
+    if (!Number.isInteger(maxNew) || maxNew < 0) throw new TorchError(`maxNewTokens must be a non-negative integer, got ${maxNew}`);
+    const eos = new Set(opts.eosTokenIds ?? this.generationConfig.eosTokenIds);
+    const penalty = opts.repetitionPenalty ?? 1;
+    if (!(penalty > 0)) throw new TorchError(`repetitionPenalty must be positive, got ${penalty}`);
+    const doSample = opts.doSample ?? false;
+    const temperature = opts.temperature ?? 1;
+    if (doSample && !(temperature > 0)) throw new TorchError(`temperature must be positive, got ${temperature}`);
+    const topK = opts.topK ?? 0;
+    const topP = opts.topP ?? 1;
+    if (!(topP > 0 && topP <= 1)) throw new TorchError(`topP must be in (0, 1], got ${topP}`);
+    const padId = opts.padTokenId ?? this.generationConfig.padTokenId ?? [...eos][0] ?? 0;
+
+    const flags = this.modules().map((m) => [m, m.training] as const);
+    this.eval();
+    const cache = new KVCache(this.config.numHiddenLayers);
+    try {
+      return torch.noGrad(() =>
+        torch.scope(() => {
+          const ids = inputIds instanceof Tensor ? inputIds.to({ device: this.device, dtype: "int64" }) : torch.tensor(inputIds, { dtype: "int64", device: this.device });
+          if (ids.ndim !== 2) throw new TorchError(`generate: inputIds must be [batch, seq], got [${ids.shape}]`);
+          const [b, t0] = ids.shape;
+          const out: number[][] = Array.from({ length: b }, () => []);
+          if (maxNew === 0 || t0 === 0) return out;
+          let mask: Tensor | null = opts.attentionMask ? opts.attentionMask.to({ device: this.device, dtype: "int64" }) : null;
+          if (mask) {
+            if (mask.shape.join(",") !== ids.shape.join(",")) throw new TorchError(`generate: attentionMask [${mask.shape}] must match inputIds [${ids.shape}]`);
+            if (!mask.select(1, t0 - 1).bool().all().item()) throw new TorchError("generate: batches must be left-padded (every row's last attentionMask entry 1)");
+          }
+          let seq = ids; // every id so far (repetition penalty)
+          let next = ids;
+          const done = Array(b).fill(false);
+          for (let step = 0; step < maxNew; step++) {
+            const tok = torch.scope(() => {
+              const r = this.forward({ inputIds: next, attentionMask: mask, pastKeyValues: cache, useCache: true, logitsToKeep: 1 });
+              let scores = r.logits!.select(1, 0).float(); // [B, V]
+              if (penalty !== 1) scores = repetitionPenalty(scores, seq, mask, penalty);
+              if (!doSample) return scores.argmax(-1);
+              if (temperature !== 1) scores = scores.div(temperature);
+              if (topK > 0) scores = topKFilter(scores, topK);
+              if (topP < 1) scores = topPFilter(scores, topP);
+              return torch.multinomial(scores.softmax(-1), 1).squeeze(1);
+            });
+            const vals = (tok.tolist() as number[]).map(Number);
+            for (let i = 0; i < b; i++) {
+              if (done[i]) continue;
+              out[i].push(vals[i]);
+              if (eos.has(vals[i])) done[i] = true;
+            }
+            if (done.every(Boolean) || step === maxNew - 1) break;
+            const fed = done.some(Boolean) ? torch.tensor(vals.map((v, i) => (done[i] ? padId : v)), { dtype: "int64", device: this.device }) : tok;
+            next = fed.view(b, 1);
+            if (penalty !== 1) seq = torch.cat([seq, next], 1);
+            if (mask) mask = torch.cat([mask, torch.ones([b, 1], { dtype: "int64", device: this.device })], 1);
+          }
+          return out;
+        }),
+      );
+    } finally {
+      cache.dispose();
+      for (const [m, tr] of flags) m.training = tr;
+    }
+  }
+}
+
+// ---- logits processors (transformers' semantics) -----------------------------------------------------
+
+/** Scores of tokens present in `seq` (padding excluded): divided by p when positive, multiplied when negative. */
+export function repetitionPenalty(scores: Tensor, seq: Tensor, mask: Tensor | null, p: number): Tensor {
+  const [b, v] = scores.shape;
+  const w = mask ? mask.float() : torch.onesLike(seq).float();
+  const present = torch.zeros([b, v], { device: scores.device }).scatterAdd(1, seq, w).gt(0);
+  const penalised = torch.where(scores.lt(0), scores.mul(p), scores.div(p));
+  return torch.where(present, penalised, scores);
+}
+
+export function topKFilter(scores: Tensor, k: number): Tensor {
+  const kk = Math.min(k, scores.shape[1]);
+  const kth = scores.topk(kk, -1).values.narrow(1, kk - 1, 1);
+  return scores.maskedFill(scores.lt(kth), -Infinity);
+}
+
+export function topPFilter(scores: Tensor, p: number): Tensor {
+  const { values, indices } = scores.sort(-1, false);
+  const cum = values.softmax(-1).cumsum(-1);
+  const remove = cum.le(1 - p);
+  remove.narrow(1, remove.shape[1] - 1, 1).fill_(false); // keep at least one token
+  return scores.maskedFill(remove.scatter(1, indices, remove), -Infinity);
+}
