@@ -502,8 +502,8 @@ export class Qwen2ForCausalLM extends Module {
    * the same for a seed on every device (initialised on the CPU). The global RNG is left as it was.
    */
   static tiny(opts: { seed?: number; device?: Device; dtype?: DType } = {}): Qwen2ForCausalLM {
-    const m = Qwen2ForCausalLM.fromConfig(TINY_CONFIG, { seed: opts.seed ?? 0, dtype: opts.dtype });
-    if (opts.device && opts.device !== "cpu") m.to({ device: opts.device });
+    const m = Qwen2ForCausalLM.fromConfig(TINY_CONFIG, { seed: opts.seed ?? 0 }); // float32 on the CPU: the same numbers everywhere
+    if ((opts.device && opts.device !== "cpu") || (opts.dtype && opts.dtype !== "float32")) m.to({ device: opts.device, dtype: opts.dtype });
     return m;
   }
 
