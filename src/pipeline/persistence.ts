@@ -1,0 +1,660 @@
+// Checkpoints that survive crashes (DESIGN §6).
+//
+// A checkpoint is a folder <run>/checkpoints/step_000000050/ holding
+//   model.safetensors, optimizer.safetensors (+ any extra tensor files, e.g. rng.safetensors),
+//   state.json (anything JSON: epoch, batch, data order, GradScaler, memory, baseline, metrics, config),
+//   manifest.json (written last): {format, version, step, epoch, created, files: {name: {bytes, sha256}}}.
+//
+// Write protocol: everything goes into checkpoints/.tmp-step_000000050-<pid>-<rand>/, every file and the
+// folder are fsynced, the folder is renamed to its final name and checkpoints/ is fsynced. A crash at any
+// moment leaves either no folder under the final name or a complete one. An existing folder of the same
+// name is first renamed aside (.old-…) and removed once the new one is in place; pruning renames a folder
+// aside (.del-…) before deleting it, so a half-deleted folder never carries a final name either. Readers
+// ignore dot-folders; the next writer removes the ones whose writer is gone (and puts back an .old-…
+// folder whose replacement never arrived).
+//
+//   const dir = saveCheckpoint(run.dir, { step, epoch, tensors: { model, optimizer, rng }, state });
+//   pruneCheckpoints(run.dir, keepLast, { protect: [dir] });
+//   updateBest(run.dir, dir, "val_accuracy", acc);          // checkpoints/best/, swapped in atomically
+//   const ck = latestVerifiedCheckpoint(run.dir, { onSkip: (d, why) => console.warn(`skipping ${d}: ${why}`) });
+//   const { state, tensors } = loadCheckpoint(ck.dir, { device: "cuda" });   // tensors live in the current torch.scope
+import { createHash, randomBytes } from "node:crypto";
+import {
+  closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync,
+  readSync, renameSync, rmSync, statSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+import * as torch from "../torch";
+import { fsyncDir, hasCheckpoint, latestRun, writeFileAtomic, writeFileSynced } from "./runs";
+
+export const CHECKPOINT_FORMAT = "arc-efe-checkpoint";
+export const CHECKPOINT_VERSION = 1;
+export const MANIFEST = "manifest.json";
+export const STATE = "state.json";
+export const BEST = "best";
+
+export interface FileEntry {
+  bytes: number;
+  sha256: string;
+}
+export interface BestRecord {
+  metric: string;
+  value: number;
+  /** Step of the checkpoint that holds this value. */
+  step: number;
+  higherIsBetter: boolean;
+  updated: string;
+}
+export interface CheckpointManifest {
+  format: typeof CHECKPOINT_FORMAT;
+  version: number;
+  step: number;
+  epoch: number;
+  /** ISO time the checkpoint was written. */
+  created: string;
+  /** Every file of the checkpoint except manifest.json, with its size and sha256 (hex). */
+  files: Record<string, FileEntry>;
+  /** Only in checkpoints/best/: what made it the best. */
+  best?: BestRecord;
+}
+export type VerifyResult = { ok: true; manifest: CheckpointManifest } | { ok: false; reason: string };
+export interface CheckpointRef {
+  step: number;
+  dir: string;
+}
+export type TensorFiles = Record<string, Record<string, torch.Tensor>>;
+
+// ---- names -----------------------------------------------------------------------------------------
+
+const STEP_RE = /^step_(\d+)$/;
+/** Dot-folders of the write protocol: .tmp-<name>-<pid>-<rand>, .old-<name>-…, .del-<name>-…. */
+const AUX_RE = /^\.(tmp|old|del)-(.+)-(\d+)-([0-9a-f]+)$/;
+const FILE_STEM_RE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+/** A leftover dot-folder this old is removed even when a process with its pid runs (the pid was reused). */
+const STALE_MS = 3 * 3600 * 1000;
+
+/** `step_000000050`: the folder name of a global step (zero-padded to 9 digits so names sort by step). */
+export function stepDirName(step: number): string {
+  if (!Number.isSafeInteger(step) || step < 0) throw new Error(`checkpoint step must be a non-negative integer, got ${step}`);
+  return `step_${String(step).padStart(9, "0")}`;
+}
+
+/** The step of a final-named step folder, or null for anything else (best/, .tmp-…, files). */
+export function parseStepDir(name: string): number | null {
+  const m = STEP_RE.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+const checkpointsDir = (runDir: string) => join(runDir, "checkpoints");
+const rand = () => randomBytes(4).toString("hex");
+const auxName = (kind: "tmp" | "old" | "del", name: string) => `.${kind}-${name}-${process.pid}-${rand()}`;
+
+// ---- file helpers ----------------------------------------------------------------------------------
+
+/** sha256 (hex) of a file, read in 8 MiB pieces so multi-GB files need no more memory than that. */
+export function sha256File(path: string): string {
+  const hash = createHash("sha256");
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(8 << 20);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(n === buf.length ? buf : buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
+}
+
+function fsyncFile(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function fileEntry(path: string): FileEntry {
+  return { bytes: statSync(path).size, sha256: sha256File(path) };
+}
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Moves a finished temporary folder to its final name: an existing folder there is renamed aside first
+ * and removed after the new one is in place; the parent is fsynced. `tmp` must already be fsynced.
+ */
+function installDir(tmp: string, final: string): void {
+  const parent = dirname(final);
+  let aside: string | null = null;
+  if (existsSync(final)) {
+    aside = join(parent, auxName("old", basename(final)));
+    renameSync(final, aside);
+  }
+  try {
+    renameSync(tmp, final);
+  } catch (e) {
+    if (aside) renameSync(aside, final);
+    throw e;
+  }
+  fsyncDir(parent);
+  if (aside) rmSync(aside, { recursive: true, force: true });
+}
+
+/** Renames a folder aside (.del-…) then deletes it, so no half-deleted folder keeps a final name. */
+function removeDir(dir: string): void {
+  const aside = join(dirname(dir), auxName("del", basename(dir)));
+  renameSync(dir, aside);
+  fsyncDir(dirname(dir));
+  rmSync(aside, { recursive: true, force: true });
+}
+
+/**
+ * Removes the write protocol's leftovers in a checkpoints folder: .tmp-/.del- folders of writers that are
+ * gone (killed mid-write) and .old- folders whose replacement is in place. An .old- folder whose
+ * replacement never arrived (a crash between the two renames) is put back under its name if it verifies.
+ * Folders of a live writer (another process) are left alone unless hours old. Returns what was removed.
+ */
+export function cleanupLeftovers(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names) {
+    const m = AUX_RE.exec(n);
+    if (!m) continue;
+    const path = join(dir, n);
+    const [, kind, target, pidStr] = m;
+    const pid = Number(pidStr);
+    let stale = false;
+    try {
+      stale = Date.now() - statSync(path).mtimeMs > STALE_MS;
+    } catch {
+      continue;
+    }
+    if (pid !== process.pid && pidAlive(pid) && !stale) continue;
+    if (kind === "old" && !existsSync(join(dir, target)) && verifyCheckpoint(path).ok) {
+      renameSync(path, join(dir, target));
+      fsyncDir(dir);
+      continue;
+    }
+    rmSync(path, { recursive: true, force: true });
+    removed.push(path);
+  }
+  return removed;
+}
+
+// ---- JSON state ------------------------------------------------------------------------------------
+
+function stateJson(state: unknown): string {
+  const walk = (v: unknown, path: string, depth: number): void => {
+    if (v instanceof torch.Handle)
+      throw new Error(`checkpoint state: ${path} is a tensor; pass tensors as a file (tensors: { rng: {...} }), not in state`);
+    if (typeof v === "bigint") throw new Error(`checkpoint state: ${path} is a BigInt, which JSON cannot hold (use a string)`);
+    if (v === null || typeof v !== "object" || depth > 64 || ArrayBuffer.isView(v)) return;
+    if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`, depth + 1));
+    else for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`, depth + 1);
+  };
+  walk(state, "state", 0);
+  const compact = JSON.stringify(state ?? {});
+  // Readable when small; compact when large (a data order of 100k indices, memory tables).
+  return (compact.length < 1 << 20 ? JSON.stringify(state ?? {}, null, 2) : compact) + "\n";
+}
+
+// ---- save ------------------------------------------------------------------------------------------
+
+export interface SaveCheckpointOptions {
+  /** Global step; names the folder (step_000000050). */
+  step: number;
+  epoch?: number;
+  /**
+   * Tensor files: each key becomes `<key>.safetensors` (model, optimizer, rng, ...). Names inside a file
+   * are the caller's (e.g. `agent.conv.weight`, `agent.state.3.exp_avg`). Tensors may live on any device.
+   */
+  tensors: TensorFiles;
+  /** More tensor files, the same as extra keys of `tensors`. */
+  files?: TensorFiles;
+  /** Anything JSON, written to state.json. */
+  state?: unknown;
+  /** String metadata put in every safetensors header (besides `format: "pt"`). */
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Writes a checkpoint folder with the temp-folder + fsync + rename protocol and returns its final path
+ * (`<runDir>/checkpoints/step_…`). Leftovers of killed writers are cleaned first; a folder of the same
+ * step (a step re-run after resume) is replaced safely.
+ */
+export function saveCheckpoint(runDir: string, opts: SaveCheckpointOptions): string {
+  const name = stepDirName(opts.step);
+  const epoch = opts.epoch ?? 0;
+  if (!Number.isFinite(epoch)) throw new Error(`checkpoint epoch must be a number, got ${epoch}`);
+  const files: TensorFiles = { ...opts.tensors };
+  for (const [k, v] of Object.entries(opts.files ?? {})) {
+    if (k in files) throw new Error(`checkpoint tensor file "${k}" is given twice (in tensors and in files)`);
+    files[k] = v;
+  }
+  for (const [k, v] of Object.entries(files)) {
+    if (!FILE_STEM_RE.test(k) || k === "state" || k === "manifest")
+      throw new Error(`checkpoint tensor file name "${k}" is not allowed (letters, digits, "_", "-"; not "state" or "manifest")`);
+    if (v === null || typeof v !== "object") throw new Error(`checkpoint tensor file "${k}" must be a {name: Tensor} record`);
+  }
+  const state = stateJson(opts.state);
+
+  const ck = checkpointsDir(runDir);
+  mkdirSync(ck, { recursive: true });
+  cleanupLeftovers(ck);
+  const tmp = join(ck, auxName("tmp", name));
+  mkdirSync(tmp);
+  try {
+    const entries: Record<string, FileEntry> = {};
+    for (const [stem, tensors] of Object.entries(files)) {
+      const file = `${stem}.safetensors`;
+      torch.safetensors.saveFile(join(tmp, file), tensors, { format: "pt", ...opts.metadata });
+      entries[file] = fileEntry(join(tmp, file));
+    }
+    writeFileSynced(join(tmp, STATE), state);
+    entries[STATE] = fileEntry(join(tmp, STATE));
+    const manifest: CheckpointManifest = {
+      format: CHECKPOINT_FORMAT,
+      version: CHECKPOINT_VERSION,
+      step: opts.step,
+      epoch,
+      created: new Date().toISOString(),
+      files: entries,
+    };
+    writeFileSynced(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
+    fsyncDir(tmp);
+    installDir(tmp, join(ck, name));
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return join(ck, name);
+}
+
+// ---- list, verify ----------------------------------------------------------------------------------
+
+/** Final-named step folders of a run, oldest step first (dot-folders and best/ are not listed). */
+export function listCheckpoints(runDir: string): CheckpointRef[] {
+  const ck = checkpointsDir(runDir);
+  let names: string[];
+  try {
+    names = readdirSync(ck);
+  } catch {
+    return [];
+  }
+  const out: CheckpointRef[] = [];
+  for (const n of names) {
+    const step = parseStepDir(n);
+    if (step !== null && isDir(join(ck, n))) out.push({ step, dir: join(ck, n) });
+  }
+  return out.sort((a, b) => a.step - b.step);
+}
+
+export interface VerifyOptions {
+  /** Check sha256 too (default true); false checks presence and sizes only. */
+  hash?: boolean;
+}
+
+/** Reads and checks manifest.json's shape; returns it or the reason it is unusable. */
+function readManifest(dir: string): VerifyResult {
+  const path = join(dir, MANIFEST);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return { ok: false, reason: isDir(dir) ? `${MANIFEST} is missing (the checkpoint was never finished)` : "the folder does not exist" };
+    return { ok: false, reason: `${MANIFEST} cannot be read (${(e as Error).message})` };
+  }
+  let m: any;
+  try {
+    m = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, reason: `${MANIFEST} is not valid JSON (${(e as Error).message})` };
+  }
+  if (m === null || typeof m !== "object" || Array.isArray(m)) return { ok: false, reason: `${MANIFEST} is not a JSON object` };
+  if (m.format !== CHECKPOINT_FORMAT) return { ok: false, reason: `${MANIFEST} has format ${JSON.stringify(m.format)}, expected "${CHECKPOINT_FORMAT}"` };
+  if (m.version !== CHECKPOINT_VERSION)
+    return { ok: false, reason: `${MANIFEST} has version ${JSON.stringify(m.version)}; this build reads version ${CHECKPOINT_VERSION}` };
+  if (!Number.isSafeInteger(m.step) || m.step < 0) return { ok: false, reason: `${MANIFEST} has no valid "step"` };
+  if (m.files === null || typeof m.files !== "object" || Array.isArray(m.files)) return { ok: false, reason: `${MANIFEST} has no "files" table` };
+  for (const [name, e] of Object.entries<any>(m.files)) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name) || name === MANIFEST)
+      return { ok: false, reason: `${MANIFEST} lists an invalid file name ${JSON.stringify(name)}` };
+    if (e === null || typeof e !== "object" || !Number.isSafeInteger(e.bytes) || e.bytes < 0 || typeof e.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(e.sha256))
+      return { ok: false, reason: `${MANIFEST} has a malformed entry for ${name}` };
+  }
+  return { ok: true, manifest: m as CheckpointManifest };
+}
+
+/**
+ * Checks a checkpoint folder: manifest.json present and well-formed, every file it lists present with the
+ * listed size and sha256. The reason names the file and what is wrong with it.
+ */
+export function verifyCheckpoint(dir: string, opts: VerifyOptions = {}): VerifyResult {
+  const r = readManifest(dir);
+  if (!r.ok) return r;
+  for (const [name, e] of Object.entries(r.manifest.files)) {
+    const path = join(dir, name);
+    let size: number;
+    try {
+      const st = statSync(path);
+      if (!st.isFile()) return { ok: false, reason: `${name} is not a file` };
+      size = st.size;
+    } catch {
+      return { ok: false, reason: `${name} is missing` };
+    }
+    if (size !== e.bytes)
+      return { ok: false, reason: `${name} has ${size} bytes, the manifest says ${e.bytes} (${size < e.bytes ? "truncated" : "grown"})` };
+    if (opts.hash !== false) {
+      let sha: string;
+      try {
+        sha = sha256File(path);
+      } catch (err) {
+        return { ok: false, reason: `${name} cannot be read (${(err as Error).message})` };
+      }
+      if (sha !== e.sha256) return { ok: false, reason: `${name} is corrupt: sha256 ${sha.slice(0, 12)}… differs from the manifest's ${e.sha256.slice(0, 12)}…` };
+    }
+  }
+  return r;
+}
+
+export interface LatestOptions {
+  /** Called for every newer checkpoint that fails verification (the caller prints it). */
+  onSkip?: (dir: string, reason: string) => void;
+}
+
+/** The newest step folder that verifies (sizes and sha256); corrupt newer ones go to `onSkip`. */
+export function latestVerifiedCheckpoint(runDir: string, opts: LatestOptions = {}): (CheckpointRef & { manifest: CheckpointManifest }) | null {
+  const list = listCheckpoints(runDir);
+  for (let i = list.length - 1; i >= 0; i--) {
+    const v = verifyCheckpoint(list[i].dir);
+    if (v.ok) {
+      if (v.manifest.step !== list[i].step) {
+        opts.onSkip?.(list[i].dir, `${MANIFEST} says step ${v.manifest.step}, the folder name says ${list[i].step}`);
+        continue;
+      }
+      return { ...list[i], manifest: v.manifest };
+    }
+    opts.onSkip?.(list[i].dir, v.reason);
+  }
+  return null;
+}
+
+/**
+ * Keeps the newest `keepLast` step folders (by step) and removes the rest (renamed aside, then deleted).
+ * best/ is never touched; folders in `protect` (e.g. the checkpoint just written) are kept in any case.
+ * Returns the removed folders.
+ */
+export function pruneCheckpoints(runDir: string, keepLast: number, opts: { protect?: string[] } = {}): string[] {
+  if (!Number.isInteger(keepLast) || keepLast < 0) throw new Error(`keep_last must be a non-negative integer, got ${keepLast}`);
+  const list = listCheckpoints(runDir);
+  const protect = new Set((opts.protect ?? []).map((p) => join(p)));
+  const removed: string[] = [];
+  for (const c of list.slice(0, Math.max(0, list.length - keepLast))) {
+    if (protect.has(join(c.dir))) continue;
+    removeDir(c.dir);
+    removed.push(c.dir);
+  }
+  return removed;
+}
+
+// ---- best ------------------------------------------------------------------------------------------
+
+/** best/'s record ({metric, value, step, ...}), or null when there is no usable best/. */
+export function readBest(runDir: string): BestRecord | null {
+  const r = readManifest(join(checkpointsDir(runDir), BEST));
+  if (!r.ok || !r.manifest.best || typeof r.manifest.best.value !== "number") return null;
+  return r.manifest.best;
+}
+
+/** Hard-links (or, across file systems, copies and fsyncs) every file of `src`'s manifest into `dst`. */
+function linkOrCopyFiles(src: string, dst: string, manifest: CheckpointManifest, allowLink: boolean): void {
+  for (const name of Object.keys(manifest.files)) {
+    const from = join(src, name);
+    const to = join(dst, name);
+    if (allowLink) {
+      try {
+        linkSync(from, to);
+        continue;
+      } catch {}
+    }
+    copyFileSync(from, to);
+    fsyncFile(to);
+  }
+}
+
+/**
+ * Makes `stepDir` the run's best checkpoint when `value` beats the recorded best of the same metric
+ * (strictly; a missing or unreadable best/ or another metric counts as no record; NaN never wins). The
+ * files are hard-linked where possible (checkpoint files are never modified in place), else copied, into
+ * a temporary folder that is swapped in as checkpoints/best. Returns whether best/ was updated.
+ */
+export function updateBest(runDir: string, stepDir: string, metricName: string, value: number, higherIsBetter = true): boolean {
+  if (!Number.isFinite(value)) return false;
+  const cur = readBest(runDir);
+  if (cur && cur.metric === metricName && Number.isFinite(cur.value)) {
+    const better = higherIsBetter ? value > cur.value : value < cur.value;
+    if (!better) return false;
+  }
+  const src = verifyCheckpoint(stepDir, { hash: false });
+  if (!src.ok) throw new Error(`cannot make ${stepDir} the best checkpoint: ${src.reason}`);
+  const ck = checkpointsDir(runDir);
+  mkdirSync(ck, { recursive: true });
+  cleanupLeftovers(ck);
+  const tmp = join(ck, auxName("tmp", BEST));
+  mkdirSync(tmp);
+  try {
+    linkOrCopyFiles(stepDir, tmp, src.manifest, true);
+    const manifest: CheckpointManifest = {
+      ...src.manifest,
+      best: { metric: metricName, value, step: src.manifest.step, higherIsBetter, updated: new Date().toISOString() },
+    };
+    writeFileSynced(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
+    const check = verifyCheckpoint(tmp, { hash: false });
+    if (!check.ok) throw new Error(`copy of ${stepDir} into best/ is incomplete: ${check.reason}`);
+    fsyncDir(tmp);
+    installDir(tmp, join(ck, BEST));
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return true;
+}
+
+// ---- resolve, load ---------------------------------------------------------------------------------
+
+export interface ResolveOptions {
+  /** `--run DIR`; default: the newest run under `runsBase` that has a checkpoint. */
+  runDir?: string;
+  /** `--run_dir` (default "runs"). */
+  runsBase?: string;
+  onSkip?: (dir: string, reason: string) => void;
+}
+export interface ResolvedCheckpoint {
+  dir: string;
+  /** The run folder it belongs to (null for a checkpoint folder outside any run). */
+  runDir: string | null;
+  manifest: CheckpointManifest;
+}
+
+const TRAIN_FIRST = "train first with bun scripts/train.ts";
+
+function latestOrThrow(runDir: string, onSkip?: (dir: string, reason: string) => void): ResolvedCheckpoint {
+  const skipped: string[] = [];
+  const c = latestVerifiedCheckpoint(runDir, {
+    onSkip: (d, why) => {
+      skipped.push(`${basename(d)}: ${why}`);
+      onSkip?.(d, why);
+    },
+  });
+  if (c) return { dir: c.dir, runDir, manifest: c.manifest };
+  if (skipped.length) throw new Error(`no intact checkpoint in ${runDir}: ${skipped.join("; ")}`);
+  throw new Error(`no checkpoint in ${runDir}: ${TRAIN_FIRST}`);
+}
+
+/**
+ * Resolves `--checkpoint best|latest|PATH` (with `--run DIR`) to a verified checkpoint folder. `best` is
+ * `<run>/checkpoints/best`, `latest` the newest verified step folder; a PATH is a checkpoint folder (or a
+ * run folder, meaning its latest). `<run>` defaults to the newest run under `runsBase` with a checkpoint.
+ * Errors say what is missing and what to do.
+ */
+export function resolveCheckpoint(spec: string, opts: ResolveOptions = {}): ResolvedCheckpoint {
+  const runsBase = opts.runsBase ?? "runs";
+  if (spec === "best" || spec === "latest") {
+    let runDir = opts.runDir;
+    if (runDir !== undefined) {
+      if (!isDir(runDir)) throw new Error(`run folder ${runDir} does not exist`);
+    } else {
+      runDir = latestRun(runsBase) ?? undefined;
+      if (!runDir) throw new Error(`no run with a checkpoint under ${runsBase}/: ${TRAIN_FIRST} (or pass --run DIR or --checkpoint PATH)`);
+    }
+    if (spec === "latest") return latestOrThrow(runDir, opts.onSkip);
+    const dir = join(checkpointsDir(runDir), BEST);
+    if (!isDir(dir)) {
+      const hint = hasCheckpoint(runDir) ? "use --checkpoint latest" : TRAIN_FIRST;
+      throw new Error(`no best checkpoint in ${runDir} (${dir} is written when validation improves --best_metric): ${hint}`);
+    }
+    const v = verifyCheckpoint(dir);
+    if (!v.ok) throw new Error(`best checkpoint ${dir} is unusable: ${v.reason}`);
+    return { dir, runDir, manifest: v.manifest };
+  }
+  const path = spec;
+  if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist`);
+  if (!isDir(path)) throw new Error(`checkpoint ${path} is not a folder (a checkpoint is a folder with ${MANIFEST})`);
+  if (existsSync(join(path, MANIFEST)) || parseStepDir(basename(path)) !== null || basename(path) === BEST) {
+    const v = verifyCheckpoint(path);
+    if (!v.ok) throw new Error(`checkpoint ${path} is unusable: ${v.reason}`);
+    const parent = dirname(path);
+    return { dir: path, runDir: basename(parent) === "checkpoints" ? dirname(parent) : null, manifest: v.manifest };
+  }
+  if (isDir(checkpointsDir(path))) return latestOrThrow(path, opts.onSkip);
+  if (basename(path) === "checkpoints") return latestOrThrow(dirname(path), opts.onSkip);
+  throw new Error(`${path} is neither a checkpoint folder (no ${MANIFEST}) nor a run folder (no checkpoints/)`);
+}
+
+export interface LoadCheckpointOptions {
+  device?: torch.Device;
+  /** Verify sizes and sha256 first (default true). */
+  verify?: boolean;
+  /** Load only these tensor files (stems: "model", "optimizer", ...); default all. */
+  files?: string[];
+}
+export interface LoadedCheckpoint {
+  dir: string;
+  manifest: CheckpointManifest;
+  /** state.json, parsed. */
+  state: any;
+  /** One record per tensor file, keyed by its stem: tensors.model, tensors.optimizer, tensors.rng, ... */
+  tensors: TensorFiles;
+}
+
+/**
+ * Loads a checkpoint (verified first: a corrupt one throws, naming the file). Tensors are created in the
+ * current torch.scope (freed at its end unless torch.keep-ed): copy them into modules/optimizers there.
+ */
+export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): LoadedCheckpoint {
+  const v = opts.verify === false ? readManifest(dir) : verifyCheckpoint(dir);
+  if (!v.ok) throw new Error(`checkpoint ${dir} is unusable: ${v.reason}`);
+  const manifest = v.manifest;
+  let state: any = {};
+  if (STATE in manifest.files) {
+    try {
+      state = JSON.parse(readFileSync(join(dir, STATE), "utf8"));
+    } catch (e) {
+      throw new Error(`checkpoint ${dir}: ${STATE} is not valid JSON (${(e as Error).message})`);
+    }
+  }
+  const stems = Object.keys(manifest.files).filter((f) => f.endsWith(".safetensors")).map((f) => f.slice(0, -".safetensors".length));
+  if (opts.files) {
+    const missing = opts.files.filter((f) => !stems.includes(f));
+    if (missing.length) throw new Error(`checkpoint ${dir} has no ${missing.map((m) => `${m}.safetensors`).join(", ")} (it has ${stems.map((s) => `${s}.safetensors`).join(", ") || "no tensor files"})`);
+  }
+  const tensors: TensorFiles = {};
+  try {
+    for (const stem of opts.files ?? stems) tensors[stem] = torch.safetensors.loadFile(join(dir, `${stem}.safetensors`), { device: opts.device });
+  } catch (e) {
+    for (const rec of Object.values(tensors)) for (const t of Object.values(rec)) t.dispose();
+    throw e;
+  }
+  return { dir, manifest, state, tensors };
+}
+
+// ---- backup ----------------------------------------------------------------------------------------
+
+export interface MirrorOptions {
+  /** Prune the mirrored run to this many step folders afterwards. */
+  keepLast?: number;
+}
+
+/**
+ * Copies a finished checkpoint to a second folder (`--backup_dir`), with the same temp + fsync + rename
+ * protocol, checking every copied file against the manifest. A checkpoint of a run lands at
+ * `<backupDir>/<run name>/checkpoints/<step_… or best>`, next to copies of the run's config.json and
+ * metrics.jsonl, so the backup is itself a run folder that --run accepts; any other folder lands at
+ * `<backupDir>/<its name>`. Returns the mirrored folder.
+ */
+export function mirrorCheckpoint(dir: string, backupDir: string, opts: MirrorOptions = {}): string {
+  const src = verifyCheckpoint(dir, { hash: false });
+  if (!src.ok) throw new Error(`cannot back up ${dir}: ${src.reason}`);
+  const parent = dirname(dir);
+  const inRun = basename(parent) === "checkpoints";
+  const runDir = inRun ? dirname(parent) : null;
+  const destRun = runDir ? join(backupDir, basename(runDir)) : null;
+  const destParent = destRun ? join(destRun, "checkpoints") : backupDir;
+  mkdirSync(destParent, { recursive: true });
+  cleanupLeftovers(destParent);
+  const final = join(destParent, basename(dir));
+  const tmp = join(destParent, auxName("tmp", basename(dir)));
+  mkdirSync(tmp);
+  try {
+    linkOrCopyFiles(dir, tmp, src.manifest, false);
+    copyFileSync(join(dir, MANIFEST), join(tmp, MANIFEST));
+    fsyncFile(join(tmp, MANIFEST));
+    const check = verifyCheckpoint(tmp);
+    if (!check.ok) throw new Error(`backup copy of ${dir} in ${backupDir} does not match its manifest: ${check.reason}`);
+    fsyncDir(tmp);
+    installDir(tmp, final);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  if (runDir && destRun) {
+    for (const f of ["config.json", "metrics.jsonl"]) {
+      const from = join(runDir, f);
+      if (existsSync(from)) writeFileAtomic(join(destRun, f), readFileSync(from));
+    }
+    fsyncDir(backupDir);
+    if (opts.keepLast !== undefined) pruneCheckpoints(destRun, opts.keepLast, { protect: [final] });
+  }
+  return final;
+}
+
+/** Total bytes of a checkpoint's files (for logs). */
+export function checkpointBytes(manifest: CheckpointManifest): number {
+  return Object.values(manifest.files).reduce((a, e) => a + e.bytes, 0);
+}
