@@ -132,3 +132,15 @@ export class GridAgent extends nn.Module {
 export function predictedSize(out: AgentOutput): [number, number] {
   return [out.heightLogits.argmax().item() + 1, out.widthLogits.argmax().item() + 1];
 }
+
+/**
+ * The agent's own estimate of how right its last step is: the mean over cells of the top colour's
+ * probability. The policy's state uses it where DESIGN §5.5 puts R_before, because R_before needs the
+ * target, which evaluation does not have; training and evaluation must see the same state.
+ */
+export function confidence(out: AgentOutput): number {
+  return torch.scope(() => {
+    const last = out.logits.select(0, out.logits.shape[0] - 1).float();
+    return last.softmax(-1).amax(-1).mean().item();
+  });
+}

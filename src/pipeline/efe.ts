@@ -52,6 +52,8 @@ export interface EfeInputs {
 export interface EfeTerms {
   /** 0.7 EFE + 0.3 (-R_soft): the tensor to differentiate. */
   total: Tensor;
+  /** Its value. */
+  loss: number;
   efe: number;
   risk: number[];
   ambiguity: number[];
@@ -111,6 +113,7 @@ export function efeLoss(inp: EfeInputs, cfg: EfeConfig = DEFAULT_EFE): EfeTerms 
   const at = (i: number) => v.slice(5 + i * T, 5 + (i + 1) * T);
   return {
     total,
+    loss: v[0],
     efe: v[1],
     sizeCe: v[2],
     softReward: v[3],

@@ -1,0 +1,37 @@
+#!/usr/bin/env bun
+// Train the ARC system. `bun scripts/train.ts --help` lists every flag with its default.
+//   bun scripts/train.ts --epochs 20 --agent_lr 1e-4 --qwen_lr 1e-4 --device cuda
+//   bun scripts/train.ts --preset smoke --max_batches 10 --device cpu
+//   bun scripts/train.ts --resume
+import { UsageError, helpText, parseTrainArgs, validateConfig } from "../src/pipeline/config";
+import * as torch from "../src/torch";
+
+async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseTrainArgs>;
+  try {
+    parsed = parseTrainArgs(argv);
+    if (parsed.help) {
+      console.log(helpText());
+      return 0;
+    }
+    parsed.config = validateConfig(parsed.config, { cudaAvailable: torch.cuda.isAvailable(), cudaDevices: torch.cuda.deviceCount() });
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`train: ${e.message} (see --help)`);
+      return 2;
+    }
+    throw e;
+  }
+  // The trainer (and the model code it pulls in) loads only once the flags are known to be good.
+  const { train } = await import("../src/pipeline/trainer");
+  try {
+    await train(parsed.config, parsed.explicit);
+    return 0;
+  } catch (e) {
+    console.error(`train: ${(e as Error).message}`);
+    if (process.env.ARC_DEBUG) console.error((e as Error).stack);
+    return 1;
+  }
+}
+
+process.exit(await main(process.argv.slice(2)));

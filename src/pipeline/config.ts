@@ -1,0 +1,240 @@
+// The training command line (DESIGN §6): flags with defaults, the smoke preset, and validation that
+// fails with one line (exit code 2) before any model loads.
+import { existsSync, statSync } from "node:fs";
+import { parseArgs } from "node:util";
+import type { Device } from "../torch";
+import type { QwenTrain } from "./system";
+
+export type AmpDtype = "fp16" | "bf16" | "none";
+export type BestMetric = "val_exact" | "val_pass2" | "val_cell_acc" | "accuracy_delta";
+
+export interface TrainConfig {
+  epochs: number;
+  agent_lr: number;
+  qwen_lr: number;
+  rl_lr: number;
+  weight_decay: number;
+  device: string;
+  resume: string | null;
+  max_batches: number;
+  model: string;
+  data: string;
+  seed: number;
+  run_dir: string;
+  batch_size: number;
+  grad_accum: number;
+  ckpt_every: number;
+  keep_last: number;
+  log_every: number;
+  best_metric: BestMetric;
+  qwen_train: QwenTrain;
+  amp_dtype: AmpDtype;
+  clip: number;
+  max_prompt_tokens: number;
+  hint_tokens: number;
+  lora_rank: number;
+  lora_alpha: number;
+  lora_dropout: number;
+  agent_channels: number;
+  agent_steps: number;
+  memory_capacity: number;
+  val_fraction: number;
+  val_max: number;
+  backup_dir: string | null;
+  num_threads: number;
+  preset: string | null;
+  quiet: boolean;
+}
+
+interface FlagSpec {
+  type: "string" | "boolean";
+  kind: "int" | "float" | "string" | "bool";
+  help: string;
+  choices?: readonly string[];
+  min?: number;
+}
+
+export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
+  epochs: { type: "string", kind: "int", min: 1, help: "passes over the training examples" },
+  agent_lr: { type: "string", kind: "float", help: "AdamW learning rate of the grid agent (and W_up)" },
+  qwen_lr: { type: "string", kind: "float", help: "AdamW learning rate of Qwen's trainable weights" },
+  rl_lr: { type: "string", kind: "float", help: "Adam learning rate of the RL prompt refiner" },
+  weight_decay: { type: "string", kind: "float", help: "AdamW weight decay (both groups)" },
+  device: { type: "string", kind: "string", help: "cpu, cuda or cuda:N (default: cuda when available)" },
+  resume: { type: "string", kind: "string", help: "continue the latest run under --run_dir, or the run folder given" },
+  max_batches: { type: "string", kind: "int", min: 0, help: "stop after this many batches in all (0 = no limit); leaves a checkpoint" },
+  model: { type: "string", kind: "string", help: "Hub id, local folder, or tiny (a small random Qwen2 for tests)" },
+  data: { type: "string", kind: "string", help: "a folder (training/ + evaluation/), a task file, arc-agi-1, arc-agi-2 or synthetic" },
+  seed: { type: "string", kind: "int", min: 0, help: "seed of initialisation, data order and sampling" },
+  run_dir: { type: "string", kind: "string", help: "where run folders (arc_YYYYMMDD_HHMMSS) go" },
+  batch_size: { type: "string", kind: "int", min: 1, help: "examples per batch" },
+  grad_accum: { type: "string", kind: "int", min: 1, help: "batches per optimizer step" },
+  ckpt_every: { type: "string", kind: "int", min: 1, help: "checkpoint every N batches (and at each epoch's end)" },
+  keep_last: { type: "string", kind: "int", min: 1, help: "step checkpoints kept (best/ is kept apart)" },
+  log_every: { type: "string", kind: "int", min: 1, help: "print the batch line every N batches" },
+  best_metric: { type: "string", kind: "string", choices: ["val_exact", "val_pass2", "val_cell_acc", "accuracy_delta"], help: "what best/ follows" },
+  qwen_train: { type: "string", kind: "string", choices: ["lora", "full", "frozen"], help: "how Qwen trains" },
+  amp_dtype: { type: "string", kind: "string", choices: ["fp16", "bf16", "none"], help: "CUDA autocast dtype (fp16 uses a GradScaler; CPU: none or bf16)" },
+  clip: { type: "string", kind: "float", help: "gradient clipping max norm" },
+  max_prompt_tokens: { type: "string", kind: "int", min: 64, help: "prompt budget; whole demonstrations are dropped to fit" },
+  hint_tokens: { type: "string", kind: "int", min: 0, help: "greedy hint tokens Qwen generates before encoding (0 = off)" },
+  lora_rank: { type: "string", kind: "int", min: 1, help: "LoRA rank" },
+  lora_alpha: { type: "string", kind: "float", help: "LoRA alpha (scaling alpha/rank)" },
+  lora_dropout: { type: "string", kind: "float", help: "LoRA dropout" },
+  agent_channels: { type: "string", kind: "int", min: 8, help: "grid agent channels d" },
+  agent_steps: { type: "string", kind: "int", min: 1, help: "refinement steps T" },
+  memory_capacity: { type: "string", kind: "int", min: 1, help: "episodic memory entries" },
+  val_fraction: { type: "string", kind: "float", help: "share of training tasks held out for validation" },
+  val_max: { type: "string", kind: "int", min: 0, help: "validation examples at most (0 = no validation)" },
+  backup_dir: { type: "string", kind: "string", help: "mirror each finished checkpoint to this folder" },
+  num_threads: { type: "string", kind: "int", min: 0, help: "LibTorch CPU threads (0 = LibTorch's default)" },
+  preset: { type: "string", kind: "string", choices: ["smoke"], help: "smoke: tiny model, synthetic data, small agent: a CPU run of a minute" },
+  quiet: { type: "boolean", kind: "bool", help: "no progress bar" },
+};
+
+export const DEFAULTS: TrainConfig = {
+  epochs: 20,
+  agent_lr: 1e-4,
+  qwen_lr: 1e-4,
+  rl_lr: 1e-4,
+  weight_decay: 0.01,
+  device: "auto",
+  resume: null,
+  max_batches: 0,
+  model: "Qwen/Qwen2.5-1.5B-Instruct",
+  data: "arc-agi-2",
+  seed: 0,
+  run_dir: "runs",
+  batch_size: 4,
+  grad_accum: 1,
+  ckpt_every: 50,
+  keep_last: 5,
+  log_every: 50,
+  best_metric: "val_exact",
+  qwen_train: "lora",
+  amp_dtype: "fp16",
+  clip: 1.0,
+  max_prompt_tokens: 2048,
+  hint_tokens: 16,
+  lora_rank: 16,
+  lora_alpha: 32,
+  lora_dropout: 0.05,
+  agent_channels: 128,
+  agent_steps: 5,
+  memory_capacity: 2048,
+  val_fraction: 0.05,
+  val_max: 256,
+  backup_dir: null,
+  num_threads: 0,
+  preset: null,
+  quiet: false,
+};
+
+/** `--preset smoke`: a complete run (prompt, hint, LoRA, agent, RL, memory, checkpoints) in about a minute on 2 CPU cores. */
+export const PRESETS: Record<string, Partial<TrainConfig>> = {
+  smoke: {
+    model: "tiny",
+    data: "synthetic",
+    epochs: 1,
+    batch_size: 2,
+    agent_channels: 32,
+    max_prompt_tokens: 1024,
+    hint_tokens: 4,
+    lora_rank: 8,
+    lora_alpha: 16,
+    log_every: 5,
+    ckpt_every: 5,
+    val_max: 8,
+    memory_capacity: 256,
+    agent_lr: 1e-3,
+    qwen_lr: 1e-3,
+    rl_lr: 1e-3,
+  },
+};
+
+/** A one-line usage error (exit code 2). */
+export class UsageError extends Error {}
+
+export function helpText(): string {
+  const lines = ["Usage: bun scripts/train.ts [flags]", "", "Train the ARC system (DESIGN.md §5-6). Flags (default in brackets):"];
+  for (const [name, spec] of Object.entries(FLAGS)) {
+    const d = DEFAULTS[name as keyof TrainConfig];
+    const choices = spec.choices ? ` {${spec.choices.join("|")}}` : "";
+    lines.push(`  --${name.padEnd(18)} ${spec.help}${choices} [${d === null ? "none" : d}]`);
+  }
+  lines.push("", "Examples:", "  bun scripts/train.ts --epochs 20 --agent_lr 1e-4 --qwen_lr 1e-4 --device cuda", "  bun scripts/train.ts --preset smoke --max_batches 10 --device cpu", "  bun scripts/train.ts --resume            # continue the latest run");
+  return lines.join("\n");
+}
+
+function parseValue(name: string, spec: FlagSpec, raw: string | boolean): unknown {
+  if (spec.kind === "bool") return raw === true;
+  const s = String(raw);
+  if (spec.kind === "int") {
+    if (!/^-?\d+$/.test(s)) throw new UsageError(`--${name} must be an integer, got "${s}"`);
+    const v = Number(s);
+    if (spec.min !== undefined && v < spec.min) throw new UsageError(`--${name} must be >= ${spec.min}, got ${v}`);
+    return v;
+  }
+  if (spec.kind === "float") {
+    const v = Number(s);
+    if (s.trim() === "" || !Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got "${s}"`);
+    return v;
+  }
+  if (spec.choices && !spec.choices.includes(s)) throw new UsageError(`--${name} must be one of ${spec.choices.join(", ")}, got "${s}"`);
+  return s;
+}
+
+export interface ParsedArgs {
+  config: TrainConfig;
+  /** Flags given on the command line (they override a resumed run's saved config). */
+  explicit: Partial<TrainConfig>;
+  help: boolean;
+}
+
+/** Parses argv (without the runtime and script). `--resume` alone means the latest run. */
+export function parseTrainArgs(argv: string[]): ParsedArgs {
+  const args = [...argv];
+  const i = args.indexOf("--resume");
+  if (i >= 0 && (i === args.length - 1 || args[i + 1].startsWith("--"))) args.splice(i, 1, "--resume=latest");
+  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  for (const [k, v] of Object.entries(FLAGS)) options[k] = { type: v.type };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split("\n")[0].replace(/^.*?Unknown option/, "unknown flag").replace(/\. To specify.*$/, ""));
+  }
+  const explicit: Partial<TrainConfig> = {};
+  for (const [k, spec] of Object.entries(FLAGS)) {
+    const raw = values[k];
+    if (raw === undefined) continue;
+    (explicit as Record<string, unknown>)[k] = parseValue(k, spec, raw);
+  }
+  const preset = explicit.preset ? PRESETS[explicit.preset] : {};
+  const config: TrainConfig = { ...DEFAULTS, ...preset, ...explicit };
+  return { config, explicit, help: values.help === true };
+}
+
+/** Checks what can be checked before loading anything (devices, data paths, numbers). */
+export function validateConfig(c: TrainConfig, env: { cudaAvailable: boolean; cudaDevices: number }): TrainConfig {
+  for (const k of ["agent_lr", "qwen_lr", "rl_lr"] as const) if (!(c[k] > 0)) throw new UsageError(`--${k} must be positive, got ${c[k]}`);
+  if (!(c.weight_decay >= 0)) throw new UsageError(`--weight_decay must be >= 0, got ${c.weight_decay}`);
+  if (!(c.clip > 0)) throw new UsageError(`--clip must be positive, got ${c.clip}`);
+  if (!(c.val_fraction >= 0 && c.val_fraction < 1)) throw new UsageError(`--val_fraction must be in [0, 1), got ${c.val_fraction}`);
+  if (!(c.lora_dropout >= 0 && c.lora_dropout < 1)) throw new UsageError(`--lora_dropout must be in [0, 1), got ${c.lora_dropout}`);
+  if (c.agent_channels % Math.min(8, c.agent_channels) !== 0) throw new UsageError(`--agent_channels must be a multiple of 8, got ${c.agent_channels}`);
+  let device = c.device;
+  if (device === "auto") device = env.cudaAvailable ? "cuda" : "cpu";
+  const m = /^cuda(?::(\d+))?$/.exec(device);
+  if (device !== "cpu" && !m) throw new UsageError(`--device must be cpu, cuda or cuda:N, got "${c.device}"`);
+  if (m && !env.cudaAvailable) throw new UsageError(`--device ${device}: CUDA is not available (no GPU, or LibTorch built without CUDA); use --device cpu`);
+  if (m?.[1] && Number(m[1]) >= env.cudaDevices) throw new UsageError(`--device ${device}: only ${env.cudaDevices} CUDA device(s)`);
+  const cuda = device.startsWith("cuda");
+  if (!cuda && c.amp_dtype === "fp16") c = { ...c, amp_dtype: "none" }; // fp16 autocast is a CUDA feature
+  const known = ["synthetic", "arc-agi-1", "arc-agi-2"];
+  if (!known.includes(c.data) && !existsSync(c.data)) throw new UsageError(`--data ${c.data}: no such file or folder (or use arc-agi-1, arc-agi-2, synthetic)`);
+  if (c.model !== "tiny" && (c.model.startsWith(".") || c.model.startsWith("/")) && !(existsSync(c.model) && statSync(c.model).isDirectory()))
+    throw new UsageError(`--model ${c.model}: no such folder (give a Hub id like Qwen/Qwen2.5-1.5B-Instruct, a model folder, or tiny)`);
+  if (c.backup_dir && existsSync(c.backup_dir) && !statSync(c.backup_dir).isDirectory()) throw new UsageError(`--backup_dir ${c.backup_dir} is not a folder`);
+  return { ...c, device: device as Device };
+}

@@ -1,0 +1,113 @@
+// scripts/eval.ts's work: load a checkpoint into a freshly built system, evaluate a split, print a
+// per-task table, write eval.json and report.html (input, target, both attempts drawn).
+import { mkdirSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { type Example, type Task, escapeHtml, figureHtml, htmlPage, loadDataset, testExamples } from "../arc";
+import * as torch from "../torch";
+import type { TrainConfig } from "./config";
+import { type EvalSummary, type ExampleEval, evaluate } from "./evaluate";
+import { loadCheckpoint, resolveCheckpoint } from "./persistence";
+import { buildSystem } from "./system";
+import { restoreSystem, runExamples, systemConfig } from "./trainer";
+import { progress } from "../util/progress";
+
+export interface EvalOptions {
+  checkpoint: string;
+  runDir?: string;
+  runsBase: string;
+  split: "evaluation" | "training" | "val";
+  data?: string;
+  device?: string;
+  max: number;
+  out?: string;
+  quiet?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface EvalReport {
+  checkpoint: string;
+  step: number;
+  split: string;
+  data: string;
+  summary: EvalSummary;
+  results: ExampleEval[];
+  outDir: string;
+}
+
+export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const ck = resolveCheckpoint(o.checkpoint, { runDir: o.runDir, runsBase: o.runsBase, onSkip: (d, why) => console.error(`skipping ${d}: ${why}`) });
+  const state = torch.scope(() => loadCheckpoint(ck.dir, { files: [] }).state);
+  const saved = state.config as TrainConfig;
+  const device = o.device ?? (saved.device.startsWith("cuda") && !torch.cuda.isAvailable() ? "cpu" : saved.device);
+  const cfg: TrainConfig = { ...saved, device, data: o.data ?? saved.data };
+  const ds = await loadDataset(cfg.data);
+  let examples: Example[];
+  if (o.split === "val") examples = runExamples(ds, cfg).val;
+  else examples = testExamples(o.split === "evaluation" ? ds.evaluation : ds.training);
+  if (o.max > 0) examples = examples.slice(0, o.max);
+  if (examples.length === 0) throw new Error(`no examples with known outputs in the ${o.split} split of ${cfg.data}`);
+
+  const sys = await buildSystem(systemConfig(cfg), { quiet: o.quiet });
+  torch.scope(() => restoreSystem(sys, loadCheckpoint(ck.dir, { device: device as torch.Device })));
+  const autocast = cfg.amp_dtype === "none" || !device.startsWith("cuda") ? null : { device: "cuda" as const, dtype: (cfg.amp_dtype === "fp16" ? "float16" : "bfloat16") as torch.DType };
+  log(`evaluating ${ck.dir} (step ${ck.manifest.step}) on ${examples.length} ${o.split} examples of ${cfg.data}`);
+  const bar = progress(examples.length, { label: "eval", quiet: o.quiet });
+  const { summary, results } = evaluate(sys, examples, { autocast, onExample: (_, i) => bar.update(i + 1) });
+  bar.stop();
+
+  log(taskTable(results));
+  log(`Exact match (attempt 1): ${summary.exactFirst.toFixed(4)} (${summary.exactFirstCount}/${summary.examples}) | pass@2: ${summary.pass2.toFixed(4)} (${summary.pass2Count}/${summary.examples}) | tasks solved: ${summary.tasksSolved}/${summary.tasks}`);
+  log(`Cell accuracy: ${summary.cellAcc.toFixed(4)} (before refinement ${summary.cellAccBefore.toFixed(4)}, delta ${summary.accuracyDelta >= 0 ? "+" : ""}${summary.accuracyDelta.toFixed(4)}) | ${summary.seconds.toFixed(1)} s`);
+
+  const outDir = o.out ?? join(ck.runDir ?? ck.dir, "eval", `${basename(ck.dir)}_${o.split}`);
+  mkdirSync(outDir, { recursive: true });
+  const report: EvalReport = { checkpoint: ck.dir, step: ck.manifest.step, split: o.split, data: cfg.data, summary, results, outDir };
+  writeFileSync(join(outDir, "eval.json"), JSON.stringify({ ...report, results: results.map(({ input, ...r }) => r) }, null, 1));
+  const tasks = new Map(examples.map((e) => [e.task.id, e.task]));
+  writeFileSync(join(outDir, "report.html"), reportHtml(report, tasks));
+  log(`wrote ${join(outDir, "eval.json")} and ${join(outDir, "report.html")}`);
+  return report;
+}
+
+/** One row per task: outputs, solved within two attempts, first-attempt hits, cell accuracy. */
+export function taskTable(results: ExampleEval[]): string {
+  const byTask = new Map<string, ExampleEval[]>();
+  for (const r of results) byTask.set(r.task, [...(byTask.get(r.task) ?? []), r]);
+  const rows = [["task", "outputs", "pass@2", "attempt 1", "cell acc", "size"]];
+  for (const [task, rs] of byTask) {
+    rows.push([
+      task,
+      String(rs.length),
+      `${rs.filter((r) => r.correct).length}/${rs.length}`,
+      `${rs.filter((r) => r.firstCorrect).length}/${rs.length}`,
+      (rs.reduce((a, r) => a + r.cellAccAfter, 0) / rs.length).toFixed(3),
+      rs.map((r) => `${r.size[0]}x${r.size[1]}${r.sizeSource === "task" ? "" : "*"}`).join(","),
+    ]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const fmt = (r: string[]) => r.map((v, c) => v.padEnd(widths[c])).join("  ");
+  return [fmt(rows[0]), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(fmt), "(* = size from the size head)"].join("\n");
+}
+
+function reportHtml(r: EvalReport, tasks: Map<string, Task>): string {
+  const s = r.summary;
+  const head = `<p>${escapeHtml(r.checkpoint)} (step ${r.step}), split ${escapeHtml(r.split)} of ${escapeHtml(r.data)}</p>
+<table><tr><th>exact (attempt 1)</th><td>${s.exactFirst.toFixed(4)} (${s.exactFirstCount}/${s.examples})</td></tr>
+<tr><th>pass@2</th><td>${s.pass2.toFixed(4)} (${s.pass2Count}/${s.examples})</td></tr>
+<tr><th>tasks solved</th><td>${s.tasksSolved}/${s.tasks}</td></tr>
+<tr><th>cell accuracy</th><td>${s.cellAcc.toFixed(4)} (before refinement ${s.cellAccBefore.toFixed(4)})</td></tr></table>`;
+  const body = r.results
+    .map((e) => {
+      const mark = (g: number[][]) => (JSON.stringify(g) === JSON.stringify(e.target) ? "ok" : "bad");
+      const hint = e.hint ? `<p>hint: <code>${escapeHtml(e.hint)}</code></p>` : "";
+      return `<section class="arc-task"><h2>${escapeHtml(e.task)} ${e.kind}[${e.index}] ${e.correct ? "\u2713" : "\u2717"}</h2>${hint}<div class="arc-pair">` +
+        figureHtml("input", e.input) +
+        figureHtml("target", e.target) +
+        figureHtml(`attempt 1 (before)`, e.attempts[0], mark(e.attempts[0])) +
+        figureHtml(`attempt 2 (after)`, e.attempts[1], mark(e.attempts[1])) +
+        `</div><p>size ${e.size[0]}x${e.size[1]} from ${e.sizeSource}; cell accuracy ${e.cellAccBefore.toFixed(3)} &rarr; ${e.cellAccAfter.toFixed(3)}; ${tasks.get(e.task)?.train.length ?? 0} demonstrations</p></section>`;
+    })
+    .join("\n");
+  return htmlPage(`arc-efe evaluation: ${r.split}`, head + body);
+}

@@ -1,0 +1,394 @@
+// The training loop (DESIGN §5.8, §6): AdamW over the agent and Qwen, autocast + GradScaler on CUDA,
+// gradient accumulation, the RL policy's own optimizer, the episodic memory, logs, validation,
+// checkpoints that survive crashes, and exact resume.
+import { type Dataset, type Example, epochOrder, loadDataset, splitTasks, testExamples, trainingExamples } from "../arc";
+import { loadLoraStateDict, loraStateDict } from "../models/lora";
+import * as torch from "../torch";
+import type { Tensor } from "../torch";
+import { progress } from "../util/progress";
+import type { BestMetric, TrainConfig } from "./config";
+import { sizeWeight } from "./efe";
+import { type EvalSummary, evaluate } from "./evaluate";
+import {
+  latestVerifiedCheckpoint, loadCheckpoint, mirrorCheckpoint, pruneCheckpoints, saveCheckpoint, updateBest,
+} from "./persistence";
+import { appendMetrics, createRun, latestRun, openRun, trimMetrics } from "./runs";
+import { type ExampleLogs, trainExample } from "./step";
+import { type System, type SystemConfig, buildSystem, defaultEfe, defaultRewardWeights, qwenTrainable } from "./system";
+
+/** Flags a resumed run may change; everything else comes from the run's config.json. */
+export const RESUMABLE_OVERRIDES: (keyof TrainConfig)[] = ["epochs", "max_batches", "log_every", "ckpt_every", "keep_last", "device", "quiet", "backup_dir", "num_threads", "run_dir"];
+
+export interface TrainIO {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+const consoleIO: TrainIO = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
+
+export interface TrainResult {
+  runDir: string;
+  step: number;
+  lastCheckpoint: string | null;
+  stopped: "done" | "max_batches" | "interrupted";
+  lastValidation: EvalSummary | null;
+}
+
+/** Sums over a window of batches, for the batch line and the epoch summary (saved for exact resume). */
+interface Window {
+  batches: number;
+  examples: number;
+  loss: number;
+  efe: number;
+  dAcc: number;
+  mask: number;
+  dSize: number;
+  rl: number;
+  qwenGrad: number;
+  optSteps: number;
+  skipped: number;
+  sizeWeight: number;
+}
+const emptyWindow = (): Window => ({ batches: 0, examples: 0, loss: 0, efe: 0, dAcc: 0, mask: 0, dSize: 0, rl: 0, qwenGrad: 0, optSteps: 0, skipped: 0, sizeWeight: 0 });
+const avg = (sum: number, n: number) => (n > 0 ? sum / n : 0);
+
+function addExample(w: Window, l: ExampleLogs): void {
+  w.examples++;
+  if (!l.finite) {
+    w.skipped++;
+    return;
+  }
+  w.loss += l.loss;
+  w.efe += l.efe;
+  w.dAcc += l.dAcc;
+  w.mask += l.maskRatio;
+  w.dSize += l.sizeError;
+  w.rl += l.r;
+}
+
+function windowStats(w: Window) {
+  const n = w.examples - w.skipped;
+  return {
+    loss: avg(w.loss, n),
+    efe: avg(w.efe, n),
+    d_acc: avg(w.dAcc, n),
+    mask: avg(w.mask, n),
+    d_size: avg(w.dSize, n),
+    rl_reward: avg(w.rl, n),
+    qwen_grad: avg(w.qwenGrad, w.optSteps),
+    size_weight: avg(w.sizeWeight, w.batches),
+    skipped: w.skipped,
+  };
+}
+
+export function batchLine(step: number, s: ReturnType<typeof windowStats>): string {
+  const sign = (v: number) => (v >= 0 ? "+" : "") + v.toFixed(3);
+  return (
+    `[Batch ${String(step).padStart(4)}] EFE_Loss: ${s.efe.toFixed(3)} | d_acc: ${sign(s.d_acc)} | Qwen_grad: ${s.qwen_grad.toExponential(2)} | ` +
+    `Mask: ${s.mask.toFixed(3)} | d_size: ${s.d_size.toFixed(2)} | RL: ${sign(s.rl_reward)}${s.skipped ? ` | skipped: ${s.skipped}` : ""}`
+  );
+}
+
+function metricValue(s: EvalSummary, m: BestMetric): number {
+  return { val_exact: s.exactFirst, val_pass2: s.pass2, val_cell_acc: s.cellAcc, accuracy_delta: s.accuracyDelta }[m];
+}
+
+export function systemConfig(c: TrainConfig): SystemConfig {
+  return {
+    model: c.model,
+    device: c.device as torch.Device,
+    qwenTrain: c.qwen_train,
+    loraRank: c.lora_rank,
+    loraAlpha: c.lora_alpha,
+    loraDropout: c.lora_dropout,
+    maxPromptTokens: c.max_prompt_tokens,
+    hintTokens: c.hint_tokens,
+    agentChannels: c.agent_channels,
+    agentSteps: c.agent_steps,
+    actionDim: 32,
+    rlLr: c.rl_lr,
+    memoryCapacity: c.memory_capacity,
+    rewardWeights: defaultRewardWeights(),
+    efe: defaultEfe(),
+    seed: c.seed,
+  };
+}
+
+/** The examples of a run: training pairs of the training tasks, validation from held-out tasks. */
+export function runExamples(ds: Dataset, c: TrainConfig): { train: Example[]; val: Example[] } {
+  const { train, val } = splitTasks(ds.training, c.val_fraction, c.seed);
+  return { train: trainingExamples(train), val: testExamples(val).slice(0, c.val_max) };
+}
+
+// ---- checkpoint contents -------------------------------------------------------------------------
+
+/** Trainable and persistent tensors by checkpoint name: agent.*, refiner.*, and qwen.* (LoRA or full). */
+function modelTensors(sys: System): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(sys.agent.stateDict())) out[`agent.${k}`] = t;
+  for (const [k, t] of Object.entries(sys.refiner.stateDict())) out[`refiner.${k}`] = t;
+  if (sys.config.qwenTrain === "lora") for (const [k, t] of Object.entries(loraStateDict(sys.qwen))) out[`qwen.${k}`] = t;
+  if (sys.config.qwenTrain === "full") for (const [k, t] of Object.entries(sys.qwen.stateDict())) out[`qwen.${k}`] = t;
+  return out;
+}
+
+const withPrefix = (rec: Record<string, Tensor>, prefix: string): Record<string, Tensor> =>
+  Object.fromEntries(Object.entries(rec).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+
+/** Loads a checkpoint's model tensors into a built system (strict: names and shapes must match). */
+export function loadModelTensors(sys: System, model: Record<string, Tensor>): void {
+  sys.agent.loadStateDict(withPrefix(model, "agent."));
+  sys.refiner.loadStateDict(withPrefix(model, "refiner."));
+  const q = withPrefix(model, "qwen.");
+  if (sys.config.qwenTrain === "lora") loadLoraStateDict(sys.qwen, q);
+  if (sys.config.qwenTrain === "full") sys.qwen.loadStateDict(q);
+}
+
+/** Restores the whole system (weights, memory, refiner baseline) from a checkpoint, for evaluation. */
+export function restoreSystem(sys: System, ck: { state: any; tensors: Record<string, Record<string, Tensor>> }): void {
+  loadModelTensors(sys, ck.tensors.model);
+  sys.memory.loadState(ck.tensors.memory ?? {}, ck.state.memory);
+  sys.refiner.loadStateJson(ck.state.refiner);
+}
+
+// ---- the loop ------------------------------------------------------------------------------------
+
+export async function train(config: TrainConfig, explicit: Partial<TrainConfig> = {}, io: TrainIO = consoleIO): Promise<TrainResult> {
+  // Run folder: a new one, or the run being resumed (its saved config, with the allowed overrides).
+  let cfg = config;
+  let run: { dir: string };
+  let resumeFrom: string | null = null;
+  if (cfg.resume) {
+    const dir = cfg.resume === "latest" ? latestRun(cfg.run_dir) : cfg.resume;
+    if (!dir) throw new Error(`--resume: no run with a checkpoint under ${cfg.run_dir}/`);
+    const opened = openRun(dir);
+    const saved = opened.config as TrainConfig;
+    const overrides = Object.fromEntries(Object.entries(explicit).filter(([k]) => RESUMABLE_OVERRIDES.includes(k as keyof TrainConfig)));
+    cfg = { ...saved, ...overrides, device: config.device, resume: cfg.resume };
+    const ck = latestVerifiedCheckpoint(dir, { onSkip: (d, why) => io.err(`checkpoint ${d} is unusable (${why}); using the one before it`) });
+    if (!ck) throw new Error(`--resume: no intact checkpoint in ${dir}`);
+    resumeFrom = ck.dir;
+    run = opened;
+  } else {
+    run = createRun(cfg.run_dir, { ...cfg, resume: null });
+  }
+  if (cfg.num_threads > 0) torch.setNumThreads(cfg.num_threads);
+  torch.manualSeed(cfg.seed);
+
+  const ds = await loadDataset(cfg.data);
+  const { train: trainEx, val: valEx } = runExamples(ds, cfg);
+  if (trainEx.length === 0) throw new Error(`--data ${cfg.data}: no training examples`);
+  const batchesPerEpoch = Math.ceil(trainEx.length / cfg.batch_size);
+  // The λ_size schedule spans the whole planned run; --max_batches only stops early (so a run stopped
+  // and resumed follows the same schedule as one that never stopped).
+  const totalBatches = cfg.epochs * batchesPerEpoch;
+  const barTotal = cfg.max_batches > 0 ? Math.min(cfg.max_batches, totalBatches) : totalBatches;
+
+  const sys = await buildSystem(systemConfig(cfg), { quiet: cfg.quiet });
+  const qwenParams = qwenTrainable(sys);
+  const agentParams = [...sys.agent.parameters(), ...sys.refiner.upParameters()];
+  const groups = [{ name: "agent", params: agentParams, lr: cfg.agent_lr }];
+  if (qwenParams.length) groups.push({ name: "qwen", params: qwenParams, lr: cfg.qwen_lr });
+  const opt = new torch.AdamW(groups, { weightDecay: cfg.weight_decay });
+  const policyOpt = sys.refiner.optimizer;
+  const policyParams = sys.refiner.policyParameters();
+  const cuda = cfg.device.startsWith("cuda");
+  const autocast = cfg.amp_dtype === "none" ? null : { device: (cuda ? "cuda" : "cpu") as "cpu" | "cuda", dtype: (cfg.amp_dtype === "fp16" ? "float16" : "bfloat16") as torch.DType };
+  const scaler = new torch.GradScaler({ device: cfg.device as torch.Device, enabled: cuda && cfg.amp_dtype === "fp16" });
+
+  // Position in training, and the running sums (all restored on resume).
+  let step = 0;
+  let epoch = 0;
+  let batchInEpoch = 0;
+  let win = emptyWindow();
+  let ep = emptyWindow();
+  let lastValidation: EvalSummary | null = null;
+
+  if (resumeFrom) {
+    torch.scope(() => {
+      const ck = loadCheckpoint(resumeFrom!, { device: cfg.device as torch.Device });
+      loadModelTensors(sys, ck.tensors.model);
+      opt.loadStateDict({ tensors: withPrefix(ck.tensors.optimizer, "main."), meta: ck.state.optimizer });
+      policyOpt.loadStateDict({ tensors: withPrefix(ck.tensors.optimizer, "policy."), meta: ck.state.policyOptimizer });
+      sys.memory.loadState(ck.tensors.memory ?? {}, ck.state.memory);
+      sys.refiner.loadStateJson(ck.state.refiner);
+      scaler.loadStateDict(ck.state.scaler);
+      torch.setRngState(ck.tensors.rng.cpu);
+      if (cuda && ck.tensors.rng.cuda) torch.setRngState(ck.tensors.rng.cuda, cfg.device as torch.Device);
+      ({ step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation } = ck.state.position);
+    });
+    const dropped = trimMetrics(run.dir, (r) => !(r.step > step));
+    io.err(`resuming ${run.dir} from ${resumeFrom} (step ${step}, epoch ${epoch + 1}, batch ${batchInEpoch})${dropped ? `; dropped ${dropped} metrics records past it` : ""}`);
+  } else {
+    io.err(`run ${run.dir}: ${trainEx.length} training examples (${batchesPerEpoch} batches/epoch), ${valEx.length} validation, model ${cfg.model} on ${cfg.device}`);
+  }
+
+  const save = (): string => {
+    const dir = torch.scope(() => {
+      const optState = opt.stateDict();
+      const polState = policyOpt.stateDict();
+      const optimizer: Record<string, Tensor> = {};
+      for (const [k, t] of Object.entries(optState.tensors)) optimizer[`main.${k}`] = t;
+      for (const [k, t] of Object.entries(polState.tensors)) optimizer[`policy.${k}`] = t;
+      const rng: Record<string, Tensor> = { cpu: torch.getRngState() };
+      if (cuda) rng.cuda = torch.getRngState(cfg.device as torch.Device);
+      return saveCheckpoint(run.dir, {
+        step,
+        epoch,
+        tensors: { model: modelTensors(sys), optimizer, memory: sys.memory.stateTensors(), rng },
+        state: {
+          position: { step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation },
+          optimizer: optState.meta,
+          policyOptimizer: polState.meta,
+          scaler: scaler.stateDict(),
+          memory: sys.memory.stateJson(),
+          refiner: sys.refiner.stateJson(),
+          validation: lastValidation,
+          config: cfg,
+        },
+      });
+    });
+    pruneCheckpoints(run.dir, cfg.keep_last);
+    if (cfg.backup_dir) mirrorCheckpoint(dir, cfg.backup_dir);
+    return dir;
+  };
+
+  const validate = (): EvalSummary | null => {
+    if (valEx.length === 0) return null;
+    const { summary: s } = evaluate(sys, valEx, { autocast });
+    io.out(`Val Accuracy: ${s.exactFirst.toFixed(4)} (${s.exactFirstCount}/${s.examples}) | pass@2: ${s.pass2.toFixed(4)} (${s.pass2Count}/${s.examples}) | cell acc: ${s.cellAcc.toFixed(4)} | accuracy delta: ${s.accuracyDelta >= 0 ? "+" : ""}${s.accuracyDelta.toFixed(4)} | ${s.seconds.toFixed(1)} s`);
+    appendMetrics(run.dir, { type: "val", step, epochs_done: epoch, ...s });
+    return s;
+  };
+
+  /** Validate, checkpoint, and let best/ follow the metric. */
+  let validatedStep = -1;
+  const validateAndSave = (): string => {
+    validatedStep = step;
+    lastValidation = validate() ?? lastValidation;
+    const dir = save();
+    if (lastValidation) {
+      const value = metricValue(lastValidation, cfg.best_metric);
+      if (updateBest(run.dir, dir, cfg.best_metric, value, true)) io.err(`best ${cfg.best_metric} = ${value.toFixed(4)} at step ${step}: ${run.dir}/checkpoints/best`);
+    }
+    return dir;
+  };
+
+  let stopRequested = false;
+  const onSigint = () => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    io.err("\ninterrupt: finishing this batch and saving a checkpoint (Ctrl-C again to quit now)");
+  };
+  process.on("SIGINT", onSigint);
+  const bar = progress(barTotal, { label: "train", quiet: cfg.quiet });
+  bar.update(step);
+  let lastCheckpoint: string | null = resumeFrom;
+  let stopped: TrainResult["stopped"] = "done";
+  const perUpdate = cfg.batch_size * cfg.grad_accum;
+
+  try {
+    while (epoch < cfg.epochs && stopped === "done") {
+      const order = epochOrder(trainEx.length, cfg.seed, epoch);
+      while (batchInEpoch < batchesPerEpoch) {
+        // Stops happen only at optimizer-step boundaries, so a checkpoint never holds half-accumulated gradients.
+        if (step % cfg.grad_accum === 0) {
+          if (cfg.max_batches > 0 && step >= cfg.max_batches) stopped = "max_batches";
+          else if (stopRequested) stopped = "interrupted";
+          if (stopped !== "done") break;
+        }
+        const lambda = sizeWeight(step, totalBatches);
+        const batch = order.slice(batchInEpoch * cfg.batch_size, (batchInEpoch + 1) * cfg.batch_size).map((i) => trainEx[i]);
+        for (const ex of batch) {
+          const logs = runExample(sys, ex, lambda, autocast, scaler, perUpdate, io);
+          addExample(win, logs);
+          addExample(ep, logs);
+        }
+        for (const w of [win, ep]) {
+          w.batches++;
+          w.sizeWeight += lambda;
+        }
+        step++;
+        batchInEpoch++;
+
+        // Optimizer steps at accumulation boundaries and at the end of an epoch.
+        const boundary = step % cfg.grad_accum === 0 || batchInEpoch === batchesPerEpoch;
+        if (boundary) {
+          scaler.unscale_(opt);
+          const qn = qwenParams.length ? torch.gradNorm(qwenParams) : 0;
+          torch.clipGradNorm(opt.params(), cfg.clip);
+          scaler.step(opt);
+          scaler.update();
+          torch.clipGradNorm(policyParams, cfg.clip);
+          policyOpt.step();
+          opt.zeroGrad();
+          policyOpt.zeroGrad();
+          for (const w of [win, ep]) {
+            w.qwenGrad += qn;
+            w.optSteps++;
+          }
+        }
+        if (step % cfg.log_every === 0) {
+          const s = windowStats(win);
+          io.out(batchLine(step, s));
+          appendMetrics(run.dir, { type: "batch", step, epoch: epoch + 1, batch: batchInEpoch, ...s, theta: sys.memory.theta, memory: sys.memory.size, scale: scaler.getScale(), time: new Date().toISOString() });
+          win = emptyWindow();
+        }
+        bar.update(step, `EFE ${windowStats(ep).efe.toFixed(3)}`);
+        if (boundary && batchInEpoch < batchesPerEpoch && step % cfg.ckpt_every === 0) lastCheckpoint = save();
+      }
+      if (stopped !== "done") break;
+
+      // End of epoch: the summary, validation, a checkpoint (positioned at the next epoch), best/.
+      const s = windowStats(ep);
+      io.out(`=== Epoch ${epoch + 1}/${cfg.epochs} ===`);
+      io.out(`  EFE loss (avg)     ${s.efe.toFixed(4)}`);
+      io.out(`  RL reward (avg)    ${s.rl_reward >= 0 ? "+" : ""}${s.rl_reward.toFixed(4)}   (baseline ${sys.refiner.baseline.toFixed(4)})`);
+      io.out(`  Qwen grad norm     ${s.qwen_grad.toExponential(2)}`);
+      io.out(`  Size weight        ${s.size_weight.toFixed(3)}`);
+      io.out(`  Memory threshold   ${sys.memory.theta.toFixed(4)}   (${sys.memory.size} entries)`);
+      io.out(`  Mask ratio         ${s.mask.toFixed(4)}`);
+      io.out(`  d_acc / d_size     ${s.d_acc >= 0 ? "+" : ""}${s.d_acc.toFixed(4)} / ${s.d_size.toFixed(2)}${s.skipped ? `   (skipped ${s.skipped} non-finite)` : ""}`);
+      appendMetrics(run.dir, { type: "epoch", step, epoch: epoch + 1, ...s, theta: sys.memory.theta, memory: sys.memory.size });
+      ep = emptyWindow();
+      epoch++;
+      batchInEpoch = 0;
+      lastCheckpoint = validateAndSave();
+    }
+    // A run stopped early (max_batches, Ctrl-C) still ends validated and checkpointed.
+    if (stopped !== "done" && validatedStep !== step) lastCheckpoint = validateAndSave();
+  } finally {
+    bar.stop();
+    process.off("SIGINT", onSigint);
+  }
+  io.err(`${stopped === "done" ? "finished" : stopped === "max_batches" ? `stopped after --max_batches ${cfg.max_batches}` : "interrupted"}: ${step} batches; checkpoint ${lastCheckpoint}`);
+  return { runDir: run.dir, step, lastCheckpoint, stopped, lastValidation };
+}
+
+/** One example: forward, backward of both losses (scaled for accumulation), logs. */
+function runExample(
+  sys: System,
+  ex: Example,
+  lambda: number,
+  autocast: { device: "cpu" | "cuda"; dtype: torch.DType } | null,
+  scaler: torch.GradScaler,
+  perUpdate: number,
+  io: TrainIO,
+): ExampleLogs {
+  try {
+    return torch.scope(() => {
+      const r = trainExample(sys, ex, { sizeWeight: lambda, autocast });
+      if (r.loss) scaler.scale(r.loss.div(perUpdate)).backward();
+      r.policyLoss.div(perUpdate).backward();
+      return r.logs;
+    });
+  } catch (e) {
+    if (e instanceof torch.TorchError && /out of memory/i.test(e.message)) {
+      const q = ex.task.train[ex.index]?.input ?? ex.task.test[ex.index]?.input;
+      io.err(
+        `CUDA out of memory on task ${ex.task.id} pair ${ex.index} (grid ${q?.length}x${q?.[0]?.length}, prompt up to ${sys.config.maxPromptTokens} tokens). ` +
+          "Shrink memory with --max_prompt_tokens (e.g. 1024), --qwen_train lora, or a smaller --batch_size; the last checkpoint is intact, continue with --resume.",
+      );
+    }
+    throw e;
+  }
+}
