@@ -247,7 +247,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
         },
       });
     });
-    pruneCheckpoints(run.dir, cfg.keep_last);
+    pruneCheckpoints(run.dir, cfg.keep_last, { protect: [dir] });
     if (cfg.backup_dir) mirrorCheckpoint(dir, cfg.backup_dir);
     return dir;
   };
