@@ -100,26 +100,19 @@ function firstLeaf(d: NestedNumbers): NestedNumbers {
   return cur;
 }
 
-export function zeros(...args: (number | number[] | TensorOptions)[]): Tensor {
+type ShapeFactory = (...args: (number | number[] | TensorOptions)[]) => Tensor;
+/** zeros(2, 3), zeros([2, 3]), zeros([2, 3], { dtype, device, requiresGrad }): the native op `name`. */
+const shapeFactory = (name: "zeros" | "ones" | "empty" | "rand" | "randn"): ShapeFactory => (...args) => {
   const [s, o] = shapeAndOpts(args);
-  return withGrad(wrap(N.zeros(s, dtypeCode(o?.dtype), deviceCode(o?.device))), o);
-}
-export function ones(...args: (number | number[] | TensorOptions)[]): Tensor {
-  const [s, o] = shapeAndOpts(args);
-  return withGrad(wrap(N.ones(s, dtypeCode(o?.dtype), deviceCode(o?.device))), o);
-}
-export function empty(...args: (number | number[] | TensorOptions)[]): Tensor {
-  const [s, o] = shapeAndOpts(args);
-  return withGrad(wrap(N.empty(s, dtypeCode(o?.dtype), deviceCode(o?.device))), o);
-}
-export function rand(...args: (number | number[] | TensorOptions)[]): Tensor {
-  const [s, o] = shapeAndOpts(args);
-  return withGrad(wrap(N.rand(s, dtypeCode(o?.dtype), deviceCode(o?.device))), o);
-}
-export function randn(...args: (number | number[] | TensorOptions)[]): Tensor {
-  const [s, o] = shapeAndOpts(args);
-  return withGrad(wrap(N.randn(s, dtypeCode(o?.dtype), deviceCode(o?.device))), o);
-}
+  return withGrad(wrap(N[name](s, dtypeCode(o?.dtype), deviceCode(o?.device))), o);
+};
+export const zeros = shapeFactory("zeros");
+export const ones = shapeFactory("ones");
+export const empty = shapeFactory("empty");
+/** Uniform samples in [0, 1). */
+export const rand = shapeFactory("rand");
+/** Standard normal samples. */
+export const randn = shapeFactory("randn");
 export function full(shape: number[], value: number | boolean, opts?: TensorOptions): Tensor {
   return withGrad(wrap(N.full(shape, value, dtypeCode(opts?.dtype), deviceCode(opts?.device))), opts);
 }
