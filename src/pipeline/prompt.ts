@@ -54,7 +54,7 @@ export class HybridPrompter {
   private readonly tail: number[];
   private readonly headText: string;
   private readonly tailText: string;
-  private readonly cacheMap = new Map<string, Tensor>();
+  private readonly cacheMap = new Map<string, { p: Tensor; hint: string; hintIds: number[] }>();
 
   constructor(readonly qwen: Qwen2ForCausalLM, readonly tokenizer: QwenTokenizer, readonly config: PrompterConfig) {
     // The template around the user's message, split at a marker so each part is tokenized once.
@@ -100,13 +100,13 @@ export class HybridPrompter {
     return out.filter((t) => !eos.has(t));
   }
 
-  /** p for an example. With `cache` on, the first result is kept (detached) and returned again. */
+  /** p for an example. With `cache` on, the first result (p detached, and its hint) is kept and returned again. */
   embed(ex: Example): PromptResult {
     const built = this.build(ex);
     const key = this.key(ex);
     if (this.config.cache) {
       const hit = this.cacheMap.get(key);
-      if (hit) return { p: hit, hint: "", hintIds: [], tokens: built.ids.length, shown: built.shown, dropped: built.dropped, cached: true };
+      if (hit) return { p: hit.p, hint: hit.hint, hintIds: hit.hintIds.slice(), tokens: built.ids.length, shown: built.shown, dropped: built.dropped, cached: true };
     }
     const hintIds = this.hint(built.ids);
     const all = [...built.ids, ...hintIds];
@@ -115,10 +115,11 @@ export class HybridPrompter {
       const { hiddenStates } = this.qwen.forward({ inputIds: ids, computeLogits: false });
       return hiddenStates.select(0, 0).narrow(0, built.queryEnd, all.length - built.queryEnd).mean(0);
     });
-    if (this.config.cache) this.cacheMap.set(key, torch.keep(p.detach()));
+    const hint = this.tokenizer.decode(hintIds, { skipSpecialTokens: true });
+    if (this.config.cache) this.cacheMap.set(key, { p: torch.keep(p.detach()), hint, hintIds: hintIds.slice() });
     return {
       p,
-      hint: this.tokenizer.decode(hintIds, { skipSpecialTokens: true }),
+      hint,
       hintIds,
       tokens: built.ids.length,
       shown: built.shown,
@@ -129,7 +130,7 @@ export class HybridPrompter {
 
   /** Forget cached prompt vectors (e.g. when Qwen starts training). */
   clearCache(): void {
-    for (const t of this.cacheMap.values()) t.dispose();
+    for (const e of this.cacheMap.values()) e.p.dispose();
     this.cacheMap.clear();
   }
 }
