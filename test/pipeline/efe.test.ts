@@ -23,7 +23,7 @@ function reference(logits: number[][][], target: number[], hLogits: number[], wL
   const qPrev = sgLogits.map((step) => step.map(softmax));
   const C = target.map((y) => Array.from({ length: K }, (_, k) => (k === y ? 1 - eps : 0) + eps / K));
   const argmax = (xs: number[]) => xs.indexOf(Math.max(...xs));
-  const wrong = target.map((y, c) => (argmax(q[T - 1][c]) !== y ? 1 : 0));
+  const wrong: number[] = target.map((y, c) => (argmax(q[T - 1][c]) !== y ? 1 : 0));
   const wc = wrong.map((x) => 1 + x);
   const W = wc.reduce((a, b) => a + b);
   const kl = (p: number[], r: number[]) => p.reduce((s, pk, k) => s + pk * (Math.log(pk) - Math.log(r[k])), 0);
