@@ -40,6 +40,8 @@ interface Window {
   loss: number;
   efe: number;
   dAcc: number;
+  /** Cell accuracy after refinement (absolute; d_acc is only the refinement's change). */
+  acc: number;
   mask: number;
   dSize: number;
   rl: number;
@@ -48,7 +50,7 @@ interface Window {
   skipped: number;
   sizeWeight: number;
 }
-const emptyWindow = (): Window => ({ batches: 0, examples: 0, loss: 0, efe: 0, dAcc: 0, mask: 0, dSize: 0, rl: 0, qwenGrad: 0, optSteps: 0, skipped: 0, sizeWeight: 0 });
+const emptyWindow = (): Window => ({ batches: 0, examples: 0, loss: 0, efe: 0, dAcc: 0, acc: 0, mask: 0, dSize: 0, rl: 0, qwenGrad: 0, optSteps: 0, skipped: 0, sizeWeight: 0 });
 const avg = (sum: number, n: number) => (n > 0 ? sum / n : 0);
 
 function addExample(w: Window, l: ExampleLogs): void {
@@ -60,6 +62,7 @@ function addExample(w: Window, l: ExampleLogs): void {
   w.loss += l.loss;
   w.efe += l.efe;
   w.dAcc += l.dAcc;
+  w.acc = (w.acc ?? 0) + l.after.acc; // ?? 0: windows saved by checkpoints from before this field
   w.mask += l.maskRatio;
   w.dSize += l.sizeError;
   w.rl += l.r;
@@ -71,6 +74,7 @@ function windowStats(w: Window) {
     loss: avg(w.loss, n),
     efe: avg(w.efe, n),
     d_acc: avg(w.dAcc, n),
+    acc: avg(w.acc ?? 0, n),
     mask: avg(w.mask, n),
     d_size: avg(w.dSize, n),
     rl_reward: avg(w.rl, n),
