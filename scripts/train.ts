@@ -4,7 +4,6 @@
 //   bun scripts/train.ts --preset smoke --max_batches 10 --device cpu
 //   bun scripts/train.ts --resume
 import { UsageError, helpText, parseTrainArgs, validateConfig } from "../src/pipeline/config";
-import * as torch from "../src/torch";
 
 async function main(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parseTrainArgs>;
@@ -14,7 +13,13 @@ async function main(argv: string[]): Promise<number> {
       console.log(helpText());
       return 0;
     }
-    parsed.config = validateConfig(parsed.config, { cudaAvailable: torch.cuda.isAvailable(), cudaDevices: torch.cuda.deviceCount() });
+    // LibTorch (over a second to load) is needed only to ask about CUDA: other usage errors are instant.
+    let env = { cudaAvailable: false, cudaDevices: 0 };
+    if (parsed.config.device === "auto" || parsed.config.device.startsWith("cuda")) {
+      const torch = await import("../src/torch");
+      env = { cudaAvailable: torch.cuda.isAvailable(), cudaDevices: torch.cuda.deviceCount() };
+    }
+    parsed.config = validateConfig(parsed.config, env);
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`train: ${e.message} (see --help)`);

@@ -196,6 +196,12 @@ export function parseTrainArgs(argv: string[]): ParsedArgs {
   const args = [...argv];
   const i = args.indexOf("--resume");
   if (i >= 0 && (i === args.length - 1 || args[i + 1].startsWith("--"))) args.splice(i, 1, "--resume=latest");
+  // `--epochs -1`: node's parseArgs takes "-1" for an option ("argument is ambiguous"); join a negative
+  // number to its flag so the range check below names the flag and the value.
+  for (let j = 0; j + 1 < args.length; j++) {
+    const name = /^--([a-z_]+)$/.exec(args[j])?.[1];
+    if (name && FLAGS[name as keyof TrainConfig]?.type === "string" && /^-(\d|\.\d)/.test(args[j + 1])) args.splice(j, 2, `${args[j]}=${args[j + 1]}`);
+  }
   const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
   for (const [k, v] of Object.entries(FLAGS)) options[k] = { type: v.type };
   let values: Record<string, string | boolean | undefined>;
