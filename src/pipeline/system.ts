@@ -56,11 +56,19 @@ export function qwenTrainable(s: System): Tensor[] {
   return s.qwen.parameters();
 }
 
+export interface BuildOptions {
+  quiet?: boolean;
+  /** Build around this Qwen instead of loading `cfg.model` (e.g. random Qwen2.5-1.5B shapes for benchmarks). */
+  qwen?: { model: Qwen2ForCausalLM; tokenizer: QwenTokenizer };
+}
+
 /** Builds (or loads) every part; module initialisation is seeded so a resumed run rebuilds identically. */
-export async function buildSystem(cfg: SystemConfig, opts: { quiet?: boolean } = {}): Promise<System> {
+export async function buildSystem(cfg: SystemConfig, opts: BuildOptions = {}): Promise<System> {
   let qwen: Qwen2ForCausalLM;
   let tokenizer: QwenTokenizer;
-  if (cfg.model === "tiny") {
+  if (opts.qwen) {
+    ({ model: qwen, tokenizer } = opts.qwen);
+  } else if (cfg.model === "tiny") {
     qwen = Qwen2ForCausalLM.tiny({ seed: cfg.seed, device: cfg.device, dtype: cfg.qwenDtype });
     tokenizer = QwenTokenizer.tiny();
   } else {
