@@ -4,6 +4,16 @@ import type { FactoryOptions } from "./layers";
 import { Module } from "./module";
 
 /**
+ * Normalises in the weight's dtype and returns the input's: under autocast a bfloat16/float16 activation
+ * meets float32 weights (CUDA autocast does this cast itself; LibTorch 1.13's CPU autocast does not, and
+ * the kernels refuse mixed dtypes). Normalisation statistics want the wider type anyway.
+ */
+function inWeightDtype(x: Tensor, weight: Tensor | null, f: (v: Tensor) => Tensor): Tensor {
+  if (!weight || weight.dtype === x.dtype) return f(x);
+  return f(x.to(weight.dtype)).to(x.dtype);
+}
+
+/**
  * RMSNorm as transformers' Qwen2RMSNorm: normalise in float32, cast back to the input dtype, then
  * multiply by the weight (so a bf16 model matches transformers bit for bit).
  */
@@ -34,7 +44,7 @@ export class LayerNorm extends Module {
     this.bias = affine && opts.bias !== false ? this.registerParameter("bias", zeros(this.normalizedShape, opts)) : null;
   }
   forward(x: Tensor): Tensor {
-    return F.layerNorm(x, this.normalizedShape, this.weight, this.bias, this.eps);
+    return inWeightDtype(x, this.weight, (v) => F.layerNorm(v, this.normalizedShape, this.weight, this.bias, this.eps));
   }
 }
 
@@ -48,6 +58,6 @@ export class GroupNorm extends Module {
     this.bias = affine ? this.registerParameter("bias", zeros([numChannels], opts)) : null;
   }
   forward(x: Tensor): Tensor {
-    return F.groupNorm(x, this.numGroups, this.weight, this.bias, this.eps);
+    return inWeightDtype(x, this.weight, (v) => F.groupNorm(v, this.numGroups, this.weight, this.bias, this.eps));
   }
 }

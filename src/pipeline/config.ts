@@ -87,7 +87,7 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   val_fraction: { type: "string", kind: "float", help: "share of training tasks held out for validation" },
   val_max: { type: "string", kind: "int", min: 0, help: "validation examples at most (0 = no validation)" },
   backup_dir: { type: "string", kind: "string", help: "mirror each finished checkpoint to this folder" },
-  num_threads: { type: "string", kind: "int", min: 0, help: "LibTorch CPU threads (0 = LibTorch's default)" },
+  num_threads: { type: "string", kind: "int", min: 0, help: "LibTorch CPU threads (0 = every core)" },
   preset: { type: "string", kind: "string", choices: ["smoke"], help: "smoke: tiny model, synthetic data, small agent: a CPU run of a minute" },
   quiet: { type: "boolean", kind: "bool", help: "no progress bar" },
 };

@@ -8,7 +8,7 @@ import type { TrainConfig } from "./config";
 import { type EvalSummary, type ExampleEval, evaluate } from "./evaluate";
 import { loadCheckpoint, resolveCheckpoint } from "./persistence";
 import { buildSystem } from "./system";
-import { restoreSystem, runExamples, systemConfig } from "./trainer";
+import { restoreSystem, runExamples, systemConfig, useThreads } from "./trainer";
 import { progress } from "../util/progress";
 
 export interface EvalOptions {
@@ -41,6 +41,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   const saved = state.config as TrainConfig;
   const device = o.device ?? (saved.device.startsWith("cuda") && !torch.cuda.isAvailable() ? "cpu" : saved.device);
   const cfg: TrainConfig = { ...saved, device, data: o.data ?? saved.data };
+  useThreads(cfg.num_threads);
   const ds = await loadDataset(cfg.data);
   let examples: Example[];
   if (o.split === "val") examples = runExamples(ds, cfg).val;

@@ -1,6 +1,7 @@
 // The training loop (DESIGN §5.8, §6): AdamW over the agent and Qwen, autocast + GradScaler on CUDA,
 // gradient accumulation, the RL policy's own optimizer, the episodic memory, logs, validation,
 // checkpoints that survive crashes, and exact resume.
+import { availableParallelism } from "node:os";
 import { type Dataset, type Example, epochOrder, loadDataset, splitTasks, testExamples, trainingExamples } from "../arc";
 import { loadLoraStateDict, loraStateDict } from "../models/lora";
 import * as torch from "../torch";
@@ -62,7 +63,7 @@ function addExample(w: Window, l: ExampleLogs): void {
   w.loss += l.loss;
   w.efe += l.efe;
   w.dAcc += l.dAcc;
-  w.acc = (w.acc ?? 0) + l.after.acc; // ?? 0: windows saved by checkpoints from before this field
+  w.acc += l.after.acc;
   w.mask += l.maskRatio;
   w.dSize += l.sizeError;
   w.rl += l.r;
@@ -74,7 +75,7 @@ function windowStats(w: Window) {
     loss: avg(w.loss, n),
     efe: avg(w.efe, n),
     d_acc: avg(w.dAcc, n),
-    acc: avg(w.acc ?? 0, n),
+    acc: avg(w.acc, n),
     mask: avg(w.mask, n),
     d_size: avg(w.dSize, n),
     rl_reward: avg(w.rl, n),
@@ -84,10 +85,22 @@ function windowStats(w: Window) {
   };
 }
 
+/** LibTorch's CPU threads: the number asked for, or every core (LibTorch's own default can be 1 in VMs). */
+export function useThreads(n: number): void {
+  torch.setNumThreads(n > 0 ? n : availableParallelism());
+}
+
+/** A number as Python's "%.2e" prints it (2.34e-04), the form DESIGN's log line uses. */
+export function sci(v: number): string {
+  const [m, e] = v.toExponential(2).split("e");
+  const exp = Number(e);
+  return `${m}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
+}
+
 export function batchLine(step: number, s: ReturnType<typeof windowStats>): string {
   const sign = (v: number) => (v >= 0 ? "+" : "") + v.toFixed(3);
   return (
-    `[Batch ${String(step).padStart(4)}] EFE_Loss: ${s.efe.toFixed(3)} | d_acc: ${sign(s.d_acc)} | Qwen_grad: ${s.qwen_grad.toExponential(2)} | ` +
+    `[Batch ${String(step).padStart(4)}] EFE_Loss: ${s.efe.toFixed(3)} | d_acc: ${sign(s.d_acc)} | Qwen_grad: ${sci(s.qwen_grad)} | ` +
     `Mask: ${s.mask.toFixed(3)} | d_size: ${s.d_size.toFixed(2)} | RL: ${sign(s.rl_reward)}${s.skipped ? ` | skipped: ${s.skipped}` : ""}`
   );
 }
@@ -175,7 +188,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
   } else {
     run = createRun(cfg.run_dir, { ...cfg, resume: null });
   }
-  if (cfg.num_threads > 0) torch.setNumThreads(cfg.num_threads);
+  useThreads(cfg.num_threads);
   torch.manualSeed(cfg.seed);
 
   const ds = await loadDataset(cfg.data);
@@ -347,7 +360,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
       io.out(`=== Epoch ${epoch + 1}/${cfg.epochs} ===`);
       io.out(`  EFE loss (avg)     ${s.efe.toFixed(4)}`);
       io.out(`  RL reward (avg)    ${s.rl_reward >= 0 ? "+" : ""}${s.rl_reward.toFixed(4)}   (baseline ${sys.refiner.baseline.toFixed(4)})`);
-      io.out(`  Qwen grad norm     ${s.qwen_grad.toExponential(2)}`);
+      io.out(`  Qwen grad norm     ${sci(s.qwen_grad)}`);
       io.out(`  Size weight        ${s.size_weight.toFixed(3)}`);
       io.out(`  Memory threshold   ${sys.memory.theta.toFixed(4)}   (${sys.memory.size} entries)`);
       io.out(`  Mask ratio         ${s.mask.toFixed(4)}`);

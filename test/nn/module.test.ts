@@ -131,6 +131,19 @@ describe("layers", () => {
     expect(n.forward(torch.tensor([[3, 4]], { dtype: "bfloat16" })).dtype).toBe("bfloat16");
   });
 
+  test("GroupNorm and LayerNorm accept a bfloat16 activation from CPU autocast (float32 weights)", () => {
+    const conv = new nn.Conv2d(3, 4, 3, { padding: 1 });
+    const gn = new nn.GroupNorm(2, 4);
+    const ln = new nn.LayerNorm(5);
+    const x = torch.randn(1, 3, 5, 5);
+    const [g, l] = torch.autocast({ device: "cpu" }, () => {
+      const h = conv.forward(x); // bfloat16 under CPU autocast
+      return [gn.forward(h), ln.forward(h)];
+    });
+    expect([g.dtype, l.dtype]).toEqual(["bfloat16", "bfloat16"]);
+    expectClose(g.float().flatten().tolist(), gn.forward(conv.forward(x).bfloat16().float()).flatten().tolist(), 2e-2, 2e-2);
+  });
+
   test("LayerNorm and GroupNorm modules have unit weight and zero bias", () => {
     const ln = new nn.LayerNorm(3);
     expectClose(ln.forward(torch.tensor([[1, 2, 3]])).tolist(), [[-1.2247, 0, 1.2247]], 1e-4);
