@@ -41,6 +41,8 @@ const finalizer = new FinalizationRegistry<number>((h) => {
 });
 
 const scopes: Handle[][] = [];
+/** The innermost scope's list (null outside any scope): the hot path of every op reads it. */
+let current: Handle[] | null = null;
 
 function registerFinalizer(t: Handle): void {
   if (!t._fin && t._h >= 0) {
@@ -51,8 +53,7 @@ function registerFinalizer(t: Handle): void {
 
 /** Called for every tensor made from a native result. */
 export function track(t: Handle): void {
-  const top = scopes[scopes.length - 1];
-  if (top) top.push(t);
+  if (current !== null) current.push(t);
   else registerFinalizer(t);
 }
 
@@ -84,6 +85,11 @@ function collect(value: unknown, into: Set<Handle>, depth = 0): void {
   }
 }
 
+function popScope(): void {
+  scopes.pop();
+  current = scopes[scopes.length - 1] ?? null;
+}
+
 function release(list: Handle[], survivors: Set<Handle> | null): void {
   const parent = scopes[scopes.length - 1];
   const dead: number[] = [];
@@ -108,15 +114,16 @@ function release(list: Handle[], survivors: Set<Handle> | null): void {
 export function scope<T>(fn: () => T): T {
   const mine: Handle[] = [];
   scopes.push(mine);
+  current = mine;
   let result: T;
   try {
     result = fn();
   } catch (e) {
-    scopes.pop();
+    popScope();
     release(mine, null);
     throw e;
   }
-  scopes.pop();
+  popScope();
   if (result instanceof Promise) {
     release(mine, null);
     throw new TorchError("torch.scope() takes a synchronous function (it returned a Promise)");
