@@ -74,8 +74,31 @@ const softmaxScoped = time((n) => {
   });
 });
 
-const py = values["no-python"] ? null : pythonReference(join(import.meta.dir, "..", "..", "shared", "bench", "op_overhead.py"), [device.startsWith("cuda") ? "cuda" : "cpu"]);
-const pyAdd = typeof py?.add_us === "number" ? py.add_us : null;
+// The Python reference runs in rounds interleaved with ours (this machine's speed drifts over seconds),
+// and the ratio compares medians of the same rounds.
+const ROUNDS = 3;
+const script = join(import.meta.dir, "..", "..", "shared", "bench", "op_overhead.py");
+const rounds: { ts_add_scoped: number; python_add: number | null }[] = [];
+let py: Record<string, unknown> | null = null;
+for (let r = 0; r < ROUNDS; r++) {
+  const ts = r === 0 ? addScoped : time((n) => {
+    for (let c = 0; c < n / CHUNK; c++) {
+      const next = torch.scope(() => {
+        let a = acc;
+        for (let i = 0; i < CHUNK; i++) a = a.add(one);
+        return a;
+      });
+      acc.dispose();
+      acc = torch.keep(next);
+    }
+  });
+  py = values["no-python"] ? null : pythonReference(script, [device.startsWith("cuda") ? "cuda" : "cpu"]);
+  rounds.push({ ts_add_scoped: ts, python_add: typeof py?.add_us === "number" ? py.add_us : null });
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const tsMedian = median(rounds.map((r) => r.ts_add_scoped));
+const pyValues = rounds.map((r) => r.python_add).filter((v): v is number => v !== null);
+const pyMedian = pyValues.length ? median(pyValues) : null;
 console.log(
   JSON.stringify(
     {
@@ -83,10 +106,12 @@ console.log(
       device,
       iters: N,
       machine: machine(),
-      us: { add_scoped: addScoped, add_dispose: addDispose, add_inplace: addInplace, mul_8x8: mulScoped, matmul_8x8: matmulScoped, softmax_8x8: softmaxScoped },
+      us: { add_scoped: tsMedian, add_dispose: addDispose, add_inplace: addInplace, mul_8x8: mulScoped, matmul_8x8: matmulScoped, softmax_8x8: softmaxScoped },
+      rounds,
       python: py,
-      ratio_add_scoped_vs_python: pyAdd ? addScoped / pyAdd : null,
-      ratio_add_dispose_vs_python: pyAdd ? addDispose / pyAdd : null,
+      python_add_us_median: pyMedian,
+      ratio_add_scoped_vs_python: pyMedian ? tsMedian / pyMedian : null,
+      ratio_add_dispose_vs_python: pyMedian ? addDispose / pyMedian : null,
     },
     null,
     2,
