@@ -503,6 +503,7 @@ describe("--model tiny", () => {
 });
 
 // On a CUDA machine: the fused SDPA path of LibTorch 2.x against the same golden, and bf16 training.
+if (!torch.cuda.isAvailable()) console.warn("test/qwen2: CUDA tests skipped (no CUDA on this machine)");
 describe.skipIf(!torch.cuda.isAvailable())("CUDA", () => {
   test("golden parity on the GPU (float32; fused attention kernels)", () => {
     const m = Qwen2ForCausalLM.fromFolder(GOLDEN_MODEL, { device: "cuda" });
