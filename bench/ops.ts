@@ -32,7 +32,7 @@ let acc = torch.keep(torch.zeros([1], { device }));
 
 // The idiom for loops: a scope around a block of work; what the block returns lives on.
 const CHUNK = 100;
-const addScoped = time((n) => {
+const addScopedLoop = (n: number) => {
   for (let c = 0; c < n / CHUNK; c++) {
     const next = torch.scope(() => {
       let a = acc;
@@ -42,7 +42,8 @@ const addScoped = time((n) => {
     acc.dispose();
     acc = torch.keep(next);
   }
-});
+};
+const addScoped = time(addScopedLoop);
 // Explicit disposal of each intermediate.
 const addDispose = time((n) => {
   torch.scope(() => {
@@ -81,17 +82,7 @@ const script = join(import.meta.dir, "..", "..", "shared", "bench", "op_overhead
 const rounds: { ts_add_scoped: number; python_add: number | null }[] = [];
 let py: Record<string, unknown> | null = null;
 for (let r = 0; r < ROUNDS; r++) {
-  const ts = r === 0 ? addScoped : time((n) => {
-    for (let c = 0; c < n / CHUNK; c++) {
-      const next = torch.scope(() => {
-        let a = acc;
-        for (let i = 0; i < CHUNK; i++) a = a.add(one);
-        return a;
-      });
-      acc.dispose();
-      acc = torch.keep(next);
-    }
-  });
+  const ts = r === 0 ? addScoped : time(addScopedLoop);
   py = values["no-python"] ? null : pythonReference(script, [device.startsWith("cuda") ? "cuda" : "cpu"]);
   rounds.push({ ts_add_scoped: ts, python_add: typeof py?.add_us === "number" ? py.add_us : null });
 }

@@ -2,9 +2,9 @@
 // threshold, writes, evictions and reads. `bun scripts/memory.ts --help`.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { EpisodicMemory, type EpisodicMemoryState } from "../src/pipeline/memory.ts";
 import * as torch from "../src/torch.ts";
+import { parseCommandLine } from "../src/util/cli.ts";
 
 const USAGE = `Usage: bun scripts/memory.ts [options]
 
@@ -47,32 +47,8 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-function fail(msg: string): never {
-  process.stderr.write(`memory: ${msg}\n${USAGE.split("\n")[0]} (--help for more)\n`);
-  process.exit(2);
-}
-
 function main(argv: string[]): number {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (e) {
-    fail((e as Error).message);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + "\n");
-    return 0;
-  }
-  const int = (name: string, min = 1): number => {
-    const v = Number(values[name]);
-    if (!Number.isInteger(v) || v < min) fail(`--${name} must be an integer >= ${min}, got "${values[name]}"`);
-    return v;
-  };
-  const num = (name: string, min: number, max: number): number => {
-    const v = Number(values[name]);
-    if (!Number.isFinite(v) || v < min || v > max) fail(`--${name} must be a number in [${min}, ${max}], got "${values[name]}"`);
-    return v;
-  };
+  const { values, fail, int, num } = parseCommandLine("memory", USAGE, OPTIONS, argv);
   const P = int("key_dim");
   const k = int("action_dim");
   const capacity = int("capacity");

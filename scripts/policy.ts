@@ -1,8 +1,8 @@
 // The RL refinement stage on its own (DESIGN §5.5): trains a PromptRefiner on a toy bandit and prints
 // its progress. `bun scripts/policy.ts --help`.
-import { parseArgs } from "node:util";
 import { PromptRefiner } from "../src/pipeline/policy.ts";
 import * as torch from "../src/torch.ts";
+import { parseCommandLine } from "../src/util/cli.ts";
 
 const USAGE = `Usage: bun scripts/policy.ts [options]
 
@@ -43,32 +43,10 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-function fail(msg: string): never {
-  process.stderr.write(`policy: ${msg}\n${USAGE.split("\n")[0]} (--help for more)\n`);
-  process.exit(2);
-}
-
 function main(argv: string[]): void {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
-  } catch (e) {
-    fail((e as Error).message);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + "\n");
-    return;
-  }
-  const int = (name: string, min = 1): number => {
-    const v = Number(values[name]);
-    if (!Number.isInteger(v) || v < min) fail(`--${name} must be an integer >= ${min}, got "${values[name]}"`);
-    return v;
-  };
-  const num = (name: string): number => {
-    const v = Number(values[name]);
-    if (!Number.isFinite(v) || v < 0) fail(`--${name} must be a non-negative number, got "${values[name]}"`);
-    return v;
-  };
+  const cli = parseCommandLine("policy", USAGE, OPTIONS, argv);
+  const { values, fail, int } = cli;
+  const num = (name: string): number => cli.num(name, 0);
   const P = int("prompt_dim");
   const d = int("state_dim");
   const k = int("action_dim");
@@ -85,7 +63,7 @@ function main(argv: string[]): void {
   if (device.startsWith("cuda") && !torch.cuda.isAvailable()) fail("--device cuda: CUDA is not available");
 
   torch.manualSeed(seed);
-  const policy = new PromptRefiner({ promptDim: P, stateDim: d, actionDim: k, hidden, lr, entropyCoef, logStdBound: bound, device: device as torch.Device });
+  const policy = new PromptRefiner({ promptDim: P, stateDim: d, actionDim: k, hidden, lr, entropyCoef, logStdBound: bound as "clamp" | "soft", device: device as torch.Device });
   const u = torch.keep(torch.scope(() => torch.F.normalize(torch.randn([k], { device: device as torch.Device }), { dim: 0 })));
   const probe = torch.scope(() => ({ p: torch.keep(torch.randn([P], { device: device as torch.Device })), z: torch.keep(torch.randn([d], { device: device as torch.Device })) }));
   const nPolicy = policy.policyParameters().reduce((a, t) => a + t.numel(), 0);

@@ -1,0 +1,47 @@
+// Command lines of the runnable stages: node:util parseArgs with the conventions every script shares
+// (--help prints the usage; a bad flag or value is one line on stderr and exit code 2).
+import { type ParseArgsConfig, parseArgs } from "node:util";
+
+export type Values = Record<string, string | boolean | undefined>;
+
+export interface Cli {
+  values: Values;
+  /** One-line usage error: prints `<name>: <msg>` and exits with code 2. */
+  fail(msg: string): never;
+  /** An integer flag >= min. */
+  int(flag: string, min?: number): number;
+  /** A number flag within [min, max]. */
+  num(flag: string, min?: number, max?: number): number;
+}
+
+/** Parses argv, or prints the usage (--help, exit 0) or a one-line error (exit 2). */
+export function parseCommandLine(name: string, usage: string, options: NonNullable<ParseArgsConfig["options"]>, argv: string[]): Cli {
+  const fail = (msg: string): never => {
+    process.stderr.write(`${name}: ${msg}\n${usage.split("\n")[0]} (--help for more)\n`);
+    process.exit(2);
+  };
+  let values: Values = {};
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Values });
+  } catch (e) {
+    fail((e as Error).message.split("\n")[0]);
+  }
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  return {
+    values,
+    fail,
+    int(flag, min = 1) {
+      const v = Number(values[flag]);
+      if (!Number.isInteger(v) || v < min) fail(`--${flag} must be an integer >= ${min}, got "${values[flag]}"`);
+      return v;
+    },
+    num(flag, min = Number.NEGATIVE_INFINITY, max = Number.POSITIVE_INFINITY) {
+      const v = Number(values[flag]);
+      if (!Number.isFinite(v) || v < min || v > max) fail(`--${flag} must be a number in [${min}, ${max}], got "${values[flag]}"`);
+      return v;
+    },
+  };
+}
