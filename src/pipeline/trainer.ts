@@ -316,7 +316,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
         const lambda = sizeWeight(step, totalBatches);
         const batch = order.slice(batchInEpoch * cfg.batch_size, (batchInEpoch + 1) * cfg.batch_size).map((i) => trainEx[i]);
         for (const ex of batch) {
-          const logs = runExample(sys, ex, lambda, autocast, scaler, perUpdate, io);
+          const logs = runExample(sys, ex, step + 1, lambda, autocast, scaler, perUpdate, io);
           addExample(win, logs);
           addExample(ep, logs);
         }
@@ -385,6 +385,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
 function runExample(
   sys: System,
   ex: Example,
+  step: number,
   lambda: number,
   autocast: { device: "cpu" | "cuda"; dtype: torch.DType } | null,
   scaler: torch.GradScaler,
@@ -401,9 +402,10 @@ function runExample(
   } catch (e) {
     if (e instanceof torch.TorchError && /out of memory/i.test(e.message)) {
       const q = ex.task.train[ex.index]?.input ?? ex.task.test[ex.index]?.input;
+      const tokens = sys.prompter.build(ex).ids.length + sys.config.hintTokens;
       io.err(
-        `CUDA out of memory on task ${ex.task.id} pair ${ex.index} (grid ${q?.length}x${q?.[0]?.length}, prompt up to ${sys.config.maxPromptTokens} tokens). ` +
-          "Shrink memory with --max_prompt_tokens (e.g. 1024), --qwen_train lora, or a smaller --batch_size; the last checkpoint is intact, continue with --resume.",
+        `CUDA out of memory at batch ${step} (task ${ex.task.id} pair ${ex.index}: sequence of ${tokens} tokens, grid ${q?.length}x${q?.[0]?.length}). ` +
+          "Shrink memory with --max_prompt_tokens (e.g. 1024), --qwen_train lora, or a smaller --batch_size; the last checkpoint is intact: continue with --resume.",
       );
     }
     throw e;
