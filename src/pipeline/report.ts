@@ -8,7 +8,7 @@ import type { TrainConfig } from "./config";
 import { type EvalSummary, type ExampleEval, evaluate } from "./evaluate";
 import { loadCheckpoint, resolveCheckpoint } from "./persistence";
 import { buildSystem } from "./system";
-import { restoreSystem, runExamples, systemConfig, useThreads } from "./trainer";
+import { autocastFor, restoreSystem, runExamples, systemConfig, useThreads } from "./trainer";
 import { progress } from "../util/progress";
 
 export interface EvalOptions {
@@ -51,7 +51,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
 
   const sys = await buildSystem(systemConfig(cfg), { quiet: o.quiet });
   torch.scope(() => restoreSystem(sys, loadCheckpoint(ck.dir, { device: device as torch.Device })));
-  const autocast = cfg.amp_dtype === "none" || !device.startsWith("cuda") ? null : { device: "cuda" as const, dtype: (cfg.amp_dtype === "fp16" ? "float16" : "bfloat16") as torch.DType };
+  const autocast = autocastFor(cfg);
   log(`evaluating ${ck.dir} (step ${ck.manifest.step}) on ${examples.length} ${o.split} examples of ${cfg.data}`);
   const bar = progress(examples.length, { label: "eval", quiet: o.quiet });
   const { summary, results } = evaluate(sys, examples, { autocast, onExample: (_, i) => bar.update(i + 1) });

@@ -85,6 +85,13 @@ function windowStats(w: Window) {
   };
 }
 
+/** The autocast scope of a run: CUDA fp16/bf16, CPU bf16 only (a resumed CUDA run on a CPU drops fp16). */
+export function autocastFor(c: TrainConfig): { device: "cpu" | "cuda"; dtype: torch.DType } | null {
+  const cuda = c.device.startsWith("cuda");
+  if (c.amp_dtype === "none" || (!cuda && c.amp_dtype === "fp16")) return null;
+  return { device: cuda ? "cuda" : "cpu", dtype: c.amp_dtype === "fp16" ? "float16" : "bfloat16" };
+}
+
 /** LibTorch's CPU threads: the number asked for, or every core (LibTorch's own default can be 1 in VMs). */
 export function useThreads(n: number): void {
   torch.setNumThreads(n > 0 ? n : availableParallelism());
@@ -209,7 +216,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
   const policyOpt = sys.refiner.optimizer;
   const policyParams = sys.refiner.policyParameters();
   const cuda = cfg.device.startsWith("cuda");
-  const autocast = cfg.amp_dtype === "none" ? null : { device: (cuda ? "cuda" : "cpu") as "cpu" | "cuda", dtype: (cfg.amp_dtype === "fp16" ? "float16" : "bfloat16") as torch.DType };
+  const autocast = autocastFor(cfg);
   const scaler = new torch.GradScaler({ device: cfg.device as torch.Device, enabled: cuda && cfg.amp_dtype === "fp16" });
 
   // Position in training, and the running sums (all restored on resume).
