@@ -369,7 +369,10 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
       io.out(`  RL reward (avg)    ${s.rl_reward >= 0 ? "+" : ""}${s.rl_reward.toFixed(4)}   (baseline ${sys.refiner.baseline.toFixed(4)})`);
       io.out(`  Qwen grad norm     ${sci(s.qwen_grad)}`);
       io.out(`  Size weight        ${s.size_weight.toFixed(3)}`);
-      io.out(`  Memory threshold   ${sys.memory.theta.toFixed(4)}   (${sys.memory.size} entries)`);
+      const ms = sys.memory.stats;
+      // The share of reads that found a neighbour (cosine >= 0.5): near 1 from the start would mean the
+      // keys do not tell tasks apart.
+      io.out(`  Memory threshold   ${ms.theta.toFixed(4)}   (${ms.size} entries, ${ms.writes} writes, read hit rate ${(ms.reads ? ms.hitReads / ms.reads : 0).toFixed(2)})`);
       io.out(`  Mask ratio         ${s.mask.toFixed(4)}`);
       io.out(`  d_acc / d_size     ${s.d_acc >= 0 ? "+" : ""}${s.d_acc.toFixed(4)} / ${s.d_size.toFixed(2)}${s.skipped ? `   (skipped ${s.skipped} non-finite)` : ""}`);
       appendMetrics(run.dir, { type: "epoch", step, epoch: epoch + 1, ...s, theta: sys.memory.theta, memory: sys.memory.size });
