@@ -104,6 +104,9 @@ OP(setRequiresGrad, a.t(0).set_requires_grad(a.b(1));)
 OP(isLeaf, return a.t(0).is_leaf();)
 OP(gradFn, auto& fn = a.t(0).grad_fn(); return fn ? fn->name() : std::string();)
 OP(grad, return a.t(0).grad();)
+// The gradient's dtype code, or -1 without one: optimizers ask which parameters to step without
+// making (and freeing) a handle to every gradient.
+OP(gradDtype, auto& g = a.t(0).grad(); return static_cast<int64_t>(g.defined() ? static_cast<int>(g.scalar_type()) : -1);)
 OP(setGrad, auto& t = a.t(0); if (a.has(1)) t.mutable_grad() = a.t(1); else t.mutable_grad().reset();)
 OP(retainGrad, a.t(0).retain_grad();)
 OP(backward,

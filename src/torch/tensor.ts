@@ -90,7 +90,14 @@ export class Tensor extends Handle {
   }
   /** The values as a typed array (a copy). float16/bfloat16 are converted to float32. */
   data(): TypedArray {
-    if (this.dtype === "float16" || this.dtype === "bfloat16") return N.toTypedArray(N.to(this._h, 6)) as Float32Array;
+    if (this.dtype === "float16" || this.dtype === "bfloat16") {
+      const f = N.to(this._h, 6);
+      try {
+        return N.toTypedArray(f) as Float32Array;
+      } finally {
+        N.dispose(f);
+      }
+    }
     return N.toTypedArray(this._h);
   }
   /** The values as nested arrays of numbers (int64 converted to number). */

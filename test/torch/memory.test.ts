@@ -57,6 +57,14 @@ describe("memory", () => {
     expect(() => t.sum()).toThrow(/disposed/);
   });
 
+  test("reading half-precision values makes no lasting tensor", () => {
+    const t = torch.keep(torch.tensor([1.5, -2], { dtype: "bfloat16" }));
+    const before = torch.liveTensors();
+    expect(Array.from(t.data() as Float32Array)).toEqual([1.5, -2]);
+    expect(t.tolist()).toEqual([1.5, -2]);
+    expect(torch.liveTensors()).toBe(before);
+  });
+
   test("an async function is refused by scope (and what it made is freed)", () => {
     const before = torch.liveTensors();
     expect(() => torch.scope((async () => torch.ones(1)) as never)).toThrow(/synchronous/);
