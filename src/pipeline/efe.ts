@@ -92,7 +92,7 @@ export function efeLoss(inp: EfeInputs, cfg: EfeConfig = DEFAULT_EFE): EfeTerms 
   if (T > 1) {
     const cur = logq.narrow(0, 1, T - 1);
     const prev = logq.narrow(0, 0, T - 1).detach();
-    const kl = weighted(cur.exp().mul(cur.sub(prev)).sum(-1));
+    const kl = weighted(q.narrow(0, 1, T - 1).mul(cur.sub(prev)).sum(-1));
     complexity = torch.cat([torch.zeros([1], { dtype, device: logits.device }), kl]);
   } else {
     complexity = torch.zeros([1], { dtype, device: logits.device });

@@ -37,7 +37,8 @@ export interface EvalReport {
 export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   const log = o.log ?? ((l: string) => console.log(l));
   const ck = resolveCheckpoint(o.checkpoint, { runDir: o.runDir, runsBase: o.runsBase, onSkip: (d, why) => console.error(`skipping ${d}: ${why}`) });
-  const state = torch.scope(() => loadCheckpoint(ck.dir, { files: [] }).state);
+  // resolveCheckpoint verified every file's sha256; the loads below do not hash them again.
+  const state = torch.scope(() => loadCheckpoint(ck.dir, { files: [], verify: false }).state);
   const saved = state.config as TrainConfig;
   const device = o.device ?? (saved.device.startsWith("cuda") && !torch.cuda.isAvailable() ? "cpu" : saved.device);
   const cfg: TrainConfig = { ...saved, device, data: o.data ?? saved.data };
@@ -50,7 +51,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   if (examples.length === 0) throw new Error(`no examples with known outputs in the ${o.split} split of ${cfg.data}`);
 
   const sys = await buildSystem(systemConfig(cfg), { quiet: o.quiet });
-  torch.scope(() => restoreSystem(sys, loadCheckpoint(ck.dir, { device: device as torch.Device })));
+  torch.scope(() => restoreSystem(sys, loadCheckpoint(ck.dir, { device: device as torch.Device, verify: false })));
   const autocast = autocastFor(cfg);
   log(`evaluating ${ck.dir} (step ${ck.manifest.step}) on ${examples.length} ${o.split} examples of ${cfg.data}`);
   const bar = progress(examples.length, { label: "eval", quiet: o.quiet });

@@ -2,7 +2,7 @@
 // the stage scripts construct it the same way.
 import { QwenTokenizer } from "../tokenizer";
 import { Qwen2ForCausalLM } from "../models/qwen2";
-import { applyLora, loraParameters } from "../models/lora";
+import { QWEN2_LORA_TARGETS, applyLora, loraParameters } from "../models/lora";
 import * as torch from "../torch";
 import type { Device, Tensor } from "../torch";
 import { GridAgent } from "./agent";
@@ -36,8 +36,6 @@ export interface SystemConfig {
   /** Qwen's weights dtype (default: the checkpoint's; tiny: float32). */
   qwenDtype?: torch.DType;
 }
-
-export const LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
 export interface System {
   config: SystemConfig;
@@ -82,7 +80,7 @@ export async function buildSystem(cfg: SystemConfig, opts: BuildOptions = {}): P
   torch.manualSeed(cfg.seed + 1);
   qwen.freeze();
   if (cfg.qwenTrain === "lora") {
-    applyLora(qwen, { rank: cfg.loraRank, alpha: cfg.loraAlpha, dropout: cfg.loraDropout, targets: LORA_TARGETS });
+    applyLora(qwen, { rank: cfg.loraRank, alpha: cfg.loraAlpha, dropout: cfg.loraDropout, targets: QWEN2_LORA_TARGETS });
   } else if (cfg.qwenTrain === "full") {
     qwen.unfreeze();
   }

@@ -229,7 +229,8 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
 
   if (resumeFrom) {
     torch.scope(() => {
-      const ck = loadCheckpoint(resumeFrom!, { device: cfg.device as torch.Device });
+      // latestVerifiedCheckpoint has just hashed every file: no second pass over (possibly GBs of) weights.
+      const ck = loadCheckpoint(resumeFrom!, { device: cfg.device as torch.Device, verify: false });
       loadModelTensors(sys, ck.tensors.model);
       opt.loadStateDict({ tensors: withPrefix(ck.tensors.optimizer, "main."), meta: ck.state.optimizer });
       policyOpt.loadStateDict({ tensors: withPrefix(ck.tensors.optimizer, "policy."), meta: ck.state.policyOptimizer });

@@ -5,7 +5,7 @@
 import { keep, scope } from "./memory";
 import { N, TorchError } from "./native";
 import { type Tensor, wrap } from "./tensor";
-import { type Device, deviceCode } from "./dtype";
+import { DTYPE_CODE, type Device, deviceCode } from "./dtype";
 
 export interface GradScalerOptions {
   device?: Device;
@@ -92,13 +92,7 @@ export class GradScaler {
     if (st.stage === "stepped") throw new TorchError("unscale_() is being called after step()");
     const s = this.lazyInit();
     const params = opt.params();
-    for (const p of params) {
-      const g = N.grad(p._h);
-      if (g === null) continue;
-      const dt = N.dtype(g);
-      N.dispose(g);
-      if (dt === 5) throw new TorchError("Attempting to unscale FP16 gradients.");
-    }
+    if (params.some((p) => N.gradDtype(p._h) === DTYPE_CODE.float16)) throw new TorchError("Attempting to unscale FP16 gradients.");
     // 1/scale computed in float64, then float32, as PyTorch does.
     const invF = scope(() => s.double().reciprocal().float());
     const foundInf = keep(wrap(N.full([1], 0, 6, N.device(s._h))));

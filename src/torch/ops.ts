@@ -1,6 +1,6 @@
 // Free functions over several tensors (torch.cat, torch.where, ...) and autograd switches.
 import { N } from "./native";
-import { Tensor, wrap, wrapAll } from "./tensor";
+import { Tensor, wrap } from "./tensor";
 
 const handles = (ts: Tensor[]): number[] => ts.map((t) => t?._h);
 
@@ -49,4 +49,3 @@ export function grad(
   return r.map((x) => (x === null ? null : wrap(x)));
 }
 
-export { wrapAll };

@@ -81,9 +81,7 @@ export class Adam {
       const v: Tensor[] = [];
       const steps: number[] = [];
       for (const p of g.params) {
-        const grad = N.grad(p._h);
-        if (grad === null) continue;
-        N.dispose(grad);
+        if (N.gradDtype(p._h) < 0) continue;
         let st = this.state.get(p);
         if (!st) {
           st = { step: 0, expAvg: keep(wrap(N.zerosLike(p._h))), expAvgSq: keep(wrap(N.zerosLike(p._h))) };
