@@ -15,6 +15,7 @@ import {
 } from "../../src/pipeline/persistence";
 import { appendMetrics, createRun, latestRun, listRuns, openRun, readMetrics, RUN_NAME_RE, trimMetrics } from "../../src/pipeline/runs";
 import { expected, numelOf } from "./fixtures/ckpt-writer";
+import { lineWatcher } from "../helpers/lines";
 
 const root = mkdtempSync(join(tmpdir(), "persist-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -400,46 +401,6 @@ describe("resolve and backup", () => {
 
 const FIXTURE = join(import.meta.dir, "fixtures", "ckpt-writer.ts");
 const NUMEL = 400_000; // model ~2.6 MB + optimizer ~0.8 MB per checkpoint
-
-/** Lines of a child's stdout, with a way to wait for the next line starting with a prefix. */
-function lineWatcher(stream: ReadableStream<Uint8Array>) {
-  const lines: string[] = [];
-  let waiters: { prefix: string; from: number; resolve: (l: string | null) => void }[] = [];
-  let done = false;
-  const check = () => {
-    waiters = waiters.filter((w) => {
-      const hit = lines.slice(w.from).find((l) => l.startsWith(w.prefix));
-      if (hit !== undefined) w.resolve(hit);
-      else if (done) w.resolve(null);
-      return hit === undefined && !done;
-    });
-  };
-  (async () => {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const chunk of stream) {
-      buf += dec.decode(chunk, { stream: true });
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-      check();
-    }
-    done = true;
-    check();
-  })();
-  return {
-    lines,
-    /** The next line (from line index `from`) starting with `prefix`; null if the stream ends first. */
-    next(prefix: string, from = lines.length): Promise<string | null> {
-      return new Promise((resolve) => {
-        waiters.push({ prefix, from, resolve });
-        check();
-      });
-    },
-  };
-}
 
 function checkAgainstStep(dir: string, step: number) {
   const e = expected(step);

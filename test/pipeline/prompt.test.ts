@@ -6,18 +6,15 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type Example, type Grid, type Task, context, loadTask, testExamples } from "../../src/arc";
 import { HybridPrompter, INTRO, QUESTION, gridText } from "../../src/pipeline/prompt";
-import { type System, type SystemConfig, buildSystem, defaultEfe, defaultRewardWeights } from "../../src/pipeline/system";
+import { type System, buildSystem } from "../../src/pipeline/system";
 import * as torch from "../../src/torch";
 import { requireArc2 } from "../arc/shared";
+import { tinySystemConfig } from "../helpers/system";
 
 const ARC2 = requireArc2();
 const ROOT = join(import.meta.dir, "../..");
 
-const config = (over: Partial<SystemConfig> = {}): SystemConfig => ({
-  model: "tiny", device: "cpu", qwenTrain: "lora", loraRank: 8, loraAlpha: 16, loraDropout: 0, maxPromptTokens: 2048, hintTokens: 4,
-  agentChannels: 16, agentSteps: 5, actionDim: 32, rlLr: 1e-3, memoryCapacity: 64, rewardWeights: defaultRewardWeights(), efe: defaultEfe(), seed: 0,
-  ...over,
-});
+const config = tinySystemConfig;
 
 const grid = (h: number, w: number, f: (i: number, j: number) => number): Grid => Array.from({ length: h }, (_, i) => Array.from({ length: w }, (_, j) => f(i, j)));
 

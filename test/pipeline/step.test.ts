@@ -10,18 +10,15 @@ import { predictedSize } from "../../src/pipeline/agent";
 import { evaluate } from "../../src/pipeline/evaluate";
 import { cellAccuracy, exactMatch, reward } from "../../src/pipeline/reward";
 import { hardPrediction, trainExample } from "../../src/pipeline/step";
-import { type System, type SystemConfig, buildSystem, defaultEfe, defaultRewardWeights, qwenTrainable } from "../../src/pipeline/system";
+import { type System, buildSystem, qwenTrainable } from "../../src/pipeline/system";
 import * as torch from "../../src/torch";
 import { requireArc2 } from "../arc/shared";
+import { tinySystemConfig } from "../helpers/system";
 
 const ARC2 = requireArc2();
 const ROOT = join(import.meta.dir, "../..");
 
-const config = (over: Partial<SystemConfig> = {}): SystemConfig => ({
-  model: "tiny", device: "cpu", qwenTrain: "lora", loraRank: 8, loraAlpha: 16, loraDropout: 0, maxPromptTokens: 2048, hintTokens: 4,
-  agentChannels: 16, agentSteps: 5, actionDim: 32, rlLr: 1e-3, memoryCapacity: 64, rewardWeights: defaultRewardWeights(), efe: defaultEfe(), seed: 0,
-  ...over,
-});
+const config = tinySystemConfig;
 
 const dims = (g: Grid): [number, number] => [g.length, g[0]!.length];
 const norm = (ps: torch.Tensor[]) => torch.gradNorm(ps);

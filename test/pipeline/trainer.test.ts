@@ -11,6 +11,7 @@ import { DEFAULTS, FLAGS } from "../../src/pipeline/config";
 import { latestVerifiedCheckpoint, listCheckpoints, readBest, verifyCheckpoint } from "../../src/pipeline/persistence";
 import { readMetrics } from "../../src/pipeline/runs";
 import { readHeader } from "../../src/torch/safetensors";
+import { lineWatcher } from "../helpers/lines";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const TRAIN = join(ROOT, "scripts", "train.ts");
@@ -88,45 +89,6 @@ function smallDataFolder(tasks: number, seed: number): string {
     for (const t of list) writeFileSync(join(dir, split, `${t.id}.json`), JSON.stringify({ train: t.train, test: t.test }));
   }
   return dir;
-}
-
-/** Lines of a child's stream as they come; `next(prefix)` waits for one (null when the stream ends). */
-function lineWatcher(stream: ReadableStream<Uint8Array>) {
-  const lines: string[] = [];
-  let waiters: { prefix: string; resolve: (l: string | null) => void }[] = [];
-  let done = false;
-  const check = () => {
-    waiters = waiters.filter((w) => {
-      const hit = lines.find((l) => l.startsWith(w.prefix));
-      if (hit !== undefined) w.resolve(hit);
-      else if (done) w.resolve(null);
-      return hit === undefined && !done;
-    });
-  };
-  (async () => {
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const chunk of stream) {
-      buf += dec.decode(chunk, { stream: true });
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-      check();
-    }
-    done = true;
-    check();
-  })();
-  return {
-    lines,
-    next(prefix: string): Promise<string | null> {
-      return new Promise((resolve) => {
-        waiters.push({ prefix, resolve });
-        check();
-      });
-    },
-  };
 }
 
 // ---- the command line ---------------------------------------------------------------------------------
@@ -322,7 +284,7 @@ describe("crash safety", () => {
         // round, a random moment into the next checkpoint write (a .tmp- folder appearing). Round 0 kills
         // early, most likely before the first checkpoint (nothing to resume: a new run starts); a new run's
         // write-timed kill waits for its first checkpoint, so the loop always ends with one to resume.
-        if ((await out.next("[Batch")) === null) throw new Error(`trainer exited early (${await proc.exited}): ${(await errText).slice(-2000)}`);
+        if ((await out.next("[Batch", 0)) === null) throw new Error(`trainer exited early (${await proc.exited}): ${(await errText).slice(-2000)}`);
         const ck = join(runDir ?? join(base, readdirSync(base).find((n) => n.startsWith("arc_"))!), "checkpoints");
         const poll = async (what: () => boolean) => {
           const until = performance.now() + 5000;
