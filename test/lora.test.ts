@@ -3,13 +3,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import * as torch from "../src/torch.ts";
 import type { Tensor } from "../src/torch.ts";
 import { Qwen2ForCausalLM } from "../src/models/qwen2.ts";
 import { applyLora, loadLora, loadLoraStateDict, loraConfigOf, loraParameters, loraStateDict, mergeLora, saveLora } from "../src/models/lora.ts";
+import { GOLDEN_MODEL } from "./helpers/fixtures.ts";
 
-const GOLDEN_MODEL = resolve(process.env.ARC_GOLDEN_DIR ?? join(import.meta.dir, "..", "..", "shared", "golden"), "qwen2-tiny");
 const IDS = [[175, 196, 537, 502, 579, 211, 919, 615, 348, 185, 398, 535, 584, 345, 366, 554]];
 
 let tmp: string;

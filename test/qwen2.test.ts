@@ -1,18 +1,17 @@
-// Qwen2 against Hugging Face transformers (../shared/golden), and the properties the pipeline relies on:
-// KV-cache decoding = full recomputation, padded batches = sequences alone, strict weight loading.
+// Qwen2 against Hugging Face transformers (its outputs for a tiny random Qwen2, test/fixtures/golden), and
+// the properties the pipeline relies on: KV-cache decoding = full recomputation, padded batches =
+// sequences alone, strict weight loading.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import * as torch from "../src/torch.ts";
 import type { Tensor } from "../src/torch.ts";
 import {
   KVCache, QWEN25_1_5B_CONFIG, Qwen2ForCausalLM, TINY_CONFIG, causalLmLoss, parseQwen2Config, repetitionPenalty, topKFilter, topPFilter,
 } from "../src/models/qwen2.ts";
 import { QwenTokenizer } from "../src/tokenizer.ts";
-
-const GOLDEN = resolve(process.env.ARC_GOLDEN_DIR ?? join(import.meta.dir, "..", "..", "shared", "golden"));
-const GOLDEN_MODEL = join(GOLDEN, "qwen2-tiny");
+import { GOLDEN, GOLDEN_MODEL } from "./helpers/fixtures.ts";
 
 interface Golden {
   input_ids: number[];
@@ -42,7 +41,7 @@ let tmp: string;
 let gold: Golden;
 beforeAll(() => {
   if (!existsSync(join(GOLDEN, "qwen2-tiny-golden.json")))
-    throw new Error(`golden data not found at ${GOLDEN} (expected ../shared/golden next to the repository, or $ARC_GOLDEN_DIR)`);
+    throw new Error(`golden data not found at ${GOLDEN} (test/fixtures/golden, or $ARC_GOLDEN_DIR)`);
   gold = JSON.parse(readFileSync(join(GOLDEN, "qwen2-tiny-golden.json"), "utf8"));
   tmp = mkdtempSync(join(tmpdir(), "qwen2-test-"));
 });
@@ -87,7 +86,7 @@ function checkGolden(folder: string): Record<string, number> {
   return errs;
 }
 
-describe("parity with transformers (../shared/golden)", () => {
+describe("parity with transformers (golden outputs)", () => {
   test("transformers-5 config (rope_parameters, dtype): logits, loss, every gradient norm, greedy ids", () => {
     const errs = checkGolden(GOLDEN_MODEL);
     console.log("golden relative errors:", JSON.stringify(errs));

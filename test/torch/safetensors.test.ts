@@ -4,10 +4,11 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as torch from "../../src/torch";
+import { GOLDEN_MODEL } from "../helpers/fixtures";
 
 const dir = mkdtempSync(join(tmpdir(), "st-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const GOLDEN = join(import.meta.dir, "..", "..", "..", "shared", "golden", "qwen2-tiny", "model.safetensors");
+const GOLDEN = join(GOLDEN_MODEL, "model.safetensors");
 
 function header(obj: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(obj));
