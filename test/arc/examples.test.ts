@@ -3,14 +3,16 @@ import { context, epochOrder, splitTasks, target, testExamples, trainingExamples
 import { gridsEqual } from "../../src/arc/grid.ts";
 import { loadDataset } from "../../src/arc/load.ts";
 import type { Task } from "../../src/arc/types.ts";
-import { requireArc2 } from "./shared.ts";
+import { FIXTURE_ARC } from "../helpers/fixtures.ts";
 
-const ds = await loadDataset(requireArc2());
+const ds = await loadDataset(FIXTURE_ARC);
+/** 1000 tasks with distinct ids (copies of the fixture's, renamed): enough for split fractions to be measurable. */
+const many: Task[] = Array.from({ length: 1000 }, (_, i) => ({ ...ds.training[i % ds.training.length]!, id: `task${String(i).padStart(4, "0")}` }));
 
 describe("examples and leave-one-out context", () => {
-  test("one training example per train pair: 3232 for ARC-AGI-2 training", () => {
+  test("one training example per train pair: 85 for the fixture's training split", () => {
     const ex = trainingExamples(ds.training);
-    expect(ex.length).toBe(3232);
+    expect(ex.length).toBe(85);
     expect(ex[0]).toEqual({ task: ds.training[0]!, index: 0 });
     expect(ex[1]).toEqual({ task: ds.training[0]!, index: 1 });
   });
@@ -26,7 +28,8 @@ describe("examples and leave-one-out context", () => {
       // By identity: neither the pair nor its output grid is shown.
       expect(demos.includes(own)).toBe(false);
       expect(demos.some((p) => p.output === own.output || p.input === own.output)).toBe(false);
-      // By value, wherever the output is not simply repeated elsewhere in the task (17 training tasks repeat one).
+      // By value, wherever the output is not simply repeated elsewhere in the task (5 fixture tasks repeat
+      // one: shared 1x1 and 3x3 outputs, and rotatechain, whose outputs are the next pair's inputs).
       const repeated = ex.task.train.some((p, i) => i !== ex.index && (gridsEqual(p.output, own.output) || gridsEqual(p.input, own.output)));
       if (!repeated) {
         expect(demos.some((p) => gridsEqual(p.output, own.output) || gridsEqual(p.input, own.output))).toBe(false);
@@ -35,13 +38,13 @@ describe("examples and leave-one-out context", () => {
       expect(target(ex)).toBe(own.output);
       checked++;
     }
-    expect(checked).toBe(3232 + 359);
-    expect(valueChecked).toBeGreaterThan(3500);
+    expect(checked).toBe(85 + 23);
+    expect(valueChecked).toBe(87);
   });
 
   test("test examples: every train pair as context, never any test output", () => {
     const ex = testExamples(ds.evaluation);
-    expect(ex.length).toBe(167);
+    expect(ex.length).toBe(10);
     for (const e of ex) {
       const { demos, query } = context(e);
       expect(e.kind).toBe("test");
@@ -63,8 +66,8 @@ describe("examples and leave-one-out context", () => {
 
 describe("train/validation split by task id", () => {
   test("deterministic, disjoint, complete, close to the fraction, and order-preserving", () => {
-    const a = splitTasks(ds.training, 0.1, 7);
-    const b = splitTasks(ds.training, 0.1, 7);
+    const a = splitTasks(many, 0.1, 7);
+    const b = splitTasks(many, 0.1, 7);
     expect(a.val.map((t) => t.id)).toEqual(b.val.map((t) => t.id));
     expect(a.train.length + a.val.length).toBe(1000);
     const val = new Set(a.val.map((t) => t.id));
@@ -73,16 +76,20 @@ describe("train/validation split by task id", () => {
     expect(a.val.length).toBeLessThan(130);
     expect(a.val.map((t) => t.id)).toEqual(a.val.map((t) => t.id).sort());
     // Another seed gives another split.
-    expect(splitTasks(ds.training, 0.1, 8).val.map((t) => t.id)).not.toEqual(a.val.map((t) => t.id));
+    expect(splitTasks(many, 0.1, 8).val.map((t) => t.id)).not.toEqual(a.val.map((t) => t.id));
+    // The real task ids split too, every task on one side.
+    const f = splitTasks(ds.training, 0.25, 7);
+    expect(f.val.length).toBeGreaterThan(0);
+    expect([...f.train, ...f.val].map((t) => t.id).sort()).toEqual(ds.training.map((t) => t.id));
   });
 
   test("depends on the id, not the position: shuffling or adding tasks moves no other task", () => {
-    const base = splitTasks(ds.training.slice(0, 500), 0.2, 1);
-    const shuffled = splitTasks(ds.training.slice(0, 500).reverse(), 0.2, 1);
+    const base = splitTasks(many.slice(0, 500), 0.2, 1);
+    const shuffled = splitTasks(many.slice(0, 500).reverse(), 0.2, 1);
     expect(new Set(shuffled.val.map((t) => t.id))).toEqual(new Set(base.val.map((t) => t.id)));
-    const grown = splitTasks(ds.training, 0.2, 1);
+    const grown = splitTasks(many, 0.2, 1);
     const grownVal = new Set(grown.val.map((t) => t.id));
-    for (const t of ds.training.slice(0, 500)) expect(grownVal.has(t.id)).toBe(base.val.includes(t));
+    for (const t of many.slice(0, 500)) expect(grownVal.has(t.id)).toBe(base.val.includes(t));
   });
 
   test("edge cases: fraction 0, a tiny set still validates, bad fractions throw", () => {

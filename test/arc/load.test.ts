@@ -4,41 +4,41 @@ import os from "node:os";
 import path from "node:path";
 import { ArcDataError } from "../../src/arc/errors.ts";
 import { findSplitRoot, findTask, loadDataset, loadTask, loadTasks } from "../../src/arc/load.ts";
-import { requireArc2 } from "./shared.ts";
+import { FIXTURE_ARC } from "../helpers/fixtures.ts";
 
-const root = requireArc2();
+const root = FIXTURE_ARC;
 const ds = await loadDataset(root);
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), "arc-load-"));
 
-describe("the shared ARC-AGI-2 data", () => {
-  test("has the documented counts", () => {
+describe("a folder with training/ and evaluation/ (the fixture set)", () => {
+  test("loads every task and pair of both splits", () => {
     expect(ds.name).toBe(root);
     expect(ds.flat).toBeUndefined();
-    expect(ds.training.length).toBe(1000);
-    expect(ds.training.reduce((n, t) => n + t.train.length, 0)).toBe(3232);
-    expect(ds.training.reduce((n, t) => n + t.test.length, 0)).toBe(1076);
-    expect(ds.evaluation.length).toBe(120);
-    expect(ds.evaluation.reduce((n, t) => n + t.test.length, 0)).toBe(167);
+    expect(ds.training.length).toBe(24);
+    expect(ds.training.reduce((n, t) => n + t.train.length, 0)).toBe(85);
+    expect(ds.training.reduce((n, t) => n + t.test.length, 0)).toBe(25);
+    expect(ds.evaluation.length).toBe(8);
+    expect(ds.evaluation.reduce((n, t) => n + t.test.length, 0)).toBe(10);
     expect(ds.evaluation.every((t) => t.test.every((p) => p.output !== undefined))).toBe(true);
   });
 
   test("tasks are sorted by id, ids are the file names", () => {
     const ids = ds.training.map((t) => t.id);
     expect(ids).toEqual([...ids].sort());
-    expect(ids[0]).toBe("00576224");
-    expect(ds.training[0]!.train[0]!.input).toEqual([[7, 9], [4, 3]]);
-    expect(findTask(ds, "0934a4d8")?.split).toBe("evaluation");
-    expect(findTask(ds, "00576224")?.split).toBe("training");
+    expect(ids[0]).toBe("andmask3x7");
+    expect(ds.training[0]!.train[0]!.input).toEqual([[1, 0, 1, 5, 1, 1, 0], [1, 1, 0, 5, 1, 0, 0], [1, 0, 0, 5, 0, 1, 0]]);
+    expect(findTask(ds, "croptrap")?.split).toBe("evaluation");
+    expect(findTask(ds, "mirrortile2x2")?.split).toBe("training");
     expect(findTask(ds, "nope")).toBeNull();
   });
 });
 
 describe("--data resolution", () => {
   test("one task file: the same task in both splits, flat", async () => {
-    const f = path.join(root, "training", "00576224.json");
+    const f = path.join(root, "training", "mirrortile2x2.json");
     const one = await loadDataset(f);
     expect(one.flat).toBe(true);
-    expect(one.training.map((t) => t.id)).toEqual(["00576224"]);
+    expect(one.training.map((t) => t.id)).toEqual(["mirrortile2x2"]);
     expect(one.evaluation).toEqual(one.training);
     expect(loadTask(f)).toEqual(one.training[0]!);
   });
@@ -46,15 +46,15 @@ describe("--data resolution", () => {
   test("a folder of task files is flat; an unpacked repository (data/training) is found", async () => {
     const flat = await loadDataset(path.join(root, "evaluation"));
     expect(flat.flat).toBe(true);
-    expect(flat.training.length).toBe(120);
+    expect(flat.training.length).toBe(8);
 
     const repo = tmp();
     mkdirSync(path.join(repo, "data", "training"), { recursive: true });
-    cpSync(path.join(root, "training", "00576224.json"), path.join(repo, "data", "training", "00576224.json"));
+    cpSync(path.join(root, "training", "mirrortile2x2.json"), path.join(repo, "data", "training", "mirrortile2x2.json"));
     expect(findSplitRoot(repo)).toBe(path.join(repo, "data"));
     const r = await loadDataset(repo);
     expect(r.flat).toBeUndefined();
-    expect(r.training.map((t) => t.id)).toEqual(["00576224"]);
+    expect(r.training.map((t) => t.id)).toEqual(["mirrortile2x2"]);
     expect(r.evaluation).toEqual([]);
   });
 
