@@ -1,0 +1,116 @@
+# Builds against exactly one LibTorch.
+#
+# TorchConfig.cmake finds its Caffe2 config and its libraries (c10, torch, kineto, c10_cuda) with
+# find_package(... PATHS <its own folder>) and find_library(... PATHS <its own lib>), and CMake searches
+# CMAKE_PREFIX_PATH and the system folders *before* those PATHS. With Debian's libtorch-dev installed,
+# a pip or downloaded LibTorch 2.x would then compile its own headers against Debian's 1.13 libraries
+# (undefined symbols at the first op) or link two c10s (an abort while loading). So, given Torch_DIR:
+#   arc_pin_libtorch()   before find_package(Torch): point Caffe2_DIR and those library variables at
+#                        the files beside the chosen config;
+#   arc_check_libtorch() after it: fail, naming both folders, if any LibTorch library still comes from
+#                        elsewhere.
+# ARC_TORCH_LIBDIR (set by scripts/build-native.mjs) is the folder of the chosen LibTorch's libraries;
+# without it, it is derived as the build script does: <root>/lib, or <libdir> for <libdir>/cmake/Torch.
+
+set(_ARC_TORCH_LIBS "TORCH_LIBRARY=torch" "c10_LIBRARY=c10" "kineto_LIBRARY=kineto" "C10_CUDA_LIBRARY=c10_cuda")
+
+function(_arc_has_lib dir name out)
+  file(GLOB _found "${dir}/lib${name}.so" "${dir}/lib${name}.so.*")
+  if(_found)
+    set(${out} TRUE PARENT_SCOPE)
+  else()
+    set(${out} FALSE PARENT_SCOPE)
+  endif()
+endfunction()
+
+function(arc_pin_libtorch)
+  if(NOT Torch_DIR)
+    return()
+  endif()
+  get_filename_component(_td "${Torch_DIR}" REALPATH)
+  if(NOT ARC_TORCH_LIBDIR)
+    foreach(_cand "${_td}/../../../lib" "${_td}/../..")
+      get_filename_component(_cand "${_cand}" REALPATH)
+      _arc_has_lib("${_cand}" torch _ok)
+      if(_ok)
+        set(ARC_TORCH_LIBDIR "${_cand}" CACHE PATH "folder of the chosen LibTorch's libraries" FORCE)
+        break()
+      endif()
+    endforeach()
+  endif()
+  if(NOT ARC_TORCH_LIBDIR)
+    message(FATAL_ERROR "Torch_DIR=${Torch_DIR}: no libtorch.so beside this Torch config (looked in <root>/lib and the folder above cmake/)")
+  endif()
+  if(EXISTS "${_td}/../Caffe2/Caffe2Config.cmake")
+    get_filename_component(_c2 "${_td}/../Caffe2" REALPATH)
+    set(Caffe2_DIR "${_c2}" CACHE PATH "Caffe2 config beside the chosen Torch config" FORCE)
+  endif()
+  foreach(_pair ${_ARC_TORCH_LIBS})
+    string(REPLACE "=" ";" _kv "${_pair}")
+    list(GET _kv 0 _var)
+    list(GET _kv 1 _name)
+    if(EXISTS "${ARC_TORCH_LIBDIR}/lib${_name}.so")
+      set(${_var} "${ARC_TORCH_LIBDIR}/lib${_name}.so" CACHE FILEPATH "pinned to the chosen LibTorch" FORCE)
+    endif()
+  endforeach()
+  # TorchConfig.cmake prefers $TORCH_INSTALL_PREFIX over its own location.
+  unset(ENV{TORCH_INSTALL_PREFIX})
+endfunction()
+
+function(arc_check_libtorch)
+  if(NOT ARC_TORCH_LIBDIR)
+    return()
+  endif()
+  get_filename_component(_want "${ARC_TORCH_LIBDIR}" REALPATH)
+  set(_paths "")
+  foreach(_pair ${_ARC_TORCH_LIBS})
+    string(REPLACE "=" ";" _kv "${_pair}")
+    list(GET _kv 0 _var)
+    if(${_var})
+      list(APPEND _paths "${${_var}}")
+    endif()
+  endforeach()
+  foreach(_t torch torch_cpu torch_cuda c10 c10_cuda)
+    if(TARGET ${_t})
+      get_target_property(_loc ${_t} IMPORTED_LOCATION)
+      if(_loc)
+        list(APPEND _paths "${_loc}")
+      endif()
+      get_target_property(_cfgs ${_t} IMPORTED_CONFIGURATIONS)
+      if(_cfgs)
+        foreach(_c ${_cfgs})
+          string(TOUPPER "${_c}" _c)
+          get_target_property(_loc ${_t} IMPORTED_LOCATION_${_c})
+          if(_loc)
+            list(APPEND _paths "${_loc}")
+          endif()
+        endforeach()
+      endif()
+    endif()
+  endforeach()
+  set(_foreign "")
+  foreach(_p ${_paths})
+    get_filename_component(_dir "${_p}" DIRECTORY)
+    get_filename_component(_dir "${_dir}" REALPATH)
+    if(NOT _dir STREQUAL _want)
+      list(APPEND _foreign "${_p}")
+    endif()
+  endforeach()
+  if(Caffe2_DIR AND Torch_DIR)
+    get_filename_component(_c2 "${Caffe2_DIR}" REALPATH)
+    get_filename_component(_c2want "${Torch_DIR}/../Caffe2" REALPATH)
+    if(EXISTS "${_c2want}" AND NOT _c2 STREQUAL _c2want)
+      list(APPEND _foreign "Caffe2 config ${Caffe2_DIR}")
+    endif()
+  endif()
+  if(_foreign)
+    list(REMOVE_DUPLICATES _foreign)
+    string(REPLACE ";" "\n    " _list "${_foreign}")
+    message(FATAL_ERROR
+      "two LibTorch installations are mixed: building against the one whose libraries are in ${_want} "
+      "(Torch_DIR=${Torch_DIR}), but these come from another:\n    ${_list}\n"
+      "Build with scripts/build-native.mjs (it pins the chosen LibTorch), or remove the other LibTorch "
+      "from CMAKE_PREFIX_PATH / the system folders.")
+  endif()
+  message(STATUS "arc_torch: LibTorch ${Torch_VERSION} from ${_want}")
+endfunction()
