@@ -7,7 +7,6 @@ import { generateTask } from "../../src/arc/synthetic.ts";
 import { main } from "../../scripts/data.ts";
 import { FIXTURE_ARC } from "../helpers/fixtures.ts";
 
-const ARC2 = FIXTURE_ARC;
 const SCRIPT = path.join(import.meta.dir, "../../scripts/data.ts");
 
 /** Run main() in this process, capturing its output. */
@@ -57,15 +56,15 @@ describe("scripts/data.ts", () => {
 
   // The evaluation split's croptrap: the demonstrations make the output size certain, and it is wrong.
   test("stats on the fixture set: counts, size changes, certain (and right) output sizes", async () => {
-    const r = await run("stats", "--data", ARC2);
+    const r = await run("stats", "--data", FIXTURE_ARC);
     expect(r.code).toBe(0);
     const lines = r.out.split("\n");
-    expect(lines[0]).toBe(`data: ${ARC2}`);
+    expect(lines[0]).toBe(`data: ${FIXTURE_ARC}`);
     expect(lines).toContain("tasks                                24           8");
     expect(lines).toContain("train pairs                          85          23");
     expect(lines).toContain("test pairs                           25          10");
     expect(lines).toContain("size-changing train pairs    42 (49.4%)  14 (60.9%)");
-    const j = JSON.parse((await run("stats", "--data", ARC2, "--json")).out);
+    const j = JSON.parse((await run("stats", "--data", FIXTURE_ARC, "--json")).out);
     expect([j.training.tasks, j.training.trainPairs, j.evaluation.tasks, j.evaluation.testPairs]).toEqual([24, 85, 8, 10]);
     expect([j.training.sizeChangingTrainPairs, j.training.sizeChangingPairs]).toEqual([42, 55]);
     expect([j.evaluation.tasksWithCertainSize, j.evaluation.tasksWithCertainSizeRight]).toEqual([6, 5]);
@@ -73,21 +72,21 @@ describe("scripts/data.ts", () => {
   });
 
   test("show: by id, by file, a synthetic id; --json, --html, --png, --augment", async () => {
-    const r = await run("show", "mirrortile2x2", "--data", ARC2, "--no-colour");
+    const r = await run("show", "mirrortile2x2", "--data", FIXTURE_ARC, "--no-colour");
     expect(r.code).toBe(0);
     expect(r.out.split("\n").slice(0, 6)).toEqual([
-      `mirrortile2x2 (${ARC2} training)`, "task mirrortile2x2: 2 train, 1 test", "", "train[0]  2x2 -> 6x6", "4 3       4 3 4 3 4 3", "3 4       3 4 3 4 3 4",
+      `mirrortile2x2 (${FIXTURE_ARC} training)`, "task mirrortile2x2: 2 train, 1 test", "", "train[0]  2x2 -> 6x6", "4 3       4 3 4 3 4 3", "3 4       3 4 3 4 3 4",
     ]);
-    const file = path.join(ARC2, "evaluation", "croptrap.json");
+    const file = path.join(FIXTURE_ARC, "evaluation", "croptrap.json");
     const j = JSON.parse((await run("show", file, "--json")).out);
     expect(j.id).toBe("croptrap");
     expect(JSON.parse((await run("show", "tile-4", "--json")).out)).toEqual(generateTask("tile", 4));
     const dir = mkdtempSync(path.join(os.tmpdir(), "arc-cli-"));
-    const aug = await run("show", "mirrortile2x2", "--data", ARC2, "--augment", "1", "--no-colour", "--html", path.join(dir, "t.html"), "--png", path.join(dir, "t.png"));
-    expect(aug.out.split("\n")[0]).toBe(`mirrortile2x2 (${ARC2} training) (augmented: rot90, colours permuted)`);
+    const aug = await run("show", "mirrortile2x2", "--data", FIXTURE_ARC, "--augment", "1", "--no-colour", "--html", path.join(dir, "t.html"), "--png", path.join(dir, "t.png"));
+    expect(aug.out.split("\n")[0]).toBe(`mirrortile2x2 (${FIXTURE_ARC} training) (augmented: rot90, colours permuted)`);
     expect(readFileSync(path.join(dir, "t.html"), "utf8")).toContain('<section class="arc-task" id="task-mirrortile2x2">');
     expect([...readFileSync(path.join(dir, "t.png")).subarray(1, 4)]).toEqual([0x50, 0x4e, 0x47]);
-    expect(await run("show", "nothere", "--data", ARC2)).toEqual({ code: 1, out: "", err: `data.ts: task "nothere" is not in ${ARC2} (neither training nor evaluation)` });
+    expect(await run("show", "nothere", "--data", FIXTURE_ARC)).toEqual({ code: 1, out: "", err: `data.ts: task "nothere" is not in ${FIXTURE_ARC} (neither training nor evaluation)` });
     expect((await run("show", path.join(dir, "missing.json"))).err).toBe(`data.ts: ${path.join(dir, "missing.json")}: no such file`);
   });
 

@@ -8,10 +8,9 @@ import { type Example, type Grid, type Task, context, loadTask, testExamples } f
 import { HybridPrompter, INTRO, QUESTION, gridText } from "../../src/pipeline/prompt";
 import { type System, buildSystem } from "../../src/pipeline/system";
 import * as torch from "../../src/torch";
-import { requireArc2 } from "../arc/shared";
+import { FIXTURE_ARC } from "../helpers/fixtures";
 import { tinySystemConfig } from "../helpers/system";
 
-const ARC2 = requireArc2();
 const ROOT = join(import.meta.dir, "../..");
 
 const config = tinySystemConfig;
@@ -41,9 +40,9 @@ let tasks: Task[];
 let lora: System;
 
 beforeAll(async () => {
-  // 007bbfb7: 9x9 outputs; 1a2e2828 and 794b24be: several train pairs share one output (1x1, 3x3);
-  // 0d3d703e: small, same size; 10fcaaa3: the output size changes.
-  tasks = ["007bbfb7", "1a2e2828", "794b24be", "0d3d703e", "10fcaaa3"].map((id) => loadTask(join(ARC2, "training", `${id}.json`))); // throws when missing
+  // From the fixture set: fractal3x3: 9x9 outputs; majority1x1 and countbars3x3: several train pairs share
+  // one output (1x1, 3x3); colourmap3x3: small, same size; tile2x2: the output size changes.
+  tasks = ["fractal3x3", "majority1x1", "countbars3x3", "colourmap3x3", "tile2x2"].map((id) => loadTask(join(FIXTURE_ARC, "training", `${id}.json`))); // throws when missing
   lora = await buildSystem(config());
 });
 
@@ -140,7 +139,7 @@ describe("HybridPrompter: truncation", () => {
   });
 
   test("a real task under a small budget: prefix of the demonstrations, test input kept; embed works past the budget", () => {
-    const task = tasks[0]!; // 007bbfb7: 3x3 -> 9x9
+    const task = tasks[0]!; // fractal3x3: 3x3 -> 9x9
     const ex: Example = { task, index: 2 };
     const others = context(ex).demos;
     const whole = prompter(100000).build(ex);
@@ -326,8 +325,8 @@ describe("scripts/prompt.ts", () => {
     expect(h.code).toBe(0);
     expect(h.out).toContain("--max_prompt_tokens");
     expect(h.out).toContain("--hint_tokens");
-    const bads = [["--task", "007bbfb7", "--pair", "x"], ["--bogus"], [], ["--task", "007bbfb7", "--qwen_train", "half"], ["--task", "nope"], ["--task", "007bbfb7", "--pair", "99"]];
-    const results = await Promise.all(bads.map((bad) => run([...bad, "--data", ARC2])));
+    const bads = [["--task", "fractal3x3", "--pair", "x"], ["--bogus"], [], ["--task", "fractal3x3", "--qwen_train", "half"], ["--task", "nope"], ["--task", "fractal3x3", "--pair", "99"]];
+    const results = await Promise.all(bads.map((bad) => run([...bad, "--data", FIXTURE_ARC])));
     results.forEach((r, i) => {
       expect({ bad: bads[i], code: r.code }).toEqual({ bad: bads[i], code: 2 });
       expect(r.out).toBe("");
@@ -337,13 +336,13 @@ describe("scripts/prompt.ts", () => {
   }, 20000);
 
   test("a real task: the prompt, its token count, shown/dropped, hint and p's norm", async () => {
-    const r = await run(["--task", "007bbfb7", "--pair", "0", "--model", "tiny", "--data", ARC2, "--hint_tokens", "2", "--max_prompt_tokens", "300", "--device", "cpu"]);
+    const r = await run(["--task", "fractal3x3", "--pair", "0", "--model", "tiny", "--data", FIXTURE_ARC, "--hint_tokens", "2", "--max_prompt_tokens", "300", "--device", "cpu"]);
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
-    // 300 tokens hold one demonstration of 007bbfb7 (3x3 -> 9x9) besides the test input.
-    expect(r.out).toContain("Example 1\nInput:\n404\n000\n040\nOutput:\n404000404\n");
+    // 300 tokens hold one demonstration of fractal3x3 (3x3 -> 9x9) besides the test input.
+    expect(r.out).toContain("Example 1\nInput:\n011\n000\n100\nOutput:\n000011011\n");
     expect(r.out).not.toContain("Example 2");
-    expect(r.out).toContain("Test\nInput:\n660\n600\n066\n");
+    expect(r.out).toContain("Test\nInput:\n300\n300\n303\n");
     const tokens = Number(/prompt tokens: (\d+) \(budget 300\)/.exec(r.out)?.[1]);
     expect(tokens).toBeGreaterThan(100);
     expect(tokens).toBeLessThanOrEqual(300);

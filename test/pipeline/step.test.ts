@@ -12,10 +12,9 @@ import { cellAccuracy, exactMatch, reward } from "../../src/pipeline/reward";
 import { hardPrediction, trainExample } from "../../src/pipeline/step";
 import { type System, buildSystem, qwenTrainable } from "../../src/pipeline/system";
 import * as torch from "../../src/torch";
-import { requireArc2 } from "../arc/shared";
+import { FIXTURE_ARC } from "../helpers/fixtures";
 import { tinySystemConfig } from "../helpers/system";
 
-const ARC2 = requireArc2();
 const ROOT = join(import.meta.dir, "../..");
 
 const config = tinySystemConfig;
@@ -32,10 +31,10 @@ let sys: System;
 
 beforeAll(async () => {
   tasks = new Map();
-  // 0d3d703e: 3x3 colour mapping (same size); 007bbfb7: 3x3 -> 9x9 (one output size); 10fcaaa3: the
-  // output is twice the input (no single output size: the size head decides).
-  for (const id of ["0d3d703e", "007bbfb7", "10fcaaa3"]) {
-    const t = loadTask(join(ARC2, "training", `${id}.json`)); // throws when missing
+  // The fixture set's colourmap3x3: 3x3 colour mapping (same size); fractal3x3: 3x3 -> 9x9 (one output
+  // size); tile2x2: the output is twice the input (no single output size: the size head decides).
+  for (const id of ["colourmap3x3", "fractal3x3", "tile2x2"]) {
+    const t = loadTask(join(FIXTURE_ARC, "training", `${id}.json`)); // throws when missing
     tasks.set(id, t);
   }
   torch.manualSeed(0);
@@ -44,7 +43,7 @@ beforeAll(async () => {
 
 describe("trainExample", () => {
   test("one example: finite loss, gradients where each loss puts them, consistent logs, EMA rules, no leak", () => {
-    const ex: Example = { task: tasks.get("0d3d703e")!, index: 1 };
+    const ex: Example = { task: tasks.get("colourmap3x3")!, index: 1 };
     const tgt = target(ex)!;
     const thetaBefore = sys.memory.theta;
     const sizeBefore = sys.memory.size;
@@ -111,7 +110,7 @@ describe("trainExample", () => {
     expect(grads.upAfter).toBe(grads.up);
 
     // Logged quantities agree with each other.
-    expect(logs.task).toBe("0d3d703e");
+    expect(logs.task).toBe("colourmap3x3");
     expect(logs.pair).toBe(1);
     const w = sys.config.rewardWeights;
     for (const m of [logs.before, logs.after]) {
@@ -152,7 +151,7 @@ describe("trainExample", () => {
   });
 
   test("a memory entry for this prompt is read (a hit), and the memory's preallocated state does not grow", () => {
-    const ex: Example = { task: tasks.get("0d3d703e")!, index: 2 };
+    const ex: Example = { task: tasks.get("colourmap3x3")!, index: 2 };
     // Store an entry keyed by this example's own p (lora_B is still zero: p is the same in the step).
     torch.noGrad(() =>
       torch.scope(() => {
@@ -180,7 +179,7 @@ describe("trainExample", () => {
   });
 
   test("full Qwen: its weights get the gradient; frozen: none, p comes from the cache (one kept tensor)", async () => {
-    const ex: Example = { task: tasks.get("0d3d703e")!, index: 3 };
+    const ex: Example = { task: tasks.get("colourmap3x3")!, index: 3 };
     const full = await buildSystem(config({ qwenTrain: "full", hintTokens: 0 }));
     const live = torch.liveTensors();
     const g = torch.scope(() => {
@@ -220,7 +219,7 @@ describe("trainExample", () => {
   });
 
   test("a pair with no known output is refused", () => {
-    const task = tasks.get("0d3d703e")!;
+    const task = tasks.get("colourmap3x3")!;
     const hidden: Task = { ...task, test: [{ input: task.test[0]!.input }] };
     expect(() => trainExample(sys, { task: hidden, index: 0, kind: "test" }, { sizeWeight: 1 })).toThrow(/no output to train on/);
   });
@@ -228,7 +227,7 @@ describe("trainExample", () => {
 
 describe("evaluate", () => {
   test("two attempts per example at the task's size when certain, else the size head's; flags restored; no leak", () => {
-    const examples = ["0d3d703e", "007bbfb7", "10fcaaa3"].map((id): Example => testExamples([tasks.get(id)!])[0]!);
+    const examples = ["colourmap3x3", "fractal3x3", "tile2x2"].map((id): Example => testExamples([tasks.get(id)!])[0]!);
     const certain = examples.map((ex) => certainOutputSize(ex.task, context(ex).query));
     expect(certain).toEqual([[3, 3], [9, 9], null]);
     // Mixed modes before: evaluate switches all to eval and restores each.
@@ -286,7 +285,7 @@ describe("evaluate", () => {
     expect(summary.accuracyDelta).toBeCloseTo(summary.cellAcc - summary.cellAccBefore, 12);
 
     // An example without a known output throws, and the flags are still restored.
-    const task = tasks.get("0d3d703e")!;
+    const task = tasks.get("colourmap3x3")!;
     const hidden: Task = { ...task, test: [{ input: task.test[0]!.input }] };
     expect(() => evaluate(sys, [examples[0]!, { task: hidden, index: 0, kind: "test" }])).toThrow(/no known output/);
     expect(sys.qwen.training && sys.agent.training && !sys.refiner.training).toBe(true);
@@ -302,17 +301,17 @@ describe("scripts/agent.ts and scripts/step.ts", () => {
     const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     return { code, out, err };
   };
-  const small = ["--data", ARC2, "--hint_tokens", "2", "--agent_channels", "16", "--device", "cpu"];
+  const small = ["--data", FIXTURE_ARC, "--hint_tokens", "2", "--agent_channels", "16", "--device", "cpu"];
 
   test("--help; bad arguments are one line and exit 2", async () => {
     const runs = await Promise.all([
       run("agent.ts", ["--help"]),
       run("step.ts", ["--help"]),
-      run("agent.ts", ["--task", "0d3d703e", "--agent_steps", "0"]),
-      run("agent.ts", ["--task", "0d3d703e", "--pair", "4", "--data", ARC2]),
-      run("step.ts", ["--task", "0d3d703e", "--size_weight", "x"]),
+      run("agent.ts", ["--task", "colourmap3x3", "--agent_steps", "0"]),
+      run("agent.ts", ["--task", "colourmap3x3", "--pair", "4", "--data", FIXTURE_ARC]),
+      run("step.ts", ["--task", "colourmap3x3", "--size_weight", "x"]),
       run("step.ts", ["--nope"]),
-      run("step.ts", ["--task", "0d3d703e", "--test", "--pair", "1", "--data", ARC2]),
+      run("step.ts", ["--task", "colourmap3x3", "--test", "--pair", "1", "--data", FIXTURE_ARC]),
     ]);
     const [ha, hs, ...bad] = runs;
     expect(ha!.code).toBe(0);
@@ -329,12 +328,12 @@ describe("scripts/agent.ts and scripts/step.ts", () => {
 
   test("a real task: agent.ts draws the input, the T step predictions and the size; step.ts prints the logs and gradient norms", async () => {
     const [a, s] = await Promise.all([
-      run("agent.ts", ["--task", "007bbfb7", "--pair", "1", ...small]),
-      run("step.ts", ["--task", join(ARC2, "training", "0d3d703e.json"), "--pair", "0", ...small]),
+      run("agent.ts", ["--task", "fractal3x3", "--pair", "1", ...small]),
+      run("step.ts", ["--task", join(FIXTURE_ARC, "training", "colourmap3x3.json"), "--pair", "0", ...small]),
     ]);
     expect(a.err).toBe("");
     expect(a.code).toBe(0);
-    expect(a.out).toContain("input 3x3\n4 0 4\n0 0 0\n0 4 0\n");
+    expect(a.out).toContain("input 3x3\n0 1 1\n0 0 0\n1 0 0\n");
     expect(a.out).toMatch(/step 1 +step 2 +step 3 +step 4 +step 5\n((([0-9] ){3} +){4}([0-9] ){2}[0-9]\n){3}\n/);
     expect(a.out).toMatch(/size head: \d+x\d+ \(target 9x9, (right|wrong)\); certain from the task: 9x9/);
     expect(a.out).toContain("step 5 resized to 9x9 (task)");
