@@ -1,7 +1,10 @@
 // The training command line (DESIGN §6): flags with defaults, the smoke preset, and validation that
 // fails with one line (exit code 2) before any model loads.
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { duplicateFlag, joinNegativeValues, parseDecimal, parseInteger } from "../util/flags";
 import type { Device } from "../torch";
 import type { QwenTrain } from "./system";
 
@@ -44,6 +47,9 @@ export interface TrainConfig {
   num_threads: number;
   preset: string | null;
   quiet: boolean;
+  tensorboard: "true" | "false";
+  skip_bad_tasks: boolean;
+  validate_on_stop: boolean;
 }
 
 interface FlagSpec {
@@ -52,6 +58,8 @@ interface FlagSpec {
   help: string;
   choices?: readonly string[];
   min?: number;
+  /** Largest value allowed (a function for bounds known only at run time, e.g. the core count). */
+  max?: number | (() => number);
 }
 
 export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
@@ -65,7 +73,7 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   max_batches: { type: "string", kind: "int", min: 0, help: "stop after this many batches in all (0 = no limit); leaves a checkpoint" },
   model: { type: "string", kind: "string", help: "Hub id, local folder, or tiny (a small random Qwen2 for tests)" },
   data: { type: "string", kind: "string", help: "a folder (training/ + evaluation/), a task file, arc-agi-1, arc-agi-2 or synthetic" },
-  seed: { type: "string", kind: "int", min: 0, help: "seed of initialisation, data order and sampling" },
+  seed: { type: "string", kind: "int", min: 0, max: Number.MAX_SAFE_INTEGER, help: "seed of initialisation, data order and sampling" },
   run_dir: { type: "string", kind: "string", help: "where run folders (arc_YYYYMMDD_HHMMSS) go" },
   batch_size: { type: "string", kind: "int", min: 1, help: "examples per batch" },
   grad_accum: { type: "string", kind: "int", min: 1, help: "batches per optimizer step" },
@@ -87,9 +95,12 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   val_fraction: { type: "string", kind: "float", help: "share of training tasks held out for validation" },
   val_max: { type: "string", kind: "int", min: 0, help: "validation examples at most (0 = no validation)" },
   backup_dir: { type: "string", kind: "string", help: "mirror each finished checkpoint to this folder" },
-  num_threads: { type: "string", kind: "int", min: 0, help: "LibTorch CPU threads (0 = every core)" },
+  num_threads: { type: "string", kind: "int", min: 0, max: () => availableParallelism() * 4, help: "LibTorch CPU threads (0 = every core; at most 4 per core)" },
   preset: { type: "string", kind: "string", choices: ["smoke"], help: "smoke: tiny model, synthetic data, small agent: a CPU run of a minute" },
   quiet: { type: "boolean", kind: "bool", help: "no progress bar" },
+  tensorboard: { type: "string", kind: "string", choices: ["true", "false"], help: "TensorBoard event files in <run>/tb/ (tensorboard --logdir runs)" },
+  skip_bad_tasks: { type: "boolean", kind: "bool", help: "skip (and list) task files that fail validation; without it, any bad file stops the run, all listed" },
+  validate_on_stop: { type: "boolean", kind: "bool", help: "on Ctrl-C/SIGTERM, validate before the final checkpoint (default: checkpoint only)" },
 };
 
 export const DEFAULTS: TrainConfig = {
@@ -128,6 +139,9 @@ export const DEFAULTS: TrainConfig = {
   num_threads: 0,
   preset: null,
   quiet: false,
+  tensorboard: "true",
+  skip_bad_tasks: false,
+  validate_on_stop: false,
 };
 
 /** `--preset smoke`: a complete run (prompt, hint, LoRA, agent, RL, memory, checkpoints) in about a minute on 2 CPU cores. */
@@ -170,14 +184,17 @@ function parseValue(name: string, spec: FlagSpec, raw: string | boolean): unknow
   if (spec.kind === "bool") return raw === true;
   const s = String(raw);
   if (spec.kind === "int") {
-    if (!/^-?\d+$/.test(s)) throw new UsageError(`--${name} must be an integer, got "${s}"`);
-    const v = Number(s);
+    if (!/^[+-]?\d+$/.test(s.trim())) throw new UsageError(`--${name} must be an integer, got "${s}"`);
+    const v = parseInteger(s);
+    const max = typeof spec.max === "function" ? spec.max() : spec.max;
+    if (v === null) throw new UsageError(`--${name} ${s} is too large${max !== undefined ? ` (at most ${max})` : ""}`);
     if (spec.min !== undefined && v < spec.min) throw new UsageError(`--${name} must be >= ${spec.min}, got ${v}`);
+    if (max !== undefined && v > max) throw new UsageError(`--${name} must be <= ${max}, got ${v}`);
     return v;
   }
   if (spec.kind === "float") {
-    const v = Number(s);
-    if (s.trim() === "" || !Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got "${s}"`);
+    const v = parseDecimal(s);
+    if (v === null) throw new UsageError(`--${name} must be a decimal number (like 1e-4 or 0.5), got "${s}"`);
     return v;
   }
   if (spec.choices && !spec.choices.includes(s)) throw new UsageError(`--${name} must be one of ${spec.choices.join(", ")}, got "${s}"`);
@@ -193,20 +210,18 @@ export interface ParsedArgs {
 
 /** Parses argv (without the runtime and script). `--resume` alone means the latest run. */
 export function parseTrainArgs(argv: string[]): ParsedArgs {
+  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  for (const [k, v] of Object.entries(FLAGS)) options[k] = { type: v.type };
+  // `--resume` alone means the latest run; `--resume ""` (an unset shell variable) is an error below.
   const args = [...argv];
   const i = args.indexOf("--resume");
   if (i >= 0 && (i === args.length - 1 || args[i + 1].startsWith("--"))) args.splice(i, 1, "--resume=latest");
-  // `--epochs -1`: node's parseArgs takes "-1" for an option ("argument is ambiguous"); join a negative
-  // number to its flag so the range check below names the flag and the value.
-  for (let j = 0; j + 1 < args.length; j++) {
-    const name = /^--([a-z_]+)$/.exec(args[j])?.[1];
-    if (name && FLAGS[name as keyof TrainConfig]?.type === "string" && /^-(\d|\.\d)/.test(args[j + 1])) args.splice(j, 2, `${args[j]}=${args[j + 1]}`);
-  }
-  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
-  for (const [k, v] of Object.entries(FLAGS)) options[k] = { type: v.type };
+  const joined = joinNegativeValues(args, options);
+  const dup = duplicateFlag(joined, options);
+  if (dup) throw new UsageError(`--${dup} is given more than once`);
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+    ({ values } = parseArgs({ args: joined, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
   } catch (e) {
     throw new UsageError((e as Error).message.split("\n")[0].replace(/^.*?Unknown option/, "unknown flag").replace(/\. To specify.*$/, ""));
   }
@@ -223,6 +238,12 @@ export function parseTrainArgs(argv: string[]): ParsedArgs {
 
 /** Checks what can be checked before loading anything (devices, data paths, numbers). */
 export function validateConfig(c: TrainConfig, env: { cudaAvailable: boolean; cudaDevices: number }): TrainConfig {
+  if (c.resume === "") throw new UsageError(`--resume was given an empty value (an unset shell variable?); give a run folder, or --resume alone for the latest run`);
+  if (c.run_dir.trim() === "") throw new UsageError(`--run_dir was given an empty value; give a folder (default: runs)`);
+  if (existsSync(c.run_dir) && !statSync(c.run_dir).isDirectory()) throw new UsageError(`--run_dir ${c.run_dir} is a file, not a folder`);
+  if (c.backup_dir === "") throw new UsageError(`--backup_dir was given an empty value; give a folder or leave the flag out`);
+  if (c.backup_dir && resolve(c.backup_dir) === resolve(c.run_dir)) throw new UsageError(`--backup_dir ${c.backup_dir} is --run_dir itself; a backup must live elsewhere`);
+  if (!(c.lora_alpha > 0)) throw new UsageError(`--lora_alpha must be positive, got ${c.lora_alpha}`);
   for (const k of ["agent_lr", "qwen_lr", "rl_lr"] as const) if (!(c[k] > 0)) throw new UsageError(`--${k} must be positive, got ${c[k]}`);
   if (!(c.weight_decay >= 0)) throw new UsageError(`--weight_decay must be >= 0, got ${c.weight_decay}`);
   if (!(c.clip > 0)) throw new UsageError(`--clip must be positive, got ${c.clip}`);
@@ -241,6 +262,31 @@ export function validateConfig(c: TrainConfig, env: { cudaAvailable: boolean; cu
   if (!known.includes(c.data) && !existsSync(c.data)) throw new UsageError(`--data ${c.data}: no such file or folder (or use arc-agi-1, arc-agi-2, synthetic)`);
   if (c.model !== "tiny" && (c.model.startsWith(".") || c.model.startsWith("/")) && !(existsSync(c.model) && statSync(c.model).isDirectory()))
     throw new UsageError(`--model ${c.model}: no such folder (give a Hub id like Qwen/Qwen2.5-1.5B-Instruct, a model folder, or tiny)`);
+  if (c.model !== "tiny" && existsSync(c.model) && statSync(c.model).isDirectory()) checkModelJson(c.model);
   if (c.backup_dir && existsSync(c.backup_dir) && !statSync(c.backup_dir).isDirectory()) throw new UsageError(`--backup_dir ${c.backup_dir} is not a folder`);
+  for (const [flag, p] of [["--run_dir", c.run_dir], ["--backup_dir", c.backup_dir]] as const) {
+    if (!p) continue;
+    let at = resolve(p);
+    while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+    if (!statSync(at).isDirectory()) throw new UsageError(`${flag} ${p}: ${at} is a file, so the folder cannot be made`);
+  }
   return { ...c, device: device as Device };
+}
+
+/** A model folder's config.json must exist and be a JSON object (its contents are checked when it loads). */
+function checkModelJson(folder: string): void {
+  const path = join(folder, "config.json");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new UsageError(`--model ${folder}: no config.json in this folder (a model folder holds config.json, tokenizer.json and the weights)`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`--model ${folder}: ${path} is not valid JSON (${(e as Error).message}${text.length === 0 ? ", the file is empty" : ""})`);
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) throw new UsageError(`--model ${folder}: ${path} is not a JSON object`);
 }
