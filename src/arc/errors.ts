@@ -6,3 +6,11 @@ export class ArcDataError extends Error {
     this.name = "ArcDataError";
   }
 }
+
+/** Task files that failed validation, every one of them (each message names the file and the reason). */
+export class BadTaskFilesError extends ArcDataError {
+  constructor(readonly messages: string[]) {
+    super(messages.length === 1 ? messages[0] : `${messages.length} bad task files: ${messages.join("; ")}`);
+    this.name = "BadTaskFilesError";
+  }
+}

@@ -1,6 +1,6 @@
 // The ARC data layer in one import for the pipeline: `import { loadDataset, context } from "../arc/index.ts"`.
 export * from "./types.ts";
-export { ArcDataError } from "./errors.ts";
+export { ArcDataError, BadTaskFilesError } from "./errors.ts";
 export { parseTask, validateGrid, validateTask } from "./validate.ts";
 export { DATA_SPEC_HELP, findSplitRoot, findTask, loadDataset, loadSplitFolder, loadTask, loadTasks, type LoadOptions } from "./load.ts";
 export { context, epochOrder, splitKey, splitTasks, target, testExamples, trainingExamples, type Context, type Example } from "./examples.ts";

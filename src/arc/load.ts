@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { DATASETS, downloadDataset, type DatasetName, type DownloadOptions } from "./download.ts";
-import { ArcDataError } from "./errors.ts";
+import { ArcDataError, BadTaskFilesError } from "./errors.ts";
 import { syntheticDataset, type SyntheticDatasetOptions } from "./synthetic.ts";
 import type { Dataset, Task } from "./types.ts";
 import { parseTask } from "./validate.ts";
@@ -21,8 +21,12 @@ export function loadTask(file: string): Task {
   return parseTask(text, file, path.basename(file).replace(/\.json$/i, ""));
 }
 
-/** Every `*.json` task in a folder (not recursive), sorted by id so the order never depends on the file system. */
-export function loadTasks(folder: string): Task[] {
+/**
+ * Every `*.json` task in a folder (not recursive), sorted by id so the order never depends on the file
+ * system. A file that fails validation is reported to `bad` (its message names the file and the reason)
+ * and left out; without `bad`, the first bad file throws.
+ */
+export function loadTasks(folder: string, bad?: string[]): Task[] {
   let names: string[];
   try {
     names = readdirSync(folder);
@@ -32,7 +36,16 @@ export function loadTasks(folder: string): Task[] {
   }
   const files = names.filter((n) => n.toLowerCase().endsWith(".json") && !n.startsWith(".")).sort();
   if (files.length === 0) throw new ArcDataError(`${folder}: no task files (*.json) in this folder`);
-  return files.map((n) => loadTask(path.join(folder, n)));
+  const tasks: Task[] = [];
+  for (const n of files) {
+    try {
+      tasks.push(loadTask(path.join(folder, n)));
+    } catch (e) {
+      if (!(e instanceof ArcDataError) || !bad) throw e;
+      bad.push(e.message);
+    }
+  }
+  return tasks;
 }
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
@@ -46,14 +59,31 @@ export function findSplitRoot(dir: string): string | null {
 }
 
 /** Load a folder with training/ and evaluation/ (either may be absent; at least one must exist). */
-export function loadSplitFolder(root: string, name = root): Dataset {
-  const sub = (s: string) => (isDir(path.join(root, s)) ? loadTasks(path.join(root, s)) : []);
+export function loadSplitFolder(root: string, name = root, bad?: string[]): Dataset {
+  const sub = (s: string) => (isDir(path.join(root, s)) ? loadTasks(path.join(root, s), bad) : []);
   return { name, root, training: sub("training"), evaluation: sub("evaluation") };
 }
 
 export interface LoadOptions {
   synthetic?: SyntheticDatasetOptions;
   download?: DownloadOptions;
+  /**
+   * Leave out task files that fail validation (they go to `onSkip`). Default: any bad file is an error
+   * that lists every bad file of the data, in both splits, not only the first.
+   */
+  skipBadTasks?: boolean;
+  /** The messages (file: reason) of the files `skipBadTasks` left out; called once, when there are any. */
+  onSkip?: (messages: string[]) => void;
+}
+
+/** Applies the bad-task policy to the messages collected while loading. */
+function badTaskPolicy(bad: string[], opts: LoadOptions): void {
+  if (bad.length === 0) return;
+  if (opts.skipBadTasks) {
+    opts.onSkip?.(bad);
+    return;
+  }
+  throw new BadTaskFilesError(bad);
 }
 
 export const DATA_SPEC_HELP =
@@ -65,19 +95,26 @@ export const DATA_SPEC_HELP =
  */
 export async function loadDataset(spec: string, opts: LoadOptions = {}): Promise<Dataset> {
   if (spec === "synthetic") return syntheticDataset(opts.synthetic);
+  const bad: string[] = [];
+  let ds: Dataset;
   if (Object.hasOwn(DATASETS, spec)) {
     const root = await downloadDataset(spec as DatasetName, opts.download);
-    return loadSplitFolder(root, spec);
+    ds = loadSplitFolder(root, spec, bad);
+  } else {
+    if (!existsSync(spec)) throw new ArcDataError(`${spec}: no such file or folder (${DATA_SPEC_HELP})`);
+    if (!statSync(spec).isDirectory()) {
+      const task = loadTask(spec);
+      return { name: spec, root: spec, training: [task], evaluation: [task], flat: true };
+    }
+    const split = findSplitRoot(spec);
+    if (split) ds = loadSplitFolder(split, spec, bad);
+    else {
+      const tasks = loadTasks(spec, bad);
+      ds = { name: spec, root: spec, training: tasks, evaluation: tasks, flat: true };
+    }
   }
-  if (!existsSync(spec)) throw new ArcDataError(`${spec}: no such file or folder (${DATA_SPEC_HELP})`);
-  if (!statSync(spec).isDirectory()) {
-    const task = loadTask(spec);
-    return { name: spec, root: spec, training: [task], evaluation: [task], flat: true };
-  }
-  const split = findSplitRoot(spec);
-  if (split) return loadSplitFolder(split, spec);
-  const tasks = loadTasks(spec);
-  return { name: spec, root: spec, training: tasks, evaluation: tasks, flat: true };
+  badTaskPolicy(bad, opts);
+  return ds;
 }
 
 /** Find a task by id in a dataset (training first), or null. */
