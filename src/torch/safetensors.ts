@@ -6,7 +6,18 @@ import { closeSync, existsSync, openSync, readSync, fstatSync, renameSync, unlin
 import { dirname, join } from "node:path";
 import { type DType, type Device, DTYPE_CODE, ELEMENT_SIZE, deviceCode } from "./dtype";
 import { N, TorchError } from "./native";
-import { type Tensor, wrap } from "./tensor";
+import { Tensor, wrap } from "./tensor";
+
+/** A short description of a value that is not what was expected, for error messages. */
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (v === undefined) return "undefined";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "number" || typeof v === "boolean") return `${typeof v} ${v}`;
+  if (typeof v === "string") return `the string ${JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}...` : v)}`;
+  if (typeof v === "object") return `an object (${(v as object).constructor?.name ?? "no class"})`;
+  return typeof v;
+}
 
 const ST_TO_DTYPE: Record<string, DType> = {
   F64: "float64", F32: "float32", F16: "float16", BF16: "bfloat16",
@@ -31,14 +42,19 @@ const MAX_HEADER = 100 * 1024 * 1024;
 
 /** Reads and validates the header; every offset is checked against the file size. */
 export function readHeader(path: string): SafetensorsHeader {
+  if (typeof path !== "string" || path === "") throw new TorchError(`safetensors: the path must be a non-empty string, got ${JSON.stringify(path)}`);
   let fd: number;
   try {
     fd = openSync(path, "r");
   } catch (e) {
-    throw new TorchError(`safetensors: cannot open ${path}: ${(e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new TorchError(`safetensors: cannot open ${path}: ${code === "ENOENT" ? "no such file" : (e as Error).message}`);
   }
   try {
-    const size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    // Opening a folder for reading succeeds on Linux; reading it would fail with a bare EISDIR.
+    if (st.isDirectory()) throw new TorchError(`safetensors: ${path} is a folder, not a safetensors file`);
+    const size = st.size;
     const bad = (why: string) => new TorchError(`safetensors: ${path} is not a valid safetensors file: ${why}`);
     if (size < 8) throw bad(`${size} bytes, shorter than the 8-byte header length`);
     const lenBuf = Buffer.alloc(8);
@@ -61,7 +77,9 @@ export function readHeader(path: string): SafetensorsHeader {
     let metadata: Record<string, string> = {};
     for (const [name, v] of Object.entries(json as Record<string, any>)) {
       if (name === "__metadata__") {
-        metadata = v ?? {};
+        if (v === null || typeof v !== "object" || Array.isArray(v) || !Object.values(v).every((x) => typeof x === "string"))
+          throw bad("__metadata__ must be an object of strings");
+        metadata = v;
         continue;
       }
       const dtype = ST_TO_DTYPE[v?.dtype];
@@ -76,6 +94,13 @@ export function readHeader(path: string): SafetensorsHeader {
       if (off[1] - off[0] !== bytes) throw bad(`tensor "${name}" needs ${bytes} bytes but data_offsets span ${off[1] - off[0]}`);
       if (off[1] > dataLen) throw bad(`tensor "${name}" ends at byte ${off[1]} of a ${dataLen}-byte data section (truncated?)`);
       entries.set(name, { dtype, shape, begin: off[0], end: off[1] });
+    }
+    // Two tensors over the same bytes would alias each other once loaded (a write to one changes the other).
+    const spans = [...entries].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
+    for (let i = 1; i < spans.length; i++) {
+      const [pn, p] = spans[i - 1];
+      const [cn, c] = spans[i];
+      if (c.begin < p.end) throw bad(`tensors "${pn}" (bytes ${p.begin}..${p.end}) and "${cn}" (bytes ${c.begin}..${c.end}) overlap`);
     }
     return { entries, metadata, dataStart };
   } finally {
@@ -138,12 +163,23 @@ export function loadIndexed(indexPath: string, opts: LoadOptions = {}): Record<s
  * `<path>.tmp-<pid>`, fsynced, then renamed over `path`.
  */
 export function saveFile(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): void {
+  if (typeof path !== "string" || path === "") throw new TorchError(`safetensors: the path must be a non-empty string, got ${JSON.stringify(path)}`);
+  if (tensors === null || typeof tensors !== "object" || Array.isArray(tensors) || tensors instanceof Tensor)
+    throw new TorchError(`safetensors: saveFile(${path}) takes a {name: Tensor} record, got ${describe(tensors)}`);
+  if (metadata !== undefined && (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)))
+    throw new TorchError(`safetensors: metadata for ${path} must be a {key: string} record, got ${describe(metadata)}`);
+  for (const [k, v] of Object.entries(metadata ?? {}))
+    if (typeof v !== "string") throw new TorchError(`safetensors: metadata "${k}" for ${path} must be a string, got ${describe(v)}`);
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   const list: Tensor[] = [];
   for (const [name, t] of Object.entries(tensors)) {
-    if (!t || t.isDisposed) throw new TorchError(`safetensors: tensor "${name}" is missing or disposed`);
+    // The header's own key: a tensor of that name would be read back as metadata (or be lost).
+    if (name === "__metadata__") throw new TorchError(`safetensors: "__metadata__" is reserved for the header's metadata and cannot name a tensor (${path})`);
+    if (name === "") throw new TorchError(`safetensors: a tensor name must not be empty (${path})`);
+    if (!(t instanceof Tensor)) throw new TorchError(`safetensors: "${name}" is not a Tensor (got ${describe(t)}) in saveFile(${path})`);
+    if (t.isDisposed) throw new TorchError(`safetensors: tensor "${name}" is disposed`);
     const bytes = t.numel() * ELEMENT_SIZE[t.dtype];
     header[name] = { dtype: DTYPE_TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
