@@ -4,6 +4,20 @@
 //   bun scripts/eval.ts --checkpoint best            (latest run under runs/)
 //   bun scripts/eval.ts --checkpoint latest --run runs/arc_20261126_101500 --split val
 import { parseArgs } from "node:util";
+import { duplicateFlag, joinNegativeValues, parseInteger } from "../src/util/flags";
+
+const OPTIONS = {
+  checkpoint: { type: "string", default: "best" },
+  run: { type: "string" },
+  run_dir: { type: "string", default: "runs" },
+  split: { type: "string", default: "evaluation" },
+  data: { type: "string" },
+  device: { type: "string" },
+  max: { type: "string" },
+  out: { type: "string" },
+  quiet: { type: "boolean", default: false },
+  help: { type: "boolean", default: false },
+} as const;
 
 const HELP = `Usage: bun scripts/eval.ts [--checkpoint best|latest|PATH] [--run DIR] [--run_dir runs]
                          [--split evaluation|training|val] [--data SPEC] [--device cpu|cuda] [--max N] [--out DIR]
@@ -18,41 +32,39 @@ const HELP = `Usage: bun scripts/eval.ts [--checkpoint best|latest|PATH] [--run 
   --out         where eval.json and report.html go (default: <run>/eval/<checkpoint>_<split>)`;
 
 async function main(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        checkpoint: { type: "string", default: "best" },
-        run: { type: "string" },
-        run_dir: { type: "string", default: "runs" },
-        split: { type: "string", default: "evaluation" },
-        data: { type: "string" },
-        device: { type: "string" },
-        max: { type: "string" },
-        out: { type: "string" },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", default: false },
-      },
-      strict: true,
-    }) as { values: Record<string, string | boolean | undefined> });
-  } catch (e) {
-    console.error(`eval: ${(e as Error).message.split("\n")[0]} (see --help)`);
+  const usage = (msg: string) => {
+    console.error(`eval: ${msg} (see --help)`);
     return 2;
+  };
+  let values: Record<string, string | boolean | undefined>;
+  const args = joinNegativeValues(argv, OPTIONS);
+  const dup = duplicateFlag(args, OPTIONS);
+  if (dup) return usage(`--${dup} is given more than once`);
+  try {
+    ({ values } = parseArgs({ args, options: OPTIONS, strict: true }) as { values: Record<string, string | boolean | undefined> });
+  } catch (e) {
+    return usage((e as Error).message.split("\n")[0].replace(/^.*?Unknown option/, "unknown flag").replace(/\. To specify.*$/, ""));
   }
   if (values.help) {
     console.log(HELP);
     return 0;
   }
   const split = values.split as string;
-  if (!["evaluation", "training", "val"].includes(split)) {
-    console.error(`eval: --split must be evaluation, training or val, got "${split}"`);
-    return 2;
-  }
-  const max = values.max === undefined ? 0 : Number(values.max);
-  if (!Number.isInteger(max) || max < 0) {
-    console.error(`eval: --max must be a non-negative integer, got "${values.max}"`);
-    return 2;
+  if (!["evaluation", "training", "val"].includes(split)) return usage(`--split must be evaluation, training or val, got "${split}"`);
+  const max = values.max === undefined ? 0 : parseInteger(values.max as string);
+  if (max === null || max < 0) return usage(`--max must be a non-negative integer, got "${values.max}"`);
+  for (const k of ["checkpoint", "run", "run_dir", "data", "out"] as const)
+    if (values[k] === "") return usage(`--${k} was given an empty value (an unset shell variable?)`);
+  // The device is checked before any checkpoint or model loads (asking about CUDA loads LibTorch only).
+  const device = values.device as string | undefined;
+  if (device !== undefined) {
+    const m = /^cuda(?::(\d+))?$/.exec(device);
+    if (device !== "cpu" && !m) return usage(`--device must be cpu, cuda or cuda:N, got "${device}"`);
+    if (m) {
+      const torch = await import("../src/torch");
+      if (!torch.cuda.isAvailable()) return usage(`--device ${device}: CUDA is not available (no GPU, or LibTorch built without CUDA); use --device cpu`);
+      if (m[1] && Number(m[1]) >= torch.cuda.deviceCount()) return usage(`--device ${device}: only ${torch.cuda.deviceCount()} CUDA device(s)`);
+    }
   }
   const { runEvaluation } = await import("../src/pipeline/report");
   try {
@@ -62,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
       runsBase: values.run_dir as string,
       split: split as "evaluation" | "training" | "val",
       data: values.data as string | undefined,
-      device: values.device as string | undefined,
+      device,
       max,
       out: values.out as string | undefined,
       quiet: values.quiet === true,

@@ -3,6 +3,8 @@
 //   bun scripts/train.ts --epochs 20 --agent_lr 1e-4 --qwen_lr 1e-4 --device cuda
 //   bun scripts/train.ts --preset smoke --max_batches 10 --device cpu
 //   bun scripts/train.ts --resume
+// Exit codes: 0 done, 1 failed while training, 2 refused before any work (bad flag, data, folder, a run
+// another trainer holds), 130/143 stopped by SIGINT/SIGTERM after a checkpoint.
 import { UsageError, helpText, parseTrainArgs, validateConfig } from "../src/pipeline/config";
 
 async function main(argv: string[]): Promise<number> {
@@ -29,13 +31,15 @@ async function main(argv: string[]): Promise<number> {
   }
   // The trainer (and the model code it pulls in) loads only once the flags are known to be good.
   const { train } = await import("../src/pipeline/trainer");
+  const { RunLockedError } = await import("../src/pipeline/lock");
+  const { SIGNAL_EXIT } = await import("../src/pipeline/stop");
   try {
-    await train(parsed.config, parsed.explicit);
-    return 0;
+    const r = await train(parsed.config, parsed.explicit);
+    return r.signal ? SIGNAL_EXIT[r.signal] : 0;
   } catch (e) {
     console.error(`train: ${(e as Error).message}`);
     if (process.env.ARC_DEBUG) console.error((e as Error).stack);
-    return 1;
+    return e instanceof UsageError || e instanceof RunLockedError ? 2 : 1;
   }
 }
 

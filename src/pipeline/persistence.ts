@@ -20,7 +20,7 @@
 //   const { state, tensors } = loadCheckpoint(ck.dir, { device: "cuda" });   // tensors live in the current torch.scope
 import { createHash, randomBytes } from "node:crypto";
 import {
-  closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync,
+  closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync,
   readSync, renameSync, rmSync, statSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -432,18 +432,11 @@ export function readBest(runDir: string): BestRecord | null {
   return r.manifest.best;
 }
 
-/** Hard-links (or, across file systems, copies and fsyncs) every file of `src`'s manifest into `dst`. */
-function linkOrCopyFiles(src: string, dst: string, manifest: CheckpointManifest, allowLink: boolean): void {
+/** Copies every file of `src`'s manifest into `dst`, fsyncing each copy. */
+function copyFiles(src: string, dst: string, manifest: CheckpointManifest): void {
   for (const name of Object.keys(manifest.files)) {
-    const from = join(src, name);
     const to = join(dst, name);
-    if (allowLink) {
-      try {
-        linkSync(from, to);
-        continue;
-      } catch {}
-    }
-    copyFileSync(from, to);
+    copyFileSync(join(src, name), to);
     fsyncFile(to);
   }
 }
@@ -451,8 +444,9 @@ function linkOrCopyFiles(src: string, dst: string, manifest: CheckpointManifest,
 /**
  * Makes `stepDir` the run's best checkpoint when `value` beats the recorded best of the same metric
  * (strictly; a missing or unreadable best/ or another metric counts as no record; NaN never wins). The
- * files are hard-linked where possible (checkpoint files are never modified in place), else copied, into
- * a temporary folder that is swapped in as checkpoints/best. Returns whether best/ was updated.
+ * files are copied (not hard-linked: damage to a step folder's file in place must not reach best/) into a
+ * temporary folder, verified against the manifest's sha256, and swapped in as checkpoints/best. Returns
+ * whether best/ was updated.
  */
 export function updateBest(runDir: string, stepDir: string, metricName: string, value: number, higherIsBetter = true): boolean {
   if (!Number.isFinite(value)) return false;
@@ -469,14 +463,15 @@ export function updateBest(runDir: string, stepDir: string, metricName: string, 
   const tmp = join(ck, auxName("tmp", BEST));
   mkdirSync(tmp);
   try {
-    linkOrCopyFiles(stepDir, tmp, src.manifest, true);
+    copyFiles(stepDir, tmp, src.manifest);
     const manifest: CheckpointManifest = {
       ...src.manifest,
       best: { metric: metricName, value, step: src.manifest.step, higherIsBetter, updated: new Date().toISOString() },
     };
     writeFileSynced(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
-    const check = verifyCheckpoint(tmp, { hash: false });
-    if (!check.ok) throw new Error(`copy of ${stepDir} into best/ is incomplete: ${check.reason}`);
+    // Hashing the copy checks the source too: a step folder damaged since it was written is never made best.
+    const check = verifyCheckpoint(tmp);
+    if (!check.ok) throw new Error(`copy of ${stepDir} into best/ does not match its manifest: ${check.reason}`);
     fsyncDir(tmp);
     installDir(tmp, join(ck, BEST));
   } catch (e) {
@@ -494,6 +489,8 @@ export interface ResolveOptions {
   /** `--run_dir` (default "runs"). */
   runsBase?: string;
   onSkip?: (dir: string, reason: string) => void;
+  /** Told when `best` is damaged and the newest verified step folder is used instead (default: stderr). */
+  onFallback?: (message: string) => void;
 }
 export interface ResolvedCheckpoint {
   dir: string;
@@ -540,8 +537,16 @@ export function resolveCheckpoint(spec: string, opts: ResolveOptions = {}): Reso
       throw new Error(`no best checkpoint in ${runDir} (${dir} is written when validation improves --best_metric): ${hint}`);
     }
     const v = verifyCheckpoint(dir);
-    if (!v.ok) throw new Error(`best checkpoint ${dir} is unusable: ${v.reason}`);
-    return { dir, runDir, manifest: v.manifest };
+    if (v.ok) return { dir, runDir, manifest: v.manifest };
+    // best/ is damaged: the newest intact step folder is the next best thing, and the caller says so.
+    let latest: ResolvedCheckpoint;
+    try {
+      latest = latestOrThrow(runDir, opts.onSkip);
+    } catch (e) {
+      throw new Error(`best checkpoint ${dir} is unusable (${v.reason}), and ${(e as Error).message}`);
+    }
+    (opts.onFallback ?? ((m: string) => process.stderr.write(`${m}\n`)))(`best checkpoint ${dir} is unusable (${v.reason}); using the newest intact checkpoint ${latest.dir} (step ${latest.manifest.step}) instead`);
+    return latest;
   }
   const path = spec;
   if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist`);
@@ -632,7 +637,7 @@ export function mirrorCheckpoint(dir: string, backupDir: string, opts: MirrorOpt
   const tmp = join(destParent, auxName("tmp", basename(dir)));
   mkdirSync(tmp);
   try {
-    linkOrCopyFiles(dir, tmp, src.manifest, false);
+    copyFiles(dir, tmp, src.manifest);
     copyFileSync(join(dir, MANIFEST), join(tmp, MANIFEST));
     fsyncFile(join(tmp, MANIFEST));
     const check = verifyCheckpoint(tmp);

@@ -43,7 +43,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   const device = o.device ?? (saved.device.startsWith("cuda") && !torch.cuda.isAvailable() ? "cpu" : saved.device);
   const cfg: TrainConfig = { ...saved, device, data: o.data ?? saved.data };
   useThreads(cfg.num_threads);
-  const ds = await loadDataset(cfg.data);
+  const ds = await loadDataset(cfg.data, { skipBadTasks: cfg.skip_bad_tasks === true, onSkip: (m) => console.error(`skipping ${m.length} bad task file(s) (the run's --skip_bad_tasks): ${m.join("; ")}`) });
   let examples: Example[];
   if (o.split === "val") examples = runExamples(ds, cfg).val;
   else examples = testExamples(o.split === "evaluation" ? ds.evaluation : ds.training);

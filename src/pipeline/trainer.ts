@@ -1,24 +1,30 @@
 // The training loop (DESIGN §5.8, §6): AdamW over the agent and Qwen, autocast + GradScaler on CUDA,
 // gradient accumulation, the RL policy's own optimizer, the episodic memory, logs, validation,
-// checkpoints that survive crashes, and exact resume.
+// checkpoints that survive crashes, and exact resume. Around it: one trainer per run (a lock), checks
+// that fail before any work is spent, and a stop on SIGINT/SIGTERM that checkpoints first.
 import { availableParallelism } from "node:os";
-import { type Dataset, type Example, epochOrder, loadDataset, splitTasks, testExamples, trainingExamples } from "../arc";
+import { join } from "node:path";
+import { ArcDataError, BadTaskFilesError, type Dataset, type Example, epochOrder, loadDataset, splitTasks, testExamples, trainingExamples } from "../arc";
 import { loadLoraStateDict, loraStateDict } from "../models/lora";
 import * as torch from "../torch";
 import type { Tensor } from "../torch";
 import { progress } from "../util/progress";
-import type { BestMetric, TrainConfig } from "./config";
+import { type BestMetric, type TrainConfig, UsageError } from "./config";
 import { sizeWeight } from "./efe";
 import { type EvalSummary, evaluate } from "./evaluate";
+import { type RunLock, acquireRunLock } from "./lock";
 import {
-  latestVerifiedCheckpoint, loadCheckpoint, mirrorCheckpoint, pruneCheckpoints, saveCheckpoint, updateBest,
+  checkpointBytes, listCheckpoints, loadCheckpoint, mirrorCheckpoint, pruneCheckpoints, saveCheckpoint, updateBest, verifyCheckpoint,
 } from "./persistence";
-import { appendMetrics, createRun, latestRun, openRun, trimMetrics } from "./runs";
+import { checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfig, probeWritable } from "./preflight";
+import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig, trainingStateProblem } from "./resume";
+import { RunMonitor } from "./monitor";
+import { createRun, trimMetrics } from "./runs";
 import { type ExampleLogs, trainExample } from "./step";
+import { type StopSignal, listenForStop, yieldToSignals } from "./stop";
 import { type System, type SystemConfig, buildSystem, defaultEfe, defaultRewardWeights, qwenTrainable } from "./system";
 
-/** Flags a resumed run may change; everything else comes from the run's config.json. */
-export const RESUMABLE_OVERRIDES: (keyof TrainConfig)[] = ["epochs", "max_batches", "log_every", "ckpt_every", "keep_last", "device", "quiet", "backup_dir", "num_threads", "run_dir"];
+export { RESUMABLE_OVERRIDES } from "./resume";
 
 export interface TrainIO {
   out: (line: string) => void;
@@ -31,6 +37,8 @@ export interface TrainResult {
   step: number;
   lastCheckpoint: string | null;
   stopped: "done" | "max_batches" | "interrupted";
+  /** The signal that stopped the run (stopped === "interrupted"). */
+  signal: StopSignal | null;
   lastValidation: EvalSummary | null;
 }
 
@@ -177,30 +185,75 @@ export function restoreSystem(sys: System, ck: { state: any; tensors: Record<str
 // ---- the loop ------------------------------------------------------------------------------------
 
 export async function train(config: TrainConfig, explicit: Partial<TrainConfig> = {}, io: TrainIO = consoleIO): Promise<TrainResult> {
-  // Run folder: a new one, or the run being resumed (its saved config, with the allowed overrides).
-  let cfg = config;
-  let run: { dir: string };
-  let resumeFrom: string | null = null;
-  if (cfg.resume) {
-    const dir = cfg.resume === "latest" ? latestRun(cfg.run_dir) : cfg.resume;
-    if (!dir) throw new Error(`--resume: no run with a checkpoint under ${cfg.run_dir}/`);
-    const opened = openRun(dir);
-    const saved = opened.config as TrainConfig;
-    const overrides = Object.fromEntries(Object.entries(explicit).filter(([k]) => RESUMABLE_OVERRIDES.includes(k as keyof TrainConfig)));
-    cfg = { ...saved, ...overrides, device: config.device, resume: cfg.resume };
-    const ck = latestVerifiedCheckpoint(dir, { onSkip: (d, why) => io.err(`checkpoint ${d} is unusable (${why}); using the one before it`) });
-    if (!ck) throw new Error(`--resume: no intact checkpoint in ${dir}`);
-    resumeFrom = ck.dir;
-    run = opened;
-  } else {
-    run = createRun(cfg.run_dir, { ...cfg, resume: null });
+  // A resume locks its run before reading anything in it, so nothing is judged from a folder another
+  // trainer is writing. A new run is locked the moment its folder exists.
+  let lock: RunLock | null = null;
+  const takeLock = (dir: string) => acquireRunLock(dir, { onTakeover: (m) => io.err(m) });
+  try {
+    let cfg = config;
+    let candidates: ResumeCandidates | null = null;
+    let first: Candidate | null = null;
+    if (config.resume) {
+      const dir = resumeDir(config);
+      lock = takeLock(dir);
+      candidates = new ResumeCandidates(dir, io.err);
+      if (candidates.empty) throw new UsageError(`--resume ${dir}: the run has no checkpoint yet (start a new run without --resume)`);
+      first = candidates.next();
+      if (!first) throw new UsageError(`--resume ${dir}: no intact checkpoint (${candidates.rejected.join("; ")})`);
+      cfg = resumedConfig(dir, savedConfig(dir, first, io.err), explicit, config);
+    }
+
+    // Everything that can fail without a model, before a run folder or a model exists.
+    const ds = await loadRunData(cfg, io);
+    checkSplit(ds.training, splitTasks(ds.training, cfg.val_fraction, cfg.seed), cfg);
+    const qwenConfig = modelFolderConfig(cfg.model);
+    const resumed = lock ? candidates!.runDir : null;
+    if (resumed) {
+      probeWritable(resumed, `--resume ${resumed}`);
+      probeWritable(join(resumed, "checkpoints"), `--resume ${resumed}`);
+    } else probeWritable(cfg.run_dir, `--run_dir ${cfg.run_dir}`);
+    if (cfg.backup_dir) probeWritable(cfg.backup_dir, `--backup_dir ${cfg.backup_dir}`);
+    const perCheckpoint = first ? checkpointBytes(first.manifest) : estimateCheckpointBytes(cfg, qwenConfig);
+    const kept = `--keep_last ${cfg.keep_last}, best/ and the one being written`;
+    for (const [dir, more] of [[resumed ?? cfg.run_dir, cfg.keep_last + 2 - (resumed ? listCheckpoints(resumed).length : 0)], [cfg.backup_dir, 2]] as const) {
+      const w = dir ? diskSpaceWarning(dir, perCheckpoint, more, dir === cfg.backup_dir ? "the backup of each checkpoint" : kept) : null;
+      if (w) io.err(w);
+    }
+
+    const run = resumed ? { dir: resumed } : createRun(cfg.run_dir, { ...cfg, resume: null });
+    if (!lock) lock = takeLock(run.dir);
+    return await trainRun(cfg, run, ds, candidates, first, io);
+  } finally {
+    lock?.release();
   }
+}
+
+/** The run's data, with the bad-task policy applied; a data problem is a usage error (exit code 2). */
+async function loadRunData(cfg: TrainConfig, io: TrainIO): Promise<Dataset> {
+  try {
+    return await loadDataset(cfg.data, {
+      skipBadTasks: cfg.skip_bad_tasks,
+      onSkip: (skipped) => io.err(`--skip_bad_tasks: skipping ${skipped.length} bad task file(s):\n  ${skipped.join("\n  ")}`),
+    });
+  } catch (e) {
+    if (e instanceof ArcDataError) throw new UsageError(`--data ${cfg.data}: ${e.message}${e instanceof BadTaskFilesError ? " (--skip_bad_tasks trains without them, listing them)" : ""}`);
+    throw e;
+  }
+}
+
+async function trainRun(
+  cfg: TrainConfig,
+  run: { dir: string },
+  ds: Dataset,
+  candidates: ResumeCandidates | null,
+  first: Candidate | null,
+  io: TrainIO,
+): Promise<TrainResult> {
   useThreads(cfg.num_threads);
   torch.manualSeed(cfg.seed);
 
-  const ds = await loadDataset(cfg.data);
   const { train: trainEx, val: valEx } = runExamples(ds, cfg);
-  if (trainEx.length === 0) throw new Error(`--data ${cfg.data}: no training examples`);
+  if (trainEx.length === 0) throw new UsageError(`--data ${cfg.data}: no training examples`);
   const batchesPerEpoch = Math.ceil(trainEx.length / cfg.batch_size);
   // The λ_size schedule spans the whole planned run; --max_batches only stops early (so a run stopped
   // and resumed follows the same schedule as one that never stopped).
@@ -227,20 +280,36 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
   let ep = emptyWindow();
   let lastValidation: EvalSummary | null = null;
 
-  if (resumeFrom) {
-    torch.scope(() => {
-      // latestVerifiedCheckpoint has just hashed every file: no second pass over (possibly GBs of) weights.
-      const ck = loadCheckpoint(resumeFrom!, { device: cfg.device as torch.Device, verify: false });
-      loadModelTensors(sys, ck.tensors.model);
-      opt.loadStateDict({ tensors: withPrefix(ck.tensors.optimizer, "main."), meta: ck.state.optimizer });
-      policyOpt.loadStateDict({ tensors: withPrefix(ck.tensors.optimizer, "policy."), meta: ck.state.policyOptimizer });
-      sys.memory.loadState(ck.tensors.memory ?? {}, ck.state.memory);
-      sys.refiner.loadStateJson(ck.state.refiner);
-      scaler.loadStateDict(ck.state.scaler);
-      torch.setRngState(ck.tensors.rng.cpu);
-      if (cuda && ck.tensors.rng.cuda) torch.setRngState(ck.tensors.rng.cuda, cfg.device as torch.Device);
-      ({ step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation } = ck.state.position);
-    });
+  let resumeFrom: string | null = null;
+  if (candidates) {
+    // Newest verified checkpoint first; one that verifies but cannot be loaded (a state.json from a broken
+    // writer, a tensor header the reader rejects) is skipped like a corrupt one. Each load replaces every
+    // piece of state, so a failed attempt leaves nothing behind that the next one keeps.
+    for (let ck: Candidate | null = first; ck && !resumeFrom; ck = resumeFrom ? null : candidates.next()) {
+      try {
+        torch.scope(() => {
+          // The candidate was hashed when it was verified: no second pass over (possibly GBs of) weights.
+          const loaded = loadCheckpoint(ck!.dir, { device: cfg.device as torch.Device, verify: false });
+          const problem = trainingStateProblem(loaded.state);
+          if (problem) throw new Error(problem);
+          const st = loaded.state;
+          if (!loaded.tensors.model || !loaded.tensors.optimizer || !loaded.tensors.rng?.cpu) throw new Error("model, optimizer or rng tensors are missing");
+          loadModelTensors(sys, loaded.tensors.model);
+          opt.loadStateDict({ tensors: withPrefix(loaded.tensors.optimizer, "main."), meta: st.optimizer });
+          policyOpt.loadStateDict({ tensors: withPrefix(loaded.tensors.optimizer, "policy."), meta: st.policyOptimizer });
+          sys.memory.loadState(loaded.tensors.memory ?? {}, st.memory);
+          sys.refiner.loadStateJson(st.refiner);
+          scaler.loadStateDict(st.scaler);
+          torch.setRngState(loaded.tensors.rng.cpu);
+          if (cuda && loaded.tensors.rng.cuda) torch.setRngState(loaded.tensors.rng.cuda, cfg.device as torch.Device);
+          ({ step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation } = st.position);
+        });
+        resumeFrom = ck!.dir;
+      } catch (e) {
+        candidates.reject(ck!.dir, `it verifies but cannot be loaded: ${(e as Error).message.split("\n")[0]}`);
+      }
+    }
+    if (!resumeFrom) throw new Error(`--resume ${run.dir}: no checkpoint could be loaded (${candidates.rejected.join("; ")})`);
     const dropped = trimMetrics(run.dir, (r) => !(r.step > step));
     io.err(`resuming ${run.dir} from ${resumeFrom} (step ${step}, epoch ${epoch + 1}, batch ${batchInEpoch})${dropped ? `; dropped ${dropped} metrics records past it` : ""}`);
   } else {
@@ -273,15 +342,40 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
       });
     });
     pruneCheckpoints(run.dir, cfg.keep_last, { protect: [dir] });
-    if (cfg.backup_dir) mirrorCheckpoint(dir, cfg.backup_dir);
+    if (cfg.backup_dir) backUp(dir);
+    watchDisk(dir);
     return dir;
+  };
+
+  // A backup that fails (a full or unmounted backup disk) costs the backup, never the training: the
+  // next checkpoint is mirrored again, and the log says when backups work again.
+  let backupFailing = false;
+  const backUp = (dir: string) => {
+    try {
+      mirrorCheckpoint(dir, cfg.backup_dir!);
+      if (backupFailing) io.err(`backup to ${cfg.backup_dir} works again (${dir})`);
+      backupFailing = false;
+    } catch (e) {
+      backupFailing = true;
+      io.err(`warning: backup of ${dir} to ${cfg.backup_dir} failed (${(e as Error).message.split("\n")[0]}); training goes on, the next checkpoint is backed up again`);
+    }
+  };
+
+  // The up-front disk check used an estimate; the first real checkpoint gives the exact size.
+  let diskWarned = false;
+  const watchDisk = (dir: string) => {
+    const v = verifyCheckpoint(dir, { hash: false });
+    const w = v.ok ? diskSpaceWarning(run.dir, checkpointBytes(v.manifest), 2, "a new checkpoint and a best/ copy") : null;
+    if (w && !diskWarned) io.err(w);
+    diskWarned = w !== null;
   };
 
   const validate = (): EvalSummary | null => {
     if (valEx.length === 0) return null;
-    const { summary: s } = evaluate(sys, valEx, { autocast });
+    const { summary: s, results } = evaluate(sys, valEx, { autocast });
     io.out(`Val Accuracy: ${s.exactFirst.toFixed(4)} (${s.exactFirstCount}/${s.examples}) | pass@2: ${s.pass2.toFixed(4)} (${s.pass2Count}/${s.examples}) | cell acc: ${s.cellAcc.toFixed(4)} | accuracy delta: ${s.accuracyDelta >= 0 ? "+" : ""}${s.accuracyDelta.toFixed(4)} | ${s.seconds.toFixed(1)} s`);
-    appendMetrics(run.dir, { type: "val", step, epochs_done: epoch, ...s });
+    monitor.log({ type: "val", step, epochs_done: epoch, ...s });
+    monitor.validated(step, results, s.seconds);
     return s;
   };
 
@@ -293,19 +387,22 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
     const dir = save();
     if (lastValidation) {
       const value = metricValue(lastValidation, cfg.best_metric);
-      if (updateBest(run.dir, dir, cfg.best_metric, value, true)) io.err(`best ${cfg.best_metric} = ${value.toFixed(4)} at step ${step}: ${run.dir}/checkpoints/best`);
+      try {
+        if (updateBest(run.dir, dir, cfg.best_metric, value, true)) io.err(`best ${cfg.best_metric} = ${value.toFixed(4)} at step ${step}: ${run.dir}/checkpoints/best`);
+      } catch (e) {
+        // The previous best/ is intact (it is replaced only by a verified copy); training goes on.
+        io.err(`warning: could not update ${run.dir}/checkpoints/best (${(e as Error).message.split("\n")[0]}); the previous best/ is kept`);
+      }
     }
     return dir;
   };
 
-  let stopRequested = false;
-  const onSigint = () => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
-    io.err("\ninterrupt: finishing this batch and saving a checkpoint (Ctrl-C again to quit now)");
-  };
-  process.on("SIGINT", onSigint);
-  const bar = progress(barTotal, { label: "train", quiet: cfg.quiet });
+  const stop = listenForStop((sig) =>
+    io.err(`\n${sig}: finishing this batch, then ${cfg.validate_on_stop ? "validating and " : ""}saving a checkpoint (${sig === "SIGINT" ? "Ctrl-C" : "the signal"} again quits at once; the last checkpoint stays intact)`),
+  );
+  // metrics.jsonl, TensorBoard event files (cut back to the resume step) and report.html.
+  const monitor = new RunMonitor(run.dir, cfg, { step, resumed: resumeFrom !== null, batchSize: cfg.batch_size, optimizers: [{ opt }, { name: "rl", opt: policyOpt }], warn: io.err });
+  const bar = progress(barTotal, { label: "train", quiet: cfg.quiet, rateAs: { per: cfg.batch_size, name: "ex" } });
   bar.update(step);
   let lastCheckpoint: string | null = resumeFrom;
   let stopped: TrainResult["stopped"] = "done";
@@ -317,8 +414,10 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
       while (batchInEpoch < batchesPerEpoch) {
         // Stops happen only at optimizer-step boundaries, so a checkpoint never holds half-accumulated gradients.
         if (step % cfg.grad_accum === 0) {
+          // A batch is synchronous work: give pending signal handlers their turn first.
+          await yieldToSignals();
           if (cfg.max_batches > 0 && step >= cfg.max_batches) stopped = "max_batches";
-          else if (stopRequested) stopped = "interrupted";
+          else if (stop.signal) stopped = "interrupted";
           if (stopped !== "done") break;
         }
         const lambda = sizeWeight(step, totalBatches);
@@ -355,10 +454,10 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
         if (step % cfg.log_every === 0) {
           const s = windowStats(win);
           io.out(batchLine(step, s));
-          appendMetrics(run.dir, { type: "batch", step, epoch: epoch + 1, batch: batchInEpoch, ...s, theta: sys.memory.theta, memory: sys.memory.size, scale: scaler.getScale(), time: new Date().toISOString() });
+          monitor.log({ type: "batch", step, epoch: epoch + 1, batch: batchInEpoch, ...s, theta: sys.memory.theta, memory: sys.memory.size, scale: scaler.getScale(), ...monitor.batchExtras(step), time: new Date().toISOString() });
           win = emptyWindow();
         }
-        bar.update(step, `EFE ${windowStats(ep).efe.toFixed(3)}`);
+        bar.update(step, `EFE ${windowStats(ep).efe.toFixed(3)} ${monitor.barExtra()}`);
         if (boundary && batchInEpoch < batchesPerEpoch && step % cfg.ckpt_every === 0) lastCheckpoint = save();
       }
       if (stopped !== "done") break;
@@ -376,20 +475,26 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
       io.out(`  Memory threshold   ${ms.theta.toFixed(4)}   (${ms.size} entries, ${ms.writes} writes, read hit rate ${(ms.reads ? ms.hitReads / ms.reads : 0).toFixed(2)})`);
       io.out(`  Mask ratio         ${s.mask.toFixed(4)}`);
       io.out(`  d_acc / d_size     ${s.d_acc >= 0 ? "+" : ""}${s.d_acc.toFixed(4)} / ${s.d_size.toFixed(2)}${s.skipped ? `   (skipped ${s.skipped} non-finite)` : ""}`);
-      appendMetrics(run.dir, { type: "epoch", step, epoch: epoch + 1, ...s, theta: sys.memory.theta, memory: sys.memory.size });
+      monitor.log({ type: "epoch", step, epoch: epoch + 1, ...s, theta: sys.memory.theta, memory: sys.memory.size });
       ep = emptyWindow();
       epoch++;
       batchInEpoch = 0;
       lastCheckpoint = validateAndSave();
     }
-    // A run stopped early (max_batches, Ctrl-C) still ends validated and checkpointed.
-    if (stopped !== "done" && validatedStep !== step) lastCheckpoint = validateAndSave();
+    // A run stopped early ends checkpointed; validated too after --max_batches, and after a signal
+    // only with --validate_on_stop (validation can take minutes, and a stop asked for is wanted soon).
+    if (stopped !== "done" && validatedStep !== step) {
+      if (stopped === "max_batches" || cfg.validate_on_stop) lastCheckpoint = validateAndSave();
+      else lastCheckpoint = save();
+    }
   } finally {
     bar.stop();
-    process.off("SIGINT", onSigint);
+    monitor.close();
+    stop.dispose();
   }
-  io.err(`${stopped === "done" ? "finished" : stopped === "max_batches" ? `stopped after --max_batches ${cfg.max_batches}` : "interrupted"}: ${step} batches; checkpoint ${lastCheckpoint}`);
-  return { runDir: run.dir, step, lastCheckpoint, stopped, lastValidation };
+  const signal = stopped === "interrupted" ? stop.signal : null;
+  io.err(`${stopped === "done" ? "finished" : stopped === "max_batches" ? `stopped after --max_batches ${cfg.max_batches}` : `stopped by ${signal}`}: ${step} batches; checkpoint ${lastCheckpoint}`);
+  return { runDir: run.dir, step, lastCheckpoint, stopped, signal, lastValidation };
 }
 
 /** One example: forward, backward of both losses (scaled for accumulation), logs. */
