@@ -5,8 +5,8 @@
 //   node scripts/build-native.mjs [--force] [--print] [--cmake-arg -DX=Y ...]
 //
 // LibTorch is looked for, in order: $LIBTORCH (a LibTorch folder), $Torch_DIR (the folder with
-// TorchConfig.cmake), $CMAKE_PREFIX_PATH (colon-separated), the PyTorch of $PYTHON or python3 (build
-// time only), the system (Debian's libtorch-dev). CUDA builds find the toolkit through CUDA_HOME,
+// TorchConfig.cmake), $CMAKE_PREFIX_PATH (colon-separated), .libtorch (written by scripts/setup.sh
+// --torch pip-*), the PyTorch of $PYTHON or python3 (build time only), the system (Debian's libtorch-dev). CUDA builds find the toolkit through CUDA_HOME,
 // CUDA_PATH, the nvcc on PATH or /usr/local/cuda, and pip's nvidia-* libraries beside its torch.
 // $ARC_CMAKE_ARGS (space-separated) and --cmake-arg add anything else.
 //
@@ -48,7 +48,9 @@ function parseArgs(argv) {
 
 /** Everything that decides the configuration: when any of it changes, CMake's cache is stale. */
 function plan(opts) {
-  const found = findLibTorch();
+  const recordedFile = join(root, ".libtorch");
+  const recorded = existsSync(recordedFile) ? readFileSync(recordedFile, "utf8").trim() || null : null;
+  const found = findLibTorch(process.env, { recorded });
   const lt = describeLibTorch(found.torchDir);
   const defs = { Torch_DIR: lt.torchDir, Caffe2_DIR: lt.caffe2Dir, ARC_TORCH_LIBDIR: lt.libDir };
   let cuda = null;

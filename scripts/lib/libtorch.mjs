@@ -6,6 +6,7 @@
 //   LIBTORCH=<root>                 an unpacked LibTorch (root/share/cmake/Torch)
 //   Torch_DIR=<torchDir>            the folder itself
 //   CMAKE_PREFIX_PATH=a:b:<root>    the first entry (colon- or semicolon-separated) holding a Torch config
+//   .libtorch                       the LibTorch root `scripts/setup.sh --torch pip-cpu|pip-cuda` installed
 //   python3's torch                 torch.utils.cmake_prefix_path (build time only); $PYTHON picks the interpreter
 //   the system                      Debian's libtorch-dev (<libdir>/cmake/Torch)
 import { execFileSync, spawnSync } from "node:child_process";
@@ -63,6 +64,12 @@ export function findLibTorch(env = process.env, opts = {}) {
       if (d) return { how: "CMAKE_PREFIX_PATH", torchDir: real(d) };
     }
     // No Torch in CMAKE_PREFIX_PATH: it may be there for other packages; go on with the other routes.
+  }
+  // The LibTorch `scripts/setup.sh --torch pip-*` installed, recorded in .libtorch.
+  if (opts.recorded) {
+    const d = torchDirUnder(opts.recorded);
+    if (!d) throw new LibTorchError(`.libtorch names ${opts.recorded}, which holds no LibTorch any more (run scripts/setup.sh again, or delete .libtorch)`);
+    return { how: ".libtorch (scripts/setup.sh)", torchDir: real(d) };
   }
   const py = opts.pythonPrefix !== undefined ? opts.pythonPrefix : pythonTorchPrefix(env.PYTHON || "python3");
   if (py) {

@@ -66,6 +66,9 @@ describe("which LibTorch a route names", () => {
     expect(findLibTorch({ CMAKE_PREFIX_PATH: `/no/such:${join(tmp, "x")}:${A}:${B}` }, none).torchDir).toBe(torchDir(A));
     expect(findLibTorch({ CMAKE_PREFIX_PATH: `${B};${A}` }, none).torchDir).toBe(torchDir(B));
     expect(findLibTorch({ CMAKE_PREFIX_PATH: join(A, "share", "cmake") }, none).torchDir).toBe(torchDir(A));
+    // .libtorch (what setup.sh --torch pip-* installed) comes after the environment, before python3 and the system.
+    expect(findLibTorch({}, { recorded: A, pythonPrefix: join(B, "share", "cmake"), systemLibDirs: [DEB] })).toEqual({ how: ".libtorch (scripts/setup.sh)", torchDir: torchDir(A) });
+    expect(findLibTorch({ CMAKE_PREFIX_PATH: B }, { recorded: A }).torchDir).toBe(torchDir(B));
     expect(findLibTorch({}, { pythonPrefix: join(B, "share", "cmake"), systemLibDirs: [DEB] })).toEqual({ how: "python3's PyTorch", torchDir: torchDir(B) });
     expect(findLibTorch({ PYTHON: "/opt/py/bin/python" }, { pythonPrefix: join(B, "share", "cmake") }).how).toBe("/opt/py/bin/python's PyTorch");
     expect(findLibTorch({}, { pythonPrefix: null, systemLibDirs: ["/no/such", DEB] })).toEqual({ how: "system", torchDir: join(DEB, "cmake", "Torch") });
@@ -79,6 +82,7 @@ describe("which LibTorch a route names", () => {
     const fallback = { pythonPrefix: join(B, "share", "cmake"), systemLibDirs: [DEB] };
     expect(() => findLibTorch({ LIBTORCH: join(tmp, "nothing") }, fallback)).toThrow(`LIBTORCH=${join(tmp, "nothing")} holds no share/cmake/Torch/TorchConfig.cmake`);
     expect(() => findLibTorch({ Torch_DIR: A }, fallback)).toThrow(`Torch_DIR=${A} holds no TorchConfig.cmake`);
+    expect(() => findLibTorch({}, { ...fallback, recorded: join(tmp, "gone") })).toThrow(`.libtorch names ${join(tmp, "gone")}, which holds no LibTorch any more`);
     expect(() => findLibTorch({}, none)).toThrow(LibTorchError);
     expect(() => findLibTorch({}, none)).toThrow(/LibTorch was not found/);
   });
