@@ -179,7 +179,7 @@ export function saveFile(path: string, tensors: Record<string, Tensor>, metadata
     if (name === "__metadata__") throw new TorchError(`safetensors: "__metadata__" is reserved for the header's metadata and cannot name a tensor (${path})`);
     if (name === "") throw new TorchError(`safetensors: a tensor name must not be empty (${path})`);
     if (!(t instanceof Tensor)) throw new TorchError(`safetensors: "${name}" is not a Tensor (got ${describe(t)}) in saveFile(${path})`);
-    if (t.isDisposed) throw new TorchError(`safetensors: tensor "${name}" is disposed`);
+    if (t.isDisposed) throw new TorchError(`safetensors: tensor "${name}" is missing or disposed`);
     const bytes = t.numel() * ELEMENT_SIZE[t.dtype];
     header[name] = { dtype: DTYPE_TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;

@@ -290,7 +290,7 @@ describe("keep_last and best", () => {
     expect(removed.map((d) => basename(d))).toEqual([50, 100, 150, 200, 250].map(stepDirName));
     expect(listCheckpoints(run.dir).map((c) => c.step)).toEqual([300, 350, 400]);
     expect(readdirSync(run.checkpointsDir).sort()).toEqual(["best", ...[300, 350, 400].map(stepDirName)]);
-    // best/ still holds step 50 (hard links keep the data when the step folder goes).
+    // best/ still holds step 50 (its own copy of the files outlives the step folder).
     const best = join(run.checkpointsDir, "best");
     expect(verifyCheckpoint(best).ok).toBe(true);
     expect(modelValue(best)).toBe(50);
@@ -320,8 +320,8 @@ describe("keep_last and best", () => {
     expect(v.ok && v.manifest.best).toMatchObject({ metric: "val_accuracy", value: 0.3, step: 2 });
     expect(modelValue(best)).toBe(2);
     expect(torch.scope(() => loadCheckpoint(best).state)).toEqual({ step: 2, v: 2 });
-    // Hard links where the file system allows: same inode as the step folder's file.
-    expect(statSync(join(best, "model.safetensors")).ino).toBe(statSync(join(dirs[1], "model.safetensors")).ino);
+    // An independent copy: its own inode, not a hard link to the step folder's file.
+    expect(statSync(join(best, "model.safetensors")).ino).not.toBe(statSync(join(dirs[1], "model.safetensors")).ino);
     expect(readdirSync(run.checkpointsDir).filter((n) => n.startsWith("."))).toEqual([]);
     expect(updateBest(run.dir, dirs[3], "val_accuracy", 0.9)).toBe(true);
     expect(modelValue(best)).toBe(4);
@@ -339,6 +339,45 @@ describe("keep_last and best", () => {
     // Another metric cannot be compared: the new metric takes over.
     expect(updateBest(run.dir, dirs[1], "accuracy_delta", 0.01)).toBe(true);
     expect(readBest(run.dir)).toMatchObject({ metric: "accuracy_delta", step: 2 });
+  });
+});
+
+describe("best/ stands alone", () => {
+  test("damage to a step folder's file in place leaves best/ intact; a damaged step is never copied into best/", () => {
+    const run = createRun(fresh("best-alone"), {});
+    const d = saveSmall(run.dir, 5);
+    expect(updateBest(run.dir, d, "val_exact", 0.5)).toBe(true);
+    const best = join(run.checkpointsDir, "best");
+    // Overwrite bytes in the middle of the step's weights without changing the size (bit rot, a bad write).
+    const f = join(d, "model.safetensors");
+    const buf = readFileSync(f);
+    buf.fill(0x7f, buf.length - 16);
+    writeFileSync(f, buf);
+    expect(verifyCheckpoint(d)).toMatchObject({ ok: false, reason: expect.stringMatching(/model\.safetensors is corrupt/) });
+    expect(verifyCheckpoint(best).ok).toBe(true);
+    expect(modelValue(best)).toBe(5);
+    // The copy is hashed against the manifest: the damaged step cannot become best/, and best/ stays as it was.
+    expect(() => updateBest(run.dir, d, "val_exact", 0.9)).toThrow(/copy of .*step_000000005 into best\/ does not match its manifest: model\.safetensors is corrupt/);
+    expect(readBest(run.dir)).toMatchObject({ value: 0.5, step: 5 });
+    expect(readdirSync(run.checkpointsDir).filter((n) => n.startsWith("."))).toEqual([]);
+  });
+
+  test("resolveCheckpoint('best') with best/ damaged falls back to the newest intact step folder, saying so", () => {
+    const base = fresh("best-fallback");
+    const run = createRun(base, {});
+    const d1 = saveSmall(run.dir, 1);
+    const d2 = saveSmall(run.dir, 2);
+    updateBest(run.dir, d1, "val_exact", 0.5);
+    const best = join(run.checkpointsDir, "best");
+    truncateSync(join(best, "model.safetensors"), 10);
+    const told: string[] = [];
+    const r = resolveCheckpoint("best", { runDir: run.dir, onFallback: (m) => told.push(m) });
+    expect(r.dir).toBe(d2);
+    expect(told).toEqual([expect.stringMatching(/^best checkpoint .*best is unusable \(model\.safetensors has 10 bytes.*\); using the newest intact checkpoint .*step_000000002 \(step 2\) instead$/)]);
+    // Nothing intact at all: one error naming best/'s problem and every step folder's.
+    truncateSync(join(d1, "state.json"), 1);
+    truncateSync(join(d2, "state.json"), 1);
+    expect(() => resolveCheckpoint("best", { runDir: run.dir, onFallback: () => {} })).toThrow(/best checkpoint .* is unusable \(model\.safetensors .*\), and no intact checkpoint in .*step_000000002: state\.json.*step_000000001: state\.json/);
   });
 });
 
