@@ -27,7 +27,8 @@ const USAGE = `Usage: bun bench/qwen.ts [options]
   --tokens L,...  sequence lengths (default 512,2048 on CUDA, 128,512 on CPU)
   --warmup N      untimed iterations per length (default 3 on CUDA, 1 on CPU)
   --reps N        timed iterations per length (default 10 on CUDA, 2 on CPU)
-  --hf            also run ../shared/bench/qwen_hf.py (transformers, 1.5B shapes, bf16, CUDA) first, on the same card, and print ratios
+  --hf            also run ../shared/bench/qwen_hf.py (transformers) first with the same device, size, dtype,
+                  lengths, warmup, reps and threads, and print the ratios ($PYTHON picks its interpreter)
   --hf_script P   path of qwen_hf.py (default ../shared/bench/qwen_hf.py)
   --threads N     CPU threads for LibTorch`;
 
@@ -70,8 +71,9 @@ let hf: Record<string, any>[] = [];
 if (v.hf) {
   const script = v.hf_script ?? join(import.meta.dir, "..", "..", "shared", "bench", "qwen_hf.py");
   if (!existsSync(script)) fail(`--hf: ${script} does not exist`);
-  if (sizeName !== "1.5b" || dtype !== "bfloat16" || !cuda) console.error("bench/qwen: note: qwen_hf.py always runs Qwen2.5-1.5B shapes in bf16 on CUDA");
-  const r = spawnSync(process.env.PYTHON ?? "python3", [script, ...lengths.map(String)], { encoding: "utf8", timeout: 900_000, env: { ...process.env, CUDA_VISIBLE_DEVICES: process.env.CUDA_VISIBLE_DEVICES } });
+  const hfArgs = ["--device", device, "--size", sizeName, "--dtype", dtype, "--warmup", String(warmup), "--reps", String(reps)];
+  if (v.threads) hfArgs.push("--threads", v.threads);
+  const r = spawnSync(process.env.PYTHON ?? "python3", [script, ...hfArgs, ...lengths.map(String)], { encoding: "utf8", timeout: 900_000, env: { ...process.env, CUDA_VISIBLE_DEVICES: process.env.CUDA_VISIBLE_DEVICES } });
   if (r.status !== 0) console.error(`bench/qwen: qwen_hf.py failed (status ${r.status}): ${(r.stderr ?? "").trim().split("\n").slice(-3).join(" | ")}`);
   hf = (r.stdout ?? "").split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
   for (const line of hf) console.log(JSON.stringify({ ...line, device, machine: mach }));
