@@ -141,17 +141,20 @@ function uplot(): { js: string; css: string } {
 /** Distinct, colour-blind-friendly series colours (Okabe-Ito). */
 export const SERIES_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"];
 
-/** Draws every chart of the embedded data; `window.arcCharts` lists what was drawn (for tests and debugging). */
+/** Draws every chart of the embedded data; `window.arcCharts` lists what was drawn and `window.arcPlots` holds the uPlot objects (for tests and debugging). */
 const DRAW_SCRIPT = `
 (function () {
   var data = JSON.parse(document.getElementById("chart-data").textContent);
   var colours = ${JSON.stringify(SERIES_COLOURS)};
   window.arcCharts = [];
+  window.arcPlots = {};
   data.forEach(function (c) {
     var el = document.getElementById("chart-" + c.id);
     var width = Math.max(280, Math.min(560, el.clientWidth || 480));
+    // Points are drawn for a sparse series (a lone validation point has no line to show it by).
     var series = [{ label: "step" }].concat(c.labels.map(function (l, i) {
-      return { label: l, scale: c.right[i] ? "r" : "y", stroke: colours[i % colours.length], width: 2, spanGaps: true, points: { show: c.x.length < 40 } };
+      var n = c.y[i].filter(function (y) { return y != null; }).length;
+      return { label: l, scale: c.right[i] ? "r" : "y", stroke: colours[i % colours.length], width: 2, spanGaps: true, points: { show: n < 40, size: 7 } };
     }));
     // Steps are whole numbers; log axes label in scientific notation (1e-4 rather than 0.0001 rounded away).
     var sci = function (u, splits) { return splits.map(function (v) { return v == null ? "" : v.toExponential(0); }); };
@@ -165,6 +168,7 @@ const DRAW_SCRIPT = `
       legend: { live: true },
     };
     var u = new uPlot(opts, [c.x].concat(c.y), el);
+    window.arcPlots[c.id] = u;
     window.arcCharts.push({ id: c.id, title: c.title, series: u.series.length - 1, points: c.x.length, colours: series.slice(1).map(function (s) { return s.stroke; }) });
   });
 })();
