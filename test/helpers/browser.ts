@@ -1,5 +1,7 @@
 // Reports opened in a real headless Chromium (Debian's `chromium`, driven by playwright-core; no browser
 // download): console errors collected, charts inspected, pixels sampled from a PNG screenshot.
+// Code run inside the page reaches its globals through `globalThis as any` (the project's TypeScript has
+// no DOM types).
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { unzlibSync } from "fflate";
@@ -108,14 +110,15 @@ export function pixelAt(img: DecodedPng, x: number, y: number): [number, number,
 /** Page coordinates (document, not viewport) of the centres of a grid's cells, row by row. */
 export async function gridCellCentres(page: Page, gridSelector: string): Promise<{ rows: number; cols: number; centres: [number, number][] }> {
   return page.evaluate((sel) => {
-    const grid = document.querySelector(sel);
+    const g = globalThis as any;
+    const grid = g.document.querySelector(sel);
     if (!grid) throw new Error(`no element ${sel}`);
-    const cols = getComputedStyle(grid).gridTemplateColumns.split(" ").length;
-    const cells = [...grid.children].map((c) => c.getBoundingClientRect());
+    const cols = g.getComputedStyle(grid).gridTemplateColumns.split(" ").length;
+    const cells = [...grid.children].map((c: any) => c.getBoundingClientRect());
     return {
       rows: cells.length / cols,
       cols,
-      centres: cells.map((r) => [r.left + r.width / 2 + window.scrollX, r.top + r.height / 2 + window.scrollY] as [number, number]),
+      centres: cells.map((r: any) => [r.left + r.width / 2 + g.scrollX, r.top + r.height / 2 + g.scrollY] as [number, number]),
     };
   }, gridSelector);
 }
@@ -123,9 +126,9 @@ export async function gridCellCentres(page: Page, gridSelector: string): Promise
 /** Pixels on a chart's canvas within a small distance of a colour, and pixels that are not transparent. */
 async function inkOf(page: Page, chartSelector: string, colour: string): Promise<{ ofColour: number; nonBlank: number }> {
   return page.evaluate(([sel, hex]) => {
-    const canvas = document.querySelector(`${sel} canvas`) as HTMLCanvasElement | null;
+    const canvas = (globalThis as any).document.querySelector(`${sel} canvas`);
     if (!canvas) throw new Error(`no canvas in ${sel}`);
-    const { data } = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height);
+    const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height) as { data: Uint8ClampedArray };
     const c = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
     let ofColour = 0;
     let nonBlank = 0;
@@ -151,9 +154,10 @@ export async function seriesInk(page: Page, id: string, colours: string[]): Prom
   type Plot = { series: unknown[]; setSeries(i: number, o: { show: boolean }): void };
   const show = (only: number | null) =>
     page.evaluate(([chart, k]) => new Promise<void>((resolve) => {
-      const u = (window as unknown as { arcPlots: Record<string, Plot> }).arcPlots[chart as string];
+      const g = globalThis as any;
+      const u = (g.arcPlots as Record<string, Plot>)[chart as string];
       for (let i = 1; i < u.series.length; i++) u.setSeries(i, { show: k === null || i === k });
-      requestAnimationFrame(() => requestAnimationFrame(() => resolve()));
+      g.requestAnimationFrame(() => g.requestAnimationFrame(() => resolve()));
     }), [id, only] as const);
   const out: number[] = [];
   for (let i = 0; i < colours.length; i++) {

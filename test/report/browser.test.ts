@@ -63,7 +63,7 @@ type DrawnChart = { id: string; series: number; colours: string[] };
 
 /** The charts the page says it drew, each checked on its canvas: every series' colour is there. */
 async function expectCharts(page: Page, expected: Record<string, number>) {
-  const drawn = (await page.evaluate(() => (window as unknown as { arcCharts: DrawnChart[] }).arcCharts)) ?? [];
+  const drawn = (await page.evaluate(() => (globalThis as unknown as { arcCharts: DrawnChart[] }).arcCharts)) ?? [];
   expect(Object.fromEntries(drawn.map((c) => [c.id, c.series]))).toEqual(expected);
   expect(await page.locator(".chart canvas").count()).toBe(Object.keys(expected).length);
   for (const c of drawn) {
