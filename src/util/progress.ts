@@ -88,13 +88,17 @@ export function progress(total: number, opts: ProgressOptions): Progress {
   const bar = new cliProgress.SingleBar(
     {
       stream,
-      format: `${opts.label} [{bar}] {percentage}% | {shown} | {rate} | ETA {eta} {extra}`,
+      // {remaining}, not cli-progress's own {eta}: ours counts from the bar's first position.
+      format: `${opts.label} [{bar}] {percentage}% | {shown} | {rate} | ETA {remaining} {extra}`,
       hideCursor: true,
       fps: 5,
     },
     cliProgress.Presets.shades_classic,
   );
-  const payload = (v: number, extra = "") => ({ shown: `${fmtVal(v)}/${fmtVal(total)}`, ...track(v, total), extra });
+  const payload = (v: number, extra = "") => {
+    const { rate, eta } = track(v, total);
+    return { shown: `${fmtVal(v)}/${fmtVal(total)}`, rate, remaining: eta, extra };
+  };
   let started = false;
   return {
     update(v, extra) {
