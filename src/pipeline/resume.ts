@@ -65,6 +65,11 @@ export class ResumeCandidates {
   get empty(): boolean {
     return this.order.length === 0;
   }
+
+  /** Every candidate folder in order, verified or not (for finding a config when config.json is gone). */
+  get dirs(): string[] {
+    return this.order.map((c) => c.dir);
+  }
 }
 
 /** The run folder `--resume` names: `latest` is the newest run under --run_dir with a checkpoint. */
@@ -92,27 +97,26 @@ function readJson(path: string): { ok: true; value: any } | { ok: false; why: st
 const isObject = (v: unknown): v is Record<string, any> => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /**
- * The run's saved config: config.json, or (when it is missing or unreadable) the config a checkpoint's
- * state.json carries, which is then written back to config.json. Flags added since the run started get
- * their defaults.
+ * The run's saved config: config.json, or (when it is missing or unreadable) the config in the state.json
+ * of the newest checkpoint that verifies and carries one (`dirs`, newest first), which is then written
+ * back to config.json. Flags added since the run started get their defaults.
  */
-export function savedConfig(runDir: string, first: Candidate | null, warn: (line: string) => void): TrainConfig {
+export function savedConfig(runDir: string, dirs: readonly string[], warn: (line: string) => void): TrainConfig {
   const path = join(runDir, "config.json");
   const cj = readJson(path);
   if (cj.ok && isObject(cj.value)) return { ...DEFAULTS, ...cj.value } as TrainConfig;
   const why = cj.ok ? "not a JSON object" : cj.why;
-  if (first) {
-    const st = readJson(join(first.dir, STATE));
-    if (st.ok && isObject(st.value) && isObject(st.value.config)) {
-      const config = { ...DEFAULTS, ...st.value.config } as TrainConfig;
-      try {
-        writeFileAtomic(path, JSON.stringify(st.value.config, null, 2) + "\n");
-        warn(`${path} is ${why}; restored it from ${first.dir}/${STATE}`);
-      } catch (e) {
-        warn(`${path} is ${why}; using the config in ${first.dir}/${STATE} (could not restore the file: ${(e as Error).message})`);
-      }
-      return config;
+  for (const dir of dirs) {
+    if (!verifyCheckpoint(dir).ok) continue;
+    const st = readJson(join(dir, STATE));
+    if (!st.ok || !isObject(st.value) || !isObject(st.value.config)) continue;
+    try {
+      writeFileAtomic(path, JSON.stringify(st.value.config, null, 2) + "\n");
+      warn(`${path} is ${why}; restored it from ${dir}/${STATE}`);
+    } catch (e) {
+      warn(`${path} is ${why}; using the config in ${dir}/${STATE} (could not restore the file: ${(e as Error).message})`);
     }
+    return { ...DEFAULTS, ...st.value.config } as TrainConfig;
   }
   throw new UsageError(`--resume ${runDir}: ${path} is ${why} and no intact checkpoint carries a config`);
 }

@@ -200,7 +200,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
       if (candidates.empty) throw new UsageError(`--resume ${dir}: the run has no checkpoint yet (start a new run without --resume)`);
       first = candidates.next();
       if (!first) throw new UsageError(`--resume ${dir}: no intact checkpoint (${candidates.rejected.join("; ")})`);
-      cfg = resumedConfig(dir, savedConfig(dir, first, io.err), explicit, config);
+      cfg = resumedConfig(dir, savedConfig(dir, candidates.dirs, io.err), explicit, config);
     }
 
     // Everything that can fail without a model, before a run folder or a model exists.

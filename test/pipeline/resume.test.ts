@@ -74,17 +74,24 @@ describe("resume config", () => {
     unlinkSync(run.configPath);
     const said: string[] = [];
     const c = new ResumeCandidates(run.dir, (l) => said.push(l));
-    const cfg = savedConfig(run.dir, c.next(), (l) => said.push(l));
+    const cfg = savedConfig(run.dir, c.dirs, (l) => said.push(l));
     expect(cfg.seed).toBe(7);
     expect(said).toEqual([expect.stringMatching(/config\.json is missing; restored it from .*step_000000004\/state\.json$/)]);
     expect(JSON.parse(readFileSync(run.configPath, "utf8")).seed).toBe(7);
     // Garbled config.json: the same.
     writeFileSync(run.configPath, "{\"seed\": ");
-    expect(savedConfig(run.dir, c.next() ?? new ResumeCandidates(run.dir, () => {}).next(), (l) => said.push(l)).seed).toBe(7);
+    expect(savedConfig(run.dir, c.dirs, (l) => said.push(l)).seed).toBe(7);
     expect(said.at(-1)).toMatch(/config\.json is not valid JSON \(.*\); restored it/);
+    // A newer checkpoint without a config (or a damaged one) is passed over for an older one that has it.
+    save(run.dir, 5, {});
+    const d6 = save(run.dir, 6, { config: { ...CONFIG, seed: 99 } });
+    truncateSync(join(d6, "state.json"), 3);
+    unlinkSync(run.configPath);
+    expect(savedConfig(run.dir, new ResumeCandidates(run.dir, () => {}).dirs, (l) => said.push(l)).seed).toBe(7);
+    expect(said.at(-1)).toMatch(/restored it from .*step_000000004\/state\.json$/);
     // Neither: a usage error naming both.
     unlinkSync(run.configPath);
-    expect(() => savedConfig(run.dir, null, () => {})).toThrow(/config\.json is missing and no intact checkpoint carries a config/);
+    expect(() => savedConfig(run.dir, [], () => {})).toThrow(/config\.json is missing and no intact checkpoint carries a config/);
   });
 
   test("flags a resume cannot change are an error naming each; resumable ones and unchanged values pass", () => {
