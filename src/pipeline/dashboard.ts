@@ -81,6 +81,7 @@ const v = (key: string, label: string): SeriesSpec => ({ kind: "val", key, label
 /** What the page plots; a series appears only when the run's records have it (e.g. GPU memory on CUDA). */
 export const CHARTS: readonly ChartSpec[] = [
   { id: "loss", title: "Loss", series: [b("loss", "loss (0.7 EFE + 0.3 (-reward))"), b("efe", "EFE"), { kind: "epoch", key: "efe", label: "EFE (epoch mean)" }] },
+  { id: "efe_terms", title: "EFE terms", series: [b("risk"), b("ambiguity"), b("complexity"), b("size_ce", "size cross-entropy")] },
   { id: "accuracy", title: "Cell accuracy in training", series: [b("acc", "acc (after refinement)"), b("d_acc", "d_acc (refinement's gain)")] },
   { id: "validation", title: "Validation", series: [v("exactFirst", "exact (attempt 1)"), v("pass2", "pass@2"), v("cellAcc", "cell accuracy"), v("cellAccBefore", "cell accuracy before refinement")] },
   { id: "mask", title: "Hard-cell mask ratio and size weight", series: [b("mask", "mask ratio"), b("size_weight", "size weight")] },

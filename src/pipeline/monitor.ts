@@ -1,8 +1,9 @@
 // What a training run leaves for people to watch: metrics.jsonl, TensorBoard event files, and
 // report.html after each validation. The trainer hands every record to log() and every validation
-// to validated(); batchExtras() adds what the loop itself does not track (learning rates, examples/s,
-// memory use).
+// to validated(); batchExtras() adds what the loop itself does not track (the EFE's terms, learning
+// rates, examples/s, memory use).
 import type { ExampleEval } from "./evaluate";
+import type { ExampleLogs } from "./step";
 import { writeDashboard, writeValidationGallery } from "./dashboard";
 import { appendMetrics, readMetrics } from "./runs";
 import { type EventWriter, openEventWriter } from "./tensorboard";
@@ -22,6 +23,7 @@ export interface MonitorOptions {
 }
 
 const MIB = 1024 * 1024;
+const emptyTerms = () => ({ n: 0, risk: 0, ambiguity: 0, complexity: 0, size_ce: 0, soft_reward: 0 });
 
 export class RunMonitor {
   private readonly tb: EventWriter | null;
@@ -31,6 +33,12 @@ export class RunMonitor {
   private lastTime: number;
   /** Seconds spent validating since the last batch record (left out of examples/s). */
   private pausedSeconds = 0;
+  /**
+   * Sums of the EFE's terms over the finite examples since the last batch record. Kept here, not in the
+   * trainer's checkpointed window, so after a resume the first record averages the examples trained
+   * since the resume.
+   */
+  private terms = emptyTerms();
 
   constructor(readonly runDir: string, config: { device: string; tensorboard?: string }, private readonly o: MonitorOptions) {
     this.now = o.now ?? (() => performance.now() / 1000);
@@ -58,11 +66,29 @@ export class RunMonitor {
     this.tb?.writeRecord(record);
   }
 
-  /** Learning rates, examples/s since the previous batch record, process and GPU memory in MiB. */
+  /** One trained example's logs (for the EFE's terms). */
+  example(l: ExampleLogs): void {
+    if (!l.finite) return;
+    const s = this.terms;
+    s.n++;
+    s.risk += l.risk;
+    s.ambiguity += l.ambiguity;
+    s.complexity += l.complexity;
+    s.size_ce += l.sizeCe;
+    s.soft_reward += l.softReward;
+  }
+
+  /**
+   * The EFE's terms (risk, ambiguity, complexity, size cross-entropy) and the soft reward averaged since
+   * the previous batch record, learning rates, examples/s, process and GPU memory in MiB.
+   */
   batchExtras(step: number): Record<string, number> {
     const t = this.now();
     const seconds = t - this.lastTime - this.pausedSeconds;
     const out: Record<string, number> = {};
+    const { n, ...sums } = this.terms;
+    if (n > 0) for (const [k, v] of Object.entries(sums)) out[k] = v / n;
+    this.terms = emptyTerms();
     for (const { name, opt } of this.o.optimizers)
       for (const g of opt.paramGroups) out[`lr_${name && opt.paramGroups.length === 1 ? name : g.name}`] = g.lr;
     if (seconds > 0 && step > this.lastStep) out.examples_per_s = ((step - this.lastStep) * this.o.batchSize) / seconds;

@@ -426,6 +426,7 @@ async function trainRun(
           const logs = runExample(sys, ex, step + 1, lambda, autocast, scaler, perUpdate, io);
           addExample(win, logs);
           addExample(ep, logs);
+          monitor.example(logs);
         }
         for (const w of [win, ep]) {
           w.batches++;

@@ -24,7 +24,7 @@ export function writeRunFixture(dir: string, opts: { cuda?: boolean; steps?: num
   const steps = opts.steps ?? 40;
   for (let s = 5; s <= steps; s += 5) {
     lines.push(JSON.stringify({
-      type: "batch", step: s, epoch: s <= steps / 2 ? 1 : 2, batch: s, loss: 3 - s / 40, efe: 3.2 - s / 30, d_acc: 0.01 * Math.sin(s), acc: 0.2 + s / 200,
+      type: "batch", step: s, epoch: s <= steps / 2 ? 1 : 2, batch: s, loss: 3 - s / 40, efe: 3.2 - s / 30, risk: 2 - s / 50, ambiguity: 0.8, complexity: 0.1 + s / 400, size_ce: 1.5 - s / 40, soft_reward: 0.2, d_acc: 0.01 * Math.sin(s), acc: 0.2 + s / 200,
       mask: 0.5 - s / 200, d_size: 3 - s / 20, rl_reward: -0.1 + s / 400, qwen_grad: 1e-4 * (1 + s / 10), size_weight: 1 - s / steps, skipped: 0,
       theta: 0.3 + s / 1000, memory: s * 2, scale: 65536 / (s > 20 ? 2 : 1), lr_agent: 1e-3, lr_qwen: 5e-4, lr_rl: 1e-3, examples_per_s: 4 + (s % 3),
       rss_mb: 800 + s, ...(opts.cuda ? { gpu_alloc_mb: 1000 + s, gpu_peak_mb: 2000 + s } : {}), time: "2025-01-01T00:00:00.000Z",

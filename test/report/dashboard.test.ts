@@ -45,7 +45,7 @@ describe("the page", () => {
     expect(html).toContain('id="chart-loss"');
     expect(html).toContain("Validation grids at step 40");
     const data = /<script type="application\/json" id="chart-data">([^]*?)<\/script>/.exec(html)![1];
-    expect(JSON.parse(data).length).toBe(12);
+    expect(JSON.parse(data).length).toBe(13);
   });
 
   test("a label with </script> in it stays data", () => {
