@@ -45,6 +45,10 @@ inline void setAutocastDtype(c10::DeviceType dev, at::ScalarType t) {
 // only a private prototype, so the caller uses the plain softmax(QK^T/sqrt(d) + mask) V path there.
 constexpr bool kHasSdpa = ARC_TORCH_AT_LEAST(2, 1);
 
+// Whether the GradScaler kernels (_amp_foreach_non_finite_check_and_unscale_, _amp_update_scale_) have
+// CPU implementations; before 2.3 they are CUDA-only and the caller takes the same steps by hand.
+constexpr bool kHasCpuAmpKernels = ARC_TORCH_AT_LEAST(2, 3);
+
 inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                        const c10::optional<at::Tensor>& mask, double dropout, bool causal,
                        c10::optional<double> scale) {

@@ -240,3 +240,4 @@ OP(interpolate, namespace F = torch::nn::functional; auto size = a.ints(1); auto
 OP(scaledDotProductAttention,
    return compat::sdpa(a.t(0), a.t(1), a.t(2), a.ot(3), a.d(4, 0.0), a.b(5, false), a.od(6));)
 OP(hasFusedAttention, return compat::kHasSdpa;)
+OP(hasCpuAmpKernels, return compat::kHasCpuAmpKernels;)

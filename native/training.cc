@@ -4,6 +4,7 @@
 #include "common.h"
 
 #include <cmath>
+#include <map>
 
 using arc::Args;
 
@@ -74,17 +75,23 @@ OP(adamStep,
    })
 
 // ampUnscale(params, foundInf, invScale): grads *= invScale; foundInf = 1 if any grad has inf/NaN.
-// CUDA uses the fused kernel; LibTorch 1.13 has no CPU kernel for it, so CPU takes the same steps by hand.
+// LibTorch's fused kernel on CUDA, and on the CPU from 2.3 (compat::kHasCpuAmpKernels); before that the
+// CPU takes the same steps by hand.
 OP(ampUnscale,
    at::NoGradGuard ng;
    auto grads = gradsOf(a.tensors(0));
    auto& foundInf = a.t(1);
    auto& invScale = a.t(2);
    if (grads.empty()) return;
-   if (foundInf.is_cuda()) {
-     std::vector<at::Tensor> same, other;
-     for (auto& g : grads) (g.device() == foundInf.device() ? same : other).push_back(g);
-     if (!same.empty()) at::_amp_foreach_non_finite_check_and_unscale_(same, foundInf, invScale);
+   if (foundInf.is_cuda() || compat::kHasCpuAmpKernels) {
+     // The kernel takes one device and one dtype per call (as torch.amp.GradScaler groups them).
+     std::map<at::ScalarType, std::vector<at::Tensor>> byDtype;
+     std::vector<at::Tensor> other;
+     for (auto& g : grads) {
+       if (g.device() == foundInf.device()) byDtype[g.scalar_type()].push_back(g);
+       else other.push_back(g);
+     }
+     for (auto& [dtype, same] : byDtype) at::_amp_foreach_non_finite_check_and_unscale_(same, foundInf, invScale);
      for (auto& g : other) {
        foundInf.copy_(at::maximum(foundInf, (~at::isfinite(g).all()).to(foundInf.device(), at::kFloat)));
        g.mul_(invScale.to(g.device()));
@@ -98,7 +105,8 @@ OP(ampUnscale,
    })
 
 // ampUpdateScale(scale, growthTracker, foundInf, growthFactor, backoffFactor, growthInterval):
-// torch.amp.GradScaler.update's rule, in place on the scale and growth-tracker tensors.
+// torch.amp.GradScaler.update's rule, in place on the scale and growth-tracker tensors (LibTorch's kernel
+// where it has one for the device, else by hand).
 OP(ampUpdateScale,
    at::NoGradGuard ng;
    auto& scale = a.t(0);
@@ -106,7 +114,7 @@ OP(ampUpdateScale,
    auto& foundInf = a.t(2);
    double growth = a.d(3), backoff = a.d(4);
    int64_t interval = a.i64(5);
-   if (scale.is_cuda()) {
+   if (scale.is_cuda() || compat::kHasCpuAmpKernels) {
      at::_amp_update_scale_(scale, tracker, foundInf, growth, backoff, interval);
      return;
    }

@@ -92,6 +92,13 @@ describe("parity with transformers (golden outputs)", () => {
     console.log("golden relative errors:", JSON.stringify(errs));
   });
 
+  test("attention: at::scaled_dot_product_attention (fused kernels) on LibTorch >= 2.1, the plain path on 1.13; both match", () => {
+    const [maj, min] = torch.version().libtorch.split(".").map(Number) as [number, number];
+    expect(torch.native.hasFusedAttention()).toBe(maj > 2 || (maj === 2 && min! >= 1));
+    const errs = checkGolden(GOLDEN_MODEL);
+    console.log(`golden through ${torch.native.hasFusedAttention() ? "SDPA" : "the plain attention path"} on LibTorch ${torch.version().libtorch}:`, JSON.stringify(errs));
+  });
+
   test("the same after rewriting the config to the old format (rope_theta, torch_dtype)", () => {
     const dir = join(tmp, "old-format");
     mkdirSync(dir);

@@ -21,7 +21,35 @@ function withGrad(values: number[]): torch.Tensor {
   return p;
 }
 
+/** LibTorch's version as [major, minor]. */
+const libtorch = () => torch.version().libtorch.split(".").slice(0, 2).map(Number) as [number, number];
+
 describe("GradScaler", () => {
+  test("LibTorch's _amp_* kernels on the CPU from 2.3 (by hand before): inf/NaN found across dtypes, backoff, growth", () => {
+    const [maj, min] = libtorch();
+    expect(torch.native.hasCpuAmpKernels()).toBe(maj > 2 || (maj === 2 && min >= 3));
+    // One float32 and one bfloat16 gradient: the kernel takes one dtype per call.
+    const a = withGrad([2, 4]);
+    const b = torch.keep(torch.zeros([2], { dtype: "bfloat16", requiresGrad: true }));
+    b.grad = torch.tensor([8, 16]).to({ dtype: "bfloat16" });
+    const s = new torch.GradScaler({ device: "cpu", initScale: 4, growthInterval: 1 });
+    const opt = new Recorder(a);
+    const both = { params: () => [a, b], step: () => opt.step() };
+    s.unscale_(both);
+    expect(a.grad!.tolist()).toEqual([0.5, 1]);
+    expect(b.grad!.float().tolist()).toEqual([2, 4]);
+    s.step(both);
+    s.update();
+    expect(opt.steps).toBe(1);
+    expect(s.getScale()).toBe(8); // grew after one clean step
+    b.grad = torch.tensor([Number.NaN, 1]).to({ dtype: "bfloat16" });
+    s.step(both);
+    s.update();
+    expect(opt.steps).toBe(1); // skipped
+    expect(s.getScale()).toBe(4); // backed off
+    torch.dispose([a, b]);
+  });
+
   test("defaults are PyTorch's: scale 2^16, growth 2, backoff 0.5, interval 2000", () => {
     const s = new torch.GradScaler({ device: "cpu" });
     expect(s.stateDict()).toEqual({ scale: 65536, growth_factor: 2, backoff_factor: 0.5, growth_interval: 2000, _growth_tracker: 0 });
