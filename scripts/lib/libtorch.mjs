@@ -100,7 +100,8 @@ export function describeLibTorch(torchDir) {
   const candidates = [join(torchDir, "..", "..", "..", "lib"), join(torchDir, "..", "..")];
   const libDir = candidates.map(real).find((d) => hasLib(d, "torch"));
   if (!libDir) throw new LibTorchError(`${torchDir}: no libtorch.so beside this Torch config (looked in ${candidates.map(real).join(", ")})`);
-  const root = real(join(torchDir, "..", "..", ".."));
+  // <root>/share/cmake/Torch with <root>/lib, or Debian's <prefix>/lib/<triplet>/cmake/Torch with <prefix>.
+  const root = libDir === candidates.map(real)[0] ? real(join(libDir, "..")) : real(join(torchDir, "..", "..", "..", ".."));
   const versionFile = join(torchDir, "TorchConfigVersion.cmake");
   const version = existsSync(versionFile) ? (/PACKAGE_VERSION "([^"]+)"/.exec(readFileSync(versionFile, "utf8"))?.[1] ?? "unknown") : "unknown";
   const cuda = hasLib(libDir, "torch_cuda");

@@ -93,6 +93,7 @@ describe("which LibTorch a route names", () => {
     });
     const deb = describeLibTorch(join(DEB, "cmake", "Torch"));
     expect(deb.libDir).toBe(DEB);
+    expect(deb.root).toBe(join(tmp, "usr"));
     expect(deb.version).toBe("1.13.0");
     expect(deb.caffe2Dir).toBe(join(DEB, "cmake", "Caffe2"));
     // pip's CUDA torch: libtorch_cuda beside libtorch, its CUDA release in version.py, nvrtc in the nvidia-* wheels.
