@@ -20,7 +20,7 @@
 //   const { state, tensors } = loadCheckpoint(ck.dir, { device: "cuda" });   // tensors live in the current torch.scope
 import { createHash, randomBytes } from "node:crypto";
 import {
-  closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync,
+  constants as fsConstants, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync,
   readSync, renameSync, rmSync, statSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -432,11 +432,15 @@ export function readBest(runDir: string): BestRecord | null {
   return r.manifest.best;
 }
 
-/** Copies every file of `src`'s manifest into `dst`, fsyncing each copy. */
+/**
+ * Copies every file of `src`'s manifest into `dst`, fsyncing each copy. Where the file system can
+ * (btrfs, XFS), the copy is a reflink: instant, sharing blocks copy-on-write, so a later write to either
+ * file still leaves the other as it was; elsewhere it is a plain copy.
+ */
 function copyFiles(src: string, dst: string, manifest: CheckpointManifest): void {
   for (const name of Object.keys(manifest.files)) {
     const to = join(dst, name);
-    copyFileSync(join(src, name), to);
+    copyFileSync(join(src, name), to, fsConstants.COPYFILE_FICLONE);
     fsyncFile(to);
   }
 }
