@@ -87,7 +87,7 @@ describe("download", () => {
     expect(lines[0]).toBe(`Downloading arc-agi-2 from ${base}/arcprize/ARC-AGI-2/archive/refs/heads/main.zip into ${dest}`);
     const mib = (zip2.length / 1048576).toFixed(1);
     expect(lines.length).toBeGreaterThanOrEqual(2);
-    expect(lines.at(-1)).toMatch(new RegExp(`^Downloading arc-agi-2: ${mib} MiB/${mib} MiB 100% \\(\\d+\\.\\d s\\)$`));
+    expect(lines.at(-1)).toMatch(new RegExp(`^Downloading arc-agi-2: ${mib} MiB/${mib} MiB 100% \\(\\d+\\.\\d s, \\d+\\.\\d MiB/s, ETA (\\d+:\\d\\d|--)\\)$`));
     expect(lines.slice(1).every((l) => /^Downloading arc-agi-2: \d+\.\d MiB\/\d+\.\d MiB \d+% /.test(l))).toBe(true);
 
     const again = sink();
@@ -110,7 +110,7 @@ describe("download", () => {
       expect(readdirSync(path.join(dest, "training")).sort()).toEqual(["aaa.json", "bbb.json"]);
       const lines = out.text.trim().split("\n");
       expect(lines[0]).toEndWith("(size unknown)");
-      expect(lines.at(-1)).toMatch(/^Downloading arc-agi-1: 2\.0 MiB \(\d+\.\d s\)$/);
+      expect(lines.at(-1)).toMatch(/^Downloading arc-agi-1: 2\.0 MiB \(\d+\.\d s, \d+\.\d MiB\/s, ETA --\)$/);
     } finally {
       process.env.ARC_DATA_DIR = saved.d ?? "";
       process.env.ARC_DATA_URL_BASE = saved.u ?? "";
