@@ -43,6 +43,12 @@ void throwTorchError(napi_env env, const std::string& msg);
 void setErrorClass(napi_env env, napi_value ctor);
 std::string firstLine(const char* what);
 
+// ---- host reads ---------------------------------------------------------------------------------
+// Every native call that reads tensor data to the host (item, toTypedArray, equal, a norm returned as a
+// number, a safetensors save) counts one: on CUDA each is a device synchronisation, so their number per
+// training step is what keeps a GPU busy or idle. JS reads it with syncCount().
+void countHostRead();
+
 // ---- argument decoding --------------------------------------------------------------------------
 struct Args {
   napi_env env;

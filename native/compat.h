@@ -75,4 +75,35 @@ inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 #endif
 }
 
+// The multi-tensor Adam/AdamW kernels. The fused ones (one pass over every tensor of a dtype and device,
+// state_steps read on the device) are CUDA kernels from 2.1 and have CPU kernels from 2.4. The _foreach_*
+// ops every supported version has (1.13 included) are the fallback.
+inline bool hasFusedAdam(c10::DeviceType dev) {
+  if (dev == c10::DeviceType::CUDA) return ARC_TORCH_AT_LEAST(2, 1);
+  if (dev == c10::DeviceType::CPU) return ARC_TORCH_AT_LEAST(2, 4);
+  return false;
+}
+// One fused Adam (decoupled=false, L2 weight decay) or AdamW step over tensors of one dtype and device;
+// `steps` holds each parameter's step count after this update as a float32 scalar on that device.
+inline void fusedAdam(bool decoupled, at::TensorList p, at::TensorList g, at::TensorList m, at::TensorList v,
+                      at::TensorList steps, double lr, double b1, double b2, double wd, double eps) {
+#if ARC_TORCH_AT_LEAST(2, 1)
+  if (decoupled) at::_fused_adamw_(p, g, m, v, {}, steps, lr, b1, b2, wd, eps, /*amsgrad=*/false, /*maximize=*/false);
+  else at::_fused_adam_(p, g, m, v, {}, steps, lr, b1, b2, wd, eps, /*amsgrad=*/false, /*maximize=*/false);
+#else
+  (void)decoupled, (void)p, (void)g, (void)m, (void)v, (void)steps, (void)lr, (void)b1, (void)b2, (void)wd, (void)eps;
+  throw std::logic_error("this LibTorch has no fused Adam kernel");
+#endif
+}
+
+// grads *= coef (a 0-dim tensor on the grads' device and dtype) without reading coef on the host: one
+// _foreach_mul_ from 2.1 (its Tensor overload), a loop of mul_ before.
+inline void foreachMulByTensor(at::TensorList grads, const at::Tensor& coef) {
+#if ARC_TORCH_AT_LEAST(2, 1)
+  at::_foreach_mul_(grads, coef);
+#else
+  for (const auto& g : grads) g.mul_(coef);
+#endif
+}
+
 }  // namespace compat

@@ -118,6 +118,7 @@ OP(safetensorsSave,
    for (int i = 0; i < 8; ++i) le[i] = static_cast<unsigned char>((hlen >> (8 * i)) & 0xff);
    writeAll(le, 8);
    writeAll(header.data(), header.size());
+   arc::countHostRead();  // one read per save, however many tensors
    for (auto& t0 : ts) {
      auto t = t0.detach().to(at::kCPU).contiguous();
      writeAll(t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size());

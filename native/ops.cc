@@ -69,8 +69,8 @@ OP(logicalOr, return at::logical_or(a.t(0), a.t(1));)
 OP(logicalXor, return at::logical_xor(a.t(0), a.t(1));)
 OP(atan2, return at::atan2(a.t(0), a.t(1));)
 OP(floorDivide, return at::div(a.t(0), a.t(1), "floor");)
-OP(equal, return at::equal(a.t(0), a.t(1));)
-OP(allclose, return at::allclose(a.t(0), a.t(1), a.d(2, 1e-5), a.d(3, 1e-8));)
+OP(equal, arc::countHostRead(); return at::equal(a.t(0), a.t(1));)
+OP(allclose, arc::countHostRead(); return at::allclose(a.t(0), a.t(1), a.d(2, 1e-5), a.d(3, 1e-8));)
 
 // ---- elementwise: tensor (op) number ---------------------------------------------------------------
 OP(addS, return at::add(a.t(0), a.s(1));)

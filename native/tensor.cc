@@ -1,6 +1,8 @@
 // Tensor metadata, data in and out of JS (typed arrays), and autograd.
 #include "common.h"
 
+#include <atomic>
+
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
 
@@ -38,6 +40,7 @@ size_t typedArrayElementSize(napi_typedarray_type t) {
 
 // A contiguous CPU copy of `t`'s bytes in a new typed array.
 napi_value bytesToTypedArray(napi_env env, const at::Tensor& src) {
+  arc::countHostRead();
   auto t = src.detach().to(at::kCPU).contiguous();
   auto kind = typedArrayFor(t.scalar_type());
   size_t n = static_cast<size_t>(t.numel());
@@ -51,6 +54,15 @@ napi_value bytesToTypedArray(napi_env env, const at::Tensor& src) {
 }
 
 }  // namespace
+
+namespace {
+std::atomic<int64_t> hostReadCount{0};
+}
+void arc::countHostRead() { hostReadCount.fetch_add(1, std::memory_order_relaxed); }
+
+// syncCount() -> host reads so far (see countHostRead); resetSyncCount() sets it to 0.
+OP(syncCount, return hostReadCount.load(std::memory_order_relaxed);)
+OP(resetSyncCount, hostReadCount.store(0, std::memory_order_relaxed);)
 
 // ---- metadata -------------------------------------------------------------------------------------
 OP(shape, auto s = a.t(0).sizes(); return std::vector<int64_t>(s.begin(), s.end());)
@@ -94,6 +106,7 @@ OP(toTypedArray, return bytesToTypedArray(a.env, a.t(0));)
 OP(item,
    auto& t = a.t(0);
    if (t.numel() != 1) throw arc::ArgError("item() needs a tensor with one element, this one has " + std::to_string(t.numel()));
+   arc::countHostRead();
    auto s = t.item();
    if (s.isBoolean()) return arc::toJs(a.env, s.toBool());
    return arc::toJs(a.env, s.toDouble());)

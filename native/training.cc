@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <map>
+#include <string>
+#include <tuple>
 
 using arc::Args;
 
@@ -18,10 +20,105 @@ std::vector<at::Tensor> gradsOf(const std::vector<at::Tensor>& params) {
   return gs;
 }
 
+// Tensors split by (device, dtype), in first-seen order: the multi-tensor kernels take one of each per
+// call (as torch.optim groups them).
+struct Key {
+  int type, index, dtype;
+  bool operator<(const Key& o) const { return std::tie(type, index, dtype) < std::tie(o.type, o.index, o.dtype); }
+};
+Key keyOf(const at::Tensor& t) {
+  return {static_cast<int>(t.device().type()), static_cast<int>(t.device().index()), static_cast<int>(t.scalar_type())};
+}
+std::vector<std::vector<at::Tensor>> byDeviceAndDtype(const std::vector<at::Tensor>& ts) {
+  std::map<Key, size_t> where;
+  std::vector<std::vector<at::Tensor>> groups;
+  for (auto& t : ts) {
+    auto [it, fresh] = where.emplace(keyOf(t), groups.size());
+    if (fresh) groups.emplace_back();
+    groups[it->second].push_back(t);
+  }
+  return groups;
+}
+
+// The parameters of one (device, dtype) that have a gradient, with their state and step counts.
+struct AdamBucket {
+  std::vector<at::Tensor> p, g, m, v;
+  std::vector<double> steps;
+};
+struct AdamHyper {
+  double lr, b1, b2, eps, wd;
+  bool decoupled;
+};
+
+enum class AdamKernel { Fused, Foreach, Loop };
+const char* kernelName(AdamKernel k) {
+  return k == AdamKernel::Fused ? "fused" : k == AdamKernel::Foreach ? "foreach" : "loop";
+}
+AdamKernel bestKernel(c10::DeviceType dev) {
+  return compat::hasFusedAdam(dev) ? AdamKernel::Fused : AdamKernel::Foreach;
+}
+
+// PyTorch's single-tensor Adam/AdamW, one parameter at a time: the reference the others must match.
+void adamLoop(AdamBucket& b, const AdamHyper& h) {
+  for (size_t i = 0; i < b.p.size(); ++i) {
+    auto& p = b.p[i];
+    auto g = b.g[i];
+    if (h.wd != 0) {
+      if (h.decoupled) p.mul_(1 - h.lr * h.wd);
+      else g = g.add(p, h.wd);
+    }
+    b.m[i].lerp_(g, 1 - h.b1);
+    b.v[i].mul_(h.b2).addcmul_(g, g, 1 - h.b2);
+    double bc1 = 1 - std::pow(h.b1, b.steps[i]);
+    double bc2 = 1 - std::pow(h.b2, b.steps[i]);
+    auto denom = (b.v[i].sqrt() / std::sqrt(bc2)).add_(h.eps);
+    p.addcdiv_(b.m[i], denom, -h.lr / bc1);
+  }
+}
+
+// The same update as a few _foreach_* calls (torch.optim's multi-tensor Adam); the bias corrections are
+// per parameter because step counts are.
+void adamForeach(AdamBucket& b, const AdamHyper& h) {
+  auto g = b.g;
+  if (h.wd != 0) {
+    if (h.decoupled) at::_foreach_mul_(b.p, 1 - h.lr * h.wd);
+    else g = at::_foreach_add(b.g, b.p, h.wd);
+  }
+  at::_foreach_mul_(b.m, h.b1);
+  at::_foreach_add_(b.m, g, 1 - h.b1);
+  at::_foreach_mul_(b.v, h.b2);
+  at::_foreach_addcmul_(b.v, g, g, 1 - h.b2);
+  std::vector<at::Scalar> bc2Sqrt, negStepSize;
+  for (double s : b.steps) {
+    bc2Sqrt.emplace_back(std::sqrt(1 - std::pow(h.b2, s)));
+    negStepSize.emplace_back(-h.lr / (1 - std::pow(h.b1, s)));
+  }
+  auto denom = at::_foreach_sqrt(b.v);
+  at::_foreach_div_(denom, bc2Sqrt);
+  at::_foreach_add_(denom, h.eps);
+  at::_foreach_addcdiv_(b.p, b.m, denom, negStepSize);
+}
+
+// One fused kernel call. Its step counts live on the device as float32 scalars; parameters that share a
+// count share one scalar (usually all of them), so a step costs one small fill, not one per parameter.
+void adamFused(AdamBucket& b, const AdamHyper& h) {
+  std::map<double, at::Tensor> stepTensor;
+  std::vector<at::Tensor> steps;
+  steps.reserve(b.steps.size());
+  auto opts = b.p[0].options().dtype(at::kFloat);
+  for (double s : b.steps) {
+    auto it = stepTensor.find(s);
+    if (it == stepTensor.end()) it = stepTensor.emplace(s, at::full({}, s, opts)).first;
+    steps.push_back(it->second);
+  }
+  compat::fusedAdam(h.decoupled, b.p, b.g, b.m, b.v, steps, h.lr, h.b1, h.b2, h.wd, h.eps);
+}
+
 }  // namespace
 
 // clipGradNorm(params, maxNorm, normType=2) -> total norm (as torch.nn.utils.clip_grad_norm_):
 // the norm of all gradients together; every gradient is scaled by min(1, maxNorm / (total + 1e-6)).
+// One _foreach_norm per (device, dtype), the clip on the device, and one host read: the returned total.
 OP(clipGradNorm,
    at::NoGradGuard ng;
    auto grads = gradsOf(a.tensors(0));
@@ -29,50 +126,61 @@ OP(clipGradNorm,
    double normType = a.d(2, 2.0);
    if (grads.empty()) return 0.0;
    auto dev = grads[0].device();
+   auto groups = byDeviceAndDtype(grads);
    std::vector<at::Tensor> norms;
    norms.reserve(grads.size());
-   bool inf = std::isinf(normType);
-   for (auto& g : grads) {
-     auto n = inf ? g.abs().max() : at::linalg_vector_norm(g, normType);
-     norms.push_back(n.to(dev, at::kFloat));
-   }
+   for (auto& group : groups)
+     for (auto& n : at::_foreach_norm(group, normType)) norms.push_back(n.to(dev, at::kFloat));
    auto stacked = at::stack(norms);
-   auto total = inf ? stacked.max() : at::linalg_vector_norm(stacked, normType);
+   auto total = std::isinf(normType) ? stacked.max() : at::linalg_vector_norm(stacked, normType);
    if (!std::isinf(maxNorm)) {  // maxNorm = inf only measures (a NaN total must not reach the grads)
      auto coef = at::clamp_max(maxNorm / (total + 1e-6), 1.0);
-     for (auto& g : grads) g.mul_(coef.to(g.device(), g.scalar_type()));
+     for (auto& group : groups) compat::foreachMulByTensor(group, coef.to(group[0].device(), group[0].scalar_type()));
    }
+   arc::countHostRead();
    return total.item<double>();)
 
-// adamStep(params, expAvg, expAvgSq, steps, lr, beta1, beta2, eps, weightDecay, decoupled):
-// PyTorch's single-tensor Adam/AdamW. `steps[i]` is the step count after this update (>= 1).
+// adamStep(params, expAvg, expAvgSq, steps, lr, beta1, beta2, eps, weightDecay, decoupled, kernel="auto"):
+// Adam/AdamW over one parameter group. `steps[i]` is the step count after this update (>= 1).
 // decoupled=true is AdamW (param *= 1 - lr*wd); false is Adam's L2 term (grad += wd*param).
+// Parameters without a gradient are skipped. kernel: "auto" (adamKernel's choice per device), or
+// "fused" / "foreach" / "loop" to force one (tests compare them).
 OP(adamStep,
    at::NoGradGuard ng;
    auto params = a.tensors(0);
    auto m = a.tensors(1);
    auto v = a.tensors(2);
    auto steps = a.doubles(3);
-   double lr = a.d(4), b1 = a.d(5), b2 = a.d(6), eps = a.d(7), wd = a.d(8);
-   bool decoupled = a.b(9);
+   AdamHyper h{a.d(4), a.d(5), a.d(6), a.d(7), a.d(8), a.b(9)};
+   std::string kernel = a.has(10) ? a.str(10) : "auto";
+   if (kernel != "auto" && kernel != "fused" && kernel != "foreach" && kernel != "loop")
+     throw arc::ArgError("kernel must be \"auto\", \"fused\", \"foreach\" or \"loop\", not \"" + kernel + "\"");
    if (m.size() != params.size() || v.size() != params.size() || steps.size() != params.size())
      throw arc::ArgError("params, state and steps must have the same length");
+   std::map<Key, AdamBucket> buckets;
    for (size_t i = 0; i < params.size(); ++i) {
-     auto& p = params[i];
-     auto g = p.grad();
+     auto g = params[i].grad();
      if (!g.defined()) continue;
-     if (wd != 0) {
-       if (decoupled) p.mul_(1 - lr * wd);
-       else g = g.add(p, wd);
-     }
-     m[i].lerp_(g, 1 - b1);
-     v[i].mul_(b2).addcmul_(g, g, 1 - b2);
-     double bc1 = 1 - std::pow(b1, steps[i]);
-     double bc2 = 1 - std::pow(b2, steps[i]);
-     double stepSize = lr / bc1;
-     auto denom = (v[i].sqrt() / std::sqrt(bc2)).add_(eps);
-     p.addcdiv_(m[i], denom, -stepSize);
+     auto& b = buckets[keyOf(params[i])];
+     b.p.push_back(params[i]);
+     b.g.push_back(g);
+     b.m.push_back(m[i]);
+     b.v.push_back(v[i]);
+     b.steps.push_back(steps[i]);
+   }
+   for (auto& [key, b] : buckets) {
+     auto dev = b.p[0].device().type();
+     AdamKernel k = kernel == "auto" ? bestKernel(dev)
+                  : kernel == "fused" ? AdamKernel::Fused : kernel == "foreach" ? AdamKernel::Foreach : AdamKernel::Loop;
+     if (k == AdamKernel::Fused && !compat::hasFusedAdam(dev))
+       throw arc::ArgError("this LibTorch has no fused Adam kernel for " + c10::DeviceTypeName(dev, true));
+     if (k == AdamKernel::Fused) adamFused(b, h);
+     else if (k == AdamKernel::Foreach) adamForeach(b, h);
+     else adamLoop(b, h);
    })
+
+// adamKernel(device) -> "fused" | "foreach" | "loop": the kernel adamStep uses for parameters there.
+OP(adamKernel, return std::string(kernelName(bestKernel(a.device(0).type())));)
 
 // ampUnscale(params, foundInf, invScale): grads *= invScale; foundInf = 1 if any grad has inf/NaN.
 // LibTorch's fused kernel on CUDA, and on the CPU from 2.3 (compat::kHasCpuAmpKernels); before that the
@@ -106,7 +214,7 @@ OP(ampUnscale,
 
 // ampUpdateScale(scale, growthTracker, foundInf, growthFactor, backoffFactor, growthInterval):
 // torch.amp.GradScaler.update's rule, in place on the scale and growth-tracker tensors (LibTorch's kernel
-// where it has one for the device, else by hand).
+// where it has one for the device, else by hand); no host read either way.
 OP(ampUpdateScale,
    at::NoGradGuard ng;
    auto& scale = a.t(0);
@@ -118,15 +226,9 @@ OP(ampUpdateScale,
      at::_amp_update_scale_(scale, tracker, foundInf, growth, backoff, interval);
      return;
    }
-   if (foundInf.item<double>() > 0) {
-     scale.mul_(backoff);
-     tracker.zero_();
-   } else {
-     int64_t t = tracker.item<int64_t>() + 1;
-     if (t == interval) {
-       scale.mul_(growth);
-       tracker.zero_();
-     } else {
-       tracker.fill_(t);
-     }
-   })
+   // By hand, on the device: reading foundInf or the tracker here would be two host reads a step.
+   auto found = foundInf.reshape({}).gt(0);
+   auto next = tracker + 1;
+   auto grow = next.eq(interval).logical_and(found.logical_not());
+   scale.copy_(at::where(found, scale.mul(backoff), at::where(grow, scale.mul(growth), scale)));
+   tracker.copy_(at::where(found.logical_or(grow), at::zeros_like(next), next));)

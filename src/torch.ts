@@ -18,7 +18,7 @@ export {
 } from "./torch/ops";
 export { autocast, isAutocastEnabled, type AutocastOptions } from "./torch/autocast";
 export { GradScaler, type GradScalerOptions, type GradScalerState } from "./torch/amp";
-export { Adam, AdamW, clipGradNorm, gradNorm, type ParamGroupSpec, type OptimizerState } from "./torch/optim";
+export { Adam, AdamW, clipGradNorm, gradNorm, adamKernel, type AdamKernel, type ParamGroupSpec, type OptimizerState } from "./torch/optim";
 export { manualSeed, getRngState, setRngState } from "./torch/random";
 export * as F from "./torch/functional";
 export * as cuda from "./torch/cuda";
@@ -29,3 +29,15 @@ import { N } from "./torch/native";
 export const version = (): { libtorch: string; cuda: boolean } => ({ libtorch: N.version(), cuda: N.builtWithCuda() });
 export const setNumThreads = (n: number): void => N.setNumThreads(n);
 export const getNumThreads = (): number => N.getNumThreads();
+/**
+ * Native calls so far that read tensor data to the host (item, data/tolist, equal, clipGradNorm's norm, a
+ * safetensors save, ...): on CUDA each one waits for the device.
+ */
+export const syncCount = (): number => N.syncCount();
+export const resetSyncCount = (): void => N.resetSyncCount();
+/** fn's result and how many host reads it made. */
+export function countSyncs<T>(fn: () => T): { result: T; syncs: number } {
+  const before = N.syncCount() as number;
+  const result = fn();
+  return { result, syncs: (N.syncCount() as number) - before };
+}

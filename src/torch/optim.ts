@@ -1,8 +1,18 @@
 // Optimizers (Adam, AdamW with parameter groups) and gradient clipping. The update runs natively, one
-// call per group, with PyTorch's single-tensor formulas; state is exportable as tensors + JSON.
+// call per group, through LibTorch's multi-tensor kernels where the build has them (adamKernel); state is
+// exportable as tensors + JSON, the same whichever kernel runs.
+import { type Device, deviceCode } from "./dtype";
 import { keep } from "./memory";
 import { N, TorchError } from "./native";
 import { type Tensor, wrap } from "./tensor";
+
+/** How the Adam update runs: one fused kernel, a few _foreach_* ops, or a loop over parameters. */
+export type AdamKernel = "fused" | "foreach" | "loop";
+
+/** The kernel the optimizers use for parameters on `device` in this build. */
+export function adamKernel(device: Device = "cpu"): AdamKernel {
+  return N.adamKernel(deviceCode(device)) as AdamKernel;
+}
 
 export interface AdamOptions {
   lr?: number;
@@ -43,6 +53,8 @@ export class Adam {
   readonly state = new Map<Tensor, ParamState>();
   protected readonly decoupled: boolean = false;
   protected readonly kind: string = "Adam";
+  /** "auto" takes adamKernel(device); a forced kernel is for comparing them (same numbers to rounding). */
+  kernel: AdamKernel | "auto" = "auto";
 
   constructor(params: Tensor[] | ParamGroupSpec[], defaults: AdamOptions = {}, defaultWeightDecay = 0) {
     const specs: ParamGroupSpec[] = params.length > 0 && !("params" in (params[0] as object)) || params.length === 0
@@ -94,7 +106,7 @@ export class Adam {
         steps.push(st.step);
       }
       if (ps.length === 0) continue;
-      N.adamStep(ps.map((t) => t._h), m.map((t) => t._h), v.map((t) => t._h), steps, g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, this.decoupled);
+      N.adamStep(ps.map((t) => t._h), m.map((t) => t._h), v.map((t) => t._h), steps, g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, this.decoupled, this.kernel);
     }
   }
 
@@ -174,7 +186,8 @@ export class AdamW extends Adam {
 
 /**
  * Scales all gradients together so their total p-norm is at most maxNorm; returns the total norm
- * before clipping (torch.nn.utils.clip_grad_norm_). Parameters without gradients are skipped.
+ * before clipping (torch.nn.utils.clip_grad_norm_). Parameters without gradients are skipped. One native
+ * call, one host read (the returned norm).
  */
 export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2): number {
   return N.clipGradNorm(params.map((p) => p._h), maxNorm, normType);

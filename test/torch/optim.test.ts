@@ -110,3 +110,96 @@ describe("optimizer state", () => {
     expect(() => new torch.AdamW([{ params: [p] }, { params: [p] }])).toThrow(/more than one group/);
   });
 });
+
+/** LibTorch's version as [major, minor]. */
+const libtorch = () => torch.version().libtorch.split(".").slice(0, 2).map(Number) as [number, number];
+
+/** Deterministic values in [-1, 1), exact in float32. */
+function values(n: number, seed: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return Math.fround(s / 2 ** 31 - 1);
+  });
+}
+
+describe("AdamW kernels", () => {
+  test("the build uses the fused kernel where LibTorch has one (CPU from 2.4, CUDA from 2.1), else _foreach_*", () => {
+    const [maj, min] = libtorch();
+    const at = (a: number, b: number) => maj > a || (maj === a && min >= b);
+    expect(torch.adamKernel("cpu")).toBe(at(2, 4) ? "fused" : "foreach");
+    if (torch.version().cuda) expect(torch.adamKernel("cuda")).toBe(at(2, 1) ? "fused" : "foreach");
+    console.log(`AdamW kernel on LibTorch ${torch.version().libtorch}: cpu ${torch.adamKernel("cpu")}${torch.version().cuda ? `, cuda ${torch.adamKernel("cuda")}` : ""}`);
+  });
+
+  // 20 steps, two groups (one with weight decay), float32 and float64 parameters in one group (two kernel
+  // calls), a parameter that never has a gradient and one that has it every other step (its own step count).
+  const kernels = ["auto", "loop", "foreach", ...(torch.adamKernel("cpu") === "fused" ? ["fused"] : [])] as const;
+  for (const kernel of kernels) {
+    test(`kernel "${kernel}" matches a per-parameter reference over 20 steps`, () => {
+      const spec = [
+        { shape: [3, 4], dtype: "float32", group: 0, every: 1 },
+        { shape: [5], dtype: "float64", group: 0, every: 1 },
+        { shape: [2], dtype: "float32", group: 0, every: 0 }, // never a gradient
+        { shape: [6], dtype: "float32", group: 0, every: 2 },
+        { shape: [7], dtype: "float32", group: 1, every: 1 },
+      ] as const;
+      const groups = [{ lr: 0.05, wd: 0.1 }, { lr: 0.01, wd: 0 }];
+      const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+      const init = spec.map((s, i) => values(size(s.shape), 100 + i));
+      const ps = spec.map((s, i) => torch.keep(torch.tensor(init[i], { dtype: s.dtype }).reshape([...s.shape]).requiresGrad_(true)));
+      const opt = new torch.AdamW(groups.map((g, gi) => ({ params: ps.filter((_, i) => spec[i].group === gi), lr: g.lr, weightDecay: g.wd })));
+      opt.kernel = kernel;
+      // The reference: every element on its own, in float64.
+      const ref = spec.map((_, i) => ({ p: [...init[i]], m: init[i].map(() => 0), v: init[i].map(() => 0), t: 0 }));
+      for (let step = 1; step <= 20; step++) {
+        spec.forEach((s, i) => {
+          if (s.every === 0 || step % s.every !== 0) {
+            ps[i].grad = null;
+            return;
+          }
+          const g = values(size(s.shape), step * 31 + i);
+          ps[i].grad = torch.tensor(g, { dtype: s.dtype }).reshape([...s.shape]);
+          const r = ref[i];
+          const { lr, wd } = groups[s.group];
+          r.t += 1;
+          for (let k = 0; k < g.length; k++) {
+            r.p[k] *= 1 - lr * wd;
+            r.m[k] = 0.9 * r.m[k] + 0.1 * g[k];
+            r.v[k] = 0.999 * r.v[k] + 0.001 * g[k] * g[k];
+            r.p[k] -= (lr * r.m[k] / (1 - 0.9 ** r.t)) / (Math.sqrt(r.v[k] / (1 - 0.999 ** r.t)) + 1e-8);
+          }
+        });
+        opt.step();
+      }
+      spec.forEach((s, i) => {
+        const got = Array.from(ps[i].data() as Float32Array | Float64Array);
+        const tol = s.dtype === "float64" ? 1e-12 : 1e-6;
+        got.forEach((x, k) => {
+          const want = ref[i].p[k];
+          if (!(Math.abs(x - want) <= tol * Math.max(1, Math.abs(want)))) throw new Error(`param ${i}[${k}] is ${x}, the reference ${want} (kernel ${kernel})`);
+        });
+      });
+      expect(ps[2].tolist()).toEqual(torch.tensor(init[2]).tolist()); // untouched
+      // The state format does not depend on the kernel: per-parameter step counts and moments.
+      const sd = opt.stateDict();
+      expect(sd.meta.steps).toEqual({ "0": 20, "1": 20, "3": 10, "4": 20 });
+      expect(Object.keys(sd.tensors).sort()).toEqual(["0", "1", "3", "4"].flatMap((i) => [`state.${i}.exp_avg`, `state.${i}.exp_avg_sq`]).sort());
+      expect(sd.tensors["state.1.exp_avg"].dtype).toBe("float64");
+      opt.dispose();
+      torch.dispose(ps);
+    });
+  }
+
+  test("a forced kernel the build lacks is refused by name", () => {
+    const p = torch.keep(torch.zeros([2], { requiresGrad: true }));
+    p.grad = torch.ones([2]);
+    const opt = new torch.AdamW([p]);
+    opt.kernel = "fused";
+    if (torch.adamKernel("cpu") === "fused") opt.step();
+    else expect(() => opt.step()).toThrow(/no fused Adam kernel for cpu/);
+    (opt as { kernel: string }).kernel = "fast";
+    expect(() => opt.step()).toThrow(/kernel must be/);
+    torch.dispose([p]);
+  });
+});
