@@ -91,12 +91,15 @@ const auxName = (kind: "tmp" | "old" | "del", name: string) => `.${kind}-${name}
 
 // ---- file helpers ----------------------------------------------------------------------------------
 
+/** The read buffer of sha256File, made once: a fresh 8 MiB per file hashed was garbage the GC saw late. */
+let hashBuffer: Buffer | null = null;
+
 /** sha256 (hex) of a file, read in 8 MiB pieces so multi-GB files need no more memory than that. */
 export function sha256File(path: string): string {
   const hash = createHash("sha256");
   const fd = openSync(path, "r");
   try {
-    const buf = Buffer.allocUnsafe(8 << 20);
+    const buf = (hashBuffer ??= Buffer.allocUnsafe(8 << 20));
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;

@@ -8,6 +8,7 @@ import { ArcDataError, BadTaskFilesError, type Dataset, type Example, epochOrder
 import { loadLoraStateDict, loraStateDict } from "../models/lora";
 import * as torch from "../torch";
 import type { Tensor } from "../torch";
+import { releaseFreeMemory } from "../util/malloc";
 import { progress } from "../util/progress";
 import { type BestMetric, type TrainConfig, UsageError } from "./config";
 import { sizeWeight } from "./efe";
@@ -344,6 +345,10 @@ async function trainRun(
     pruneCheckpoints(run.dir, cfg.keep_last, { protect: [dir] });
     if (cfg.backup_dir) backUp(dir);
     watchDisk(dir);
+    // glibc keeps the pages of tensors that batches and this write freed, so RSS would sit at the high-water
+    // mark of every batch so far; handing them back here bounds it to what is live plus the working set
+    // of the batches since the last checkpoint (bench/soak.ts).
+    releaseFreeMemory();
     return dir;
   };
 
