@@ -134,7 +134,7 @@ describe("AdamW kernels", () => {
 
   // 20 steps, two groups (one with weight decay), float32 and float64 parameters in one group (two kernel
   // calls), a parameter that never has a gradient and one that has it every other step (its own step count).
-  const kernels = ["auto", "loop", "foreach", ...(torch.adamKernel("cpu") === "fused" ? ["fused"] : [])] as const;
+  const kernels: (torch.AdamKernel | "auto")[] = ["auto", "loop", "foreach", ...(torch.adamKernel("cpu") === "fused" ? ["fused" as const] : [])];
   for (const kernel of kernels) {
     test(`kernel "${kernel}" matches a per-parameter reference over 20 steps`, () => {
       const spec = [
