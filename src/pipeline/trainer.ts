@@ -221,9 +221,14 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
       if (w) io.err(w);
     }
 
-    const run = resumed ? { dir: resumed } : createRun(cfg.run_dir, { ...cfg, resume: null });
-    if (!lock) lock = takeLock(run.dir);
-    return await trainRun(cfg, run, ds, candidates, first, io);
+    // A new run's folder is made once the model has loaded too, so nothing that fails leaves an empty one.
+    const openRun = (): { dir: string } => {
+      if (resumed) return { dir: resumed };
+      const run = createRun(cfg.run_dir, { ...cfg, resume: null });
+      lock = takeLock(run.dir);
+      return run;
+    };
+    return await trainRun(cfg, openRun, ds, candidates, first, io);
   } finally {
     lock?.release();
   }
@@ -244,7 +249,7 @@ async function loadRunData(cfg: TrainConfig, io: TrainIO): Promise<Dataset> {
 
 async function trainRun(
   cfg: TrainConfig,
-  run: { dir: string },
+  openRun: () => { dir: string },
   ds: Dataset,
   candidates: ResumeCandidates | null,
   first: Candidate | null,
@@ -262,6 +267,7 @@ async function trainRun(
   const barTotal = cfg.max_batches > 0 ? Math.min(cfg.max_batches, totalBatches) : totalBatches;
 
   const sys = await buildSystem(systemConfig(cfg), { quiet: cfg.quiet });
+  const run = openRun();
   const qwenParams = qwenTrainable(sys);
   const agentParams = [...sys.agent.parameters(), ...sys.refiner.upParameters()];
   const groups = [{ name: "agent", params: agentParams, lr: cfg.agent_lr }];

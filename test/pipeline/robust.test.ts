@@ -233,6 +233,17 @@ describe("refused before any work", () => {
       expect(existsSync(runs) ? readdirSync(runs) : []).toEqual([]);
     }
     expect(readdirSync(model)).toEqual(["config.json"]);
+
+    // A model that fails only while loading (a valid config.json, no weights) is a failure (exit 1), but
+    // the run folder is made after the model loads, so none is left behind.
+    writeFileSync(join(model, "config.json"), JSON.stringify({
+      model_type: "qwen2", vocab_size: 151936, hidden_size: 64, intermediate_size: 160, num_hidden_layers: 2,
+      num_attention_heads: 4, num_key_value_heads: 2, torch_dtype: "float32", tie_word_embeddings: true,
+    }));
+    const r = run(TRAIN, ["--preset", "smoke", ...CPU, "--run_dir", runs, "--model", model]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^train: .*model has neither model\.safetensors nor model\.safetensors\.index\.json$/m);
+    expect(readdirSync(runs)).toEqual([]);
   }, 300_000);
 
   test("eval: --max -1, a duplicate flag and a device without CUDA are usage errors (exit 2) before anything loads", async () => {
