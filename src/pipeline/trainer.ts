@@ -409,7 +409,7 @@ async function trainRun(
   };
 
   const stop = listenForStop((sig) =>
-    io.err(`\n${sig}: finishing this batch, then ${cfg.validate_on_stop ? "validating and " : ""}saving a checkpoint (${sig === "SIGINT" ? "Ctrl-C" : "the signal"} again quits at once; the last checkpoint stays intact)`),
+    io.err(`\n${sig}: finishing ${cfg.grad_accum > 1 ? `this optimizer step (--grad_accum ${cfg.grad_accum} batches)` : "this batch"}, then ${cfg.validate_on_stop ? "validating and " : ""}saving a checkpoint (${sig === "SIGINT" ? "Ctrl-C" : "the signal"} again quits at once; the last checkpoint stays intact)`),
   );
   // metrics.jsonl, TensorBoard event files (cut back to the resume step) and report.html.
   const monitor = new RunMonitor(run.dir, cfg, { step, resumed: resumeFrom !== null, batchSize: cfg.batch_size, optimizers: [{ opt }, { name: "rl", opt: policyOpt }], warn: io.err });
@@ -423,10 +423,10 @@ async function trainRun(
     while (epoch < cfg.epochs && stopped === "done") {
       const order = epochOrder(trainEx.length, cfg.seed, epoch);
       while (batchInEpoch < batchesPerEpoch) {
+        // A batch is synchronous work: give pending signal handlers their turn before each one.
+        await yieldToSignals();
         // Stops happen only at optimizer-step boundaries, so a checkpoint never holds half-accumulated gradients.
         if (step % cfg.grad_accum === 0) {
-          // A batch is synchronous work: give pending signal handlers their turn first.
-          await yieldToSignals();
           if (cfg.max_batches > 0 && step >= cfg.max_batches) stopped = "max_batches";
           else if (stop.signal) stopped = "interrupted";
           if (stopped !== "done") break;
