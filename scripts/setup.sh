@@ -64,8 +64,10 @@ else
     spec=${ARC_TORCH_SPEC:-torch==2.14.1}
     index=${ARC_TORCH_INDEX:-}
   fi
-  if [ -x "$py" ] && "$py" -c "import torch.utils" 2>/dev/null; then
-    echo "setup: reusing $venv (torch $("$py" -c 'import torch; print(torch.__version__)'))"
+  # Where torch is, without importing it (an import takes seconds and warns about missing numpy).
+  torch_dir() { "$py" -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0])' 2>/dev/null; }
+  if [ -x "$py" ] && tp=$(torch_dir) && [ -f "$tp/share/cmake/Torch/TorchConfig.cmake" ]; then
+    echo "setup: reusing $venv ($(sed -n "s/^__version__ = '\(.*\)'/torch \1/p" "$tp/version.py"))"
   else
     echo "setup: making $venv with $spec"
     python3 -m venv "$venv"
@@ -89,7 +91,8 @@ EOF
 )
     [ ${#reqs[@]} -gt 0 ] && "${pip[@]}" "${reqs[@]}"
   fi
-  tp=$("$py" -c "import torch, os; print(os.path.dirname(torch.__file__))")
+  tp=$(torch_dir)
+  [ -f "$tp/share/cmake/Torch/TorchConfig.cmake" ] || { echo "setup: $venv has no LibTorch (no $tp/share/cmake/Torch)" >&2; exit 1; }
   echo "$tp" > .libtorch
   echo "setup: LibTorch from $tp (recorded in .libtorch)"
 fi

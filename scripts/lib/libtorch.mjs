@@ -37,7 +37,10 @@ const real = (p) => {
 
 /** python's torch.utils.cmake_prefix_path, or null (no python, no torch). */
 export function pythonTorchPrefix(python = process.env.PYTHON || "python3") {
-  const r = spawnSync(python, ["-c", "import torch.utils; print(torch.utils.cmake_prefix_path)"], { encoding: "utf8" });
+  // torch.utils.cmake_prefix_path is <torch>/share/cmake; found without importing torch (which takes
+  // seconds and may warn about optional packages).
+  const code = 'import importlib.util as u, os; s = u.find_spec("torch"); print(os.path.join(s.submodule_search_locations[0], "share", "cmake") if s else "")';
+  const r = spawnSync(python, ["-c", code], { encoding: "utf8" });
   return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : null;
 }
 
