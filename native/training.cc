@@ -99,6 +99,16 @@ void adamForeach(AdamBucket& b, const AdamHyper& h) {
   at::_foreach_addcdiv_(b.p, b.m, denom, negStepSize);
 }
 
+// The fused kernels walk each tensor's memory as one flat run, so they want every tensor of a parameter
+// contiguous (as parameters, their grads and their state almost always are); "auto" sends any other
+// bucket to the _foreach_* ops, which take any strides.
+bool allContiguous(const AdamBucket& b) {
+  for (size_t i = 0; i < b.p.size(); ++i)
+    if (!b.p[i].is_contiguous() || !b.g[i].is_contiguous() || !b.m[i].is_contiguous() || !b.v[i].is_contiguous())
+      return false;
+  return true;
+}
+
 // One fused kernel call. Its step counts live on the device as float32 scalars; parameters that share a
 // count share one scalar (usually all of them), so a step costs one small fill, not one per parameter.
 void adamFused(AdamBucket& b, const AdamHyper& h) {
@@ -170,7 +180,7 @@ OP(adamStep,
    }
    for (auto& [key, b] : buckets) {
      auto dev = b.p[0].device().type();
-     AdamKernel k = kernel == "auto" ? bestKernel(dev)
+     AdamKernel k = kernel == "auto" ? (bestKernel(dev) == AdamKernel::Fused && !allContiguous(b) ? AdamKernel::Foreach : bestKernel(dev))
                   : kernel == "fused" ? AdamKernel::Fused : kernel == "foreach" ? AdamKernel::Foreach : AdamKernel::Loop;
      if (k == AdamKernel::Fused && !compat::hasFusedAdam(dev))
        throw arc::ArgError("this LibTorch has no fused Adam kernel for " + c10::DeviceTypeName(dev, true));
