@@ -1,6 +1,6 @@
 // Optimizers (Adam, AdamW with parameter groups) and gradient clipping. The update runs natively, one
-// call per group, through LibTorch's multi-tensor kernels where the build has them (adamKernel); state is
-// exportable as tensors + JSON, the same whichever kernel runs.
+// call per group: LibTorch's fused kernel where the build has one, else _foreach_* on CUDA and a loop on
+// the CPU (adamKernel says which); state is exportable as tensors + JSON, the same whichever kernel runs.
 import { type Device, deviceCode } from "./dtype";
 import { keep } from "./memory";
 import { N, TorchError } from "./native";
