@@ -2,6 +2,7 @@
 // native failure is thrown as. Everything else talks to LibTorch through `N`.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { libc } from "../util/libc";
 
 /** Every failure inside LibTorch or the addon, with LibTorch's message (first line). */
 export class TorchError extends Error {
@@ -23,15 +24,10 @@ const addonPath = process.env.ARC_TORCH_ADDON ?? join(import.meta.dir, "..", "..
  */
 function passiveOpenMpWaits(): void {
   if (process.env.OMP_WAIT_POLICY !== undefined || process.env.GOMP_SPINCOUNT !== undefined) return;
-  try {
-    const { dlopen, FFIType } = require("bun:ffi");
-    const libc = dlopen("libc.so.6", { setenv: { args: [FFIType.cstring, FFIType.cstring, FFIType.i32], returns: FFIType.i32 } });
-    libc.symbols.setenv(Buffer.from("OMP_WAIT_POLICY\0"), Buffer.from("PASSIVE\0"), 0);
-    libc.close();
-    process.env.OMP_WAIT_POLICY = "PASSIVE"; // what child processes inherit, and what a reader sees
-  } catch {
-    // Not glibc (or not Bun): LibTorch keeps OpenMP's default.
-  }
+  const c = libc();
+  if (!c) return; // not glibc: LibTorch keeps OpenMP's default
+  c.setenvDefault("OMP_WAIT_POLICY", "PASSIVE");
+  process.env.OMP_WAIT_POLICY = "PASSIVE"; // what child processes inherit, and what a reader sees
 }
 
 function load(): any {

@@ -3,19 +3,7 @@
 // gives them back only from the top of a heap, so the resident set creeps up while the number of live
 // tensors stays flat. malloc_trim(0) releases the free pages of every arena (madvise), which makes RSS
 // track what is really in use. Elsewhere than glibc (musl, macOS) this does nothing.
-import { FFIType, dlopen } from "bun:ffi";
-
-let trim: ((pad: number) => number) | null | undefined;
-
-function load(): ((pad: number) => number) | null {
-  if (process.platform !== "linux") return null;
-  try {
-    const lib = dlopen("libc.so.6", { malloc_trim: { args: [FFIType.u64], returns: FFIType.i32 } });
-    return (pad: number) => lib.symbols.malloc_trim(pad) as number;
-  } catch {
-    return null;
-  }
-}
+import { libc } from "./libc";
 
 /**
  * Gives the C heap's free pages back to the system; true when glibc released any. A full JS garbage
@@ -24,6 +12,5 @@ function load(): ((pad: number) => number) | null {
  */
 export function releaseFreeMemory(): boolean {
   Bun.gc(true);
-  if (trim === undefined) trim = load();
-  return trim ? trim(0) === 1 : false;
+  return libc()?.mallocTrim(0) ?? false;
 }
