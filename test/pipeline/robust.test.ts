@@ -13,29 +13,10 @@ import { LOCK_FILE } from "../../src/pipeline/lock";
 import { latestVerifiedCheckpoint, listCheckpoints, verifyCheckpoint } from "../../src/pipeline/persistence";
 import { readMetrics } from "../../src/pipeline/runs";
 import { lineWatcher } from "../helpers/lines";
+import { CPU, EVAL, ROOT, TRAIN, runScript, tempFolders, type Result } from "../helpers/scripts";
 
-const ROOT = join(import.meta.dir, "..", "..");
-const TRAIN = join(ROOT, "scripts", "train.ts");
-const EVAL = join(ROOT, "scripts", "eval.ts");
-const TMP = mkdtempSync(join(tmpdir(), "arc-robust-test-"));
-afterAll(() => rmSync(TMP, { recursive: true, force: true }));
-let counter = 0;
-const fresh = (name: string) => {
-  const d = join(TMP, `${name}-${++counter}`);
-  mkdirSync(d, { recursive: true });
-  return d;
-};
-const CPU = ["--device", "cpu", "--quiet"];
-
-interface Result {
-  code: number | null;
-  out: string;
-  err: string;
-}
-function run(script: string, args: string[], timeoutMs = 240_000): Result {
-  const r = spawnSync(process.execPath, [script, ...args], { cwd: ROOT, encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 << 20 });
-  return { code: r.status, out: r.stdout ?? "", err: r.stderr ?? "" };
-}
+const fresh = tempFolders("arc-robust-test-");
+const run = (script: string, args: string[], timeoutMs = 240_000): Result => runScript(script, args, timeoutMs);
 function ok(script: string, args: string[]): Result {
   const r = run(script, args);
   if (r.code !== 0) throw new Error(`${basename(script)} ${args.join(" ")} exited ${r.code}:\n${r.err.slice(-3000)}`);

@@ -12,32 +12,10 @@ import { latestVerifiedCheckpoint, listCheckpoints, readBest, verifyCheckpoint }
 import { readMetrics } from "../../src/pipeline/runs";
 import { readHeader } from "../../src/torch/safetensors";
 import { lineWatcher } from "../helpers/lines";
+import { CPU, EVAL, ROOT, TRAIN, runScript, tempFolders, type Result } from "../helpers/scripts";
 
-const ROOT = join(import.meta.dir, "..", "..");
-const TRAIN = join(ROOT, "scripts", "train.ts");
-const EVAL = join(ROOT, "scripts", "eval.ts");
-const TMP = mkdtempSync(join(tmpdir(), "arc-trainer-test-"));
-afterAll(() => rmSync(TMP, { recursive: true, force: true }));
-let counter = 0;
-const fresh = (name: string) => {
-  const d = join(TMP, `${name}-${++counter}`);
-  mkdirSync(d, { recursive: true });
-  return d;
-};
-
-const CPU = ["--device", "cpu", "--quiet"];
-
-interface Result {
-  code: number | null;
-  out: string;
-  err: string;
-  ms: number;
-}
-function run(script: string, args: string[], timeoutMs = 180_000): Result {
-  const t0 = performance.now();
-  const r = spawnSync(process.execPath, [script, ...args], { cwd: ROOT, encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 << 20 });
-  return { code: r.status, out: r.stdout ?? "", err: r.stderr ?? "", ms: performance.now() - t0 };
-}
+const fresh = tempFolders("arc-trainer-test-");
+const run = (script: string, args: string[], timeoutMs = 180_000): Result => runScript(script, args, timeoutMs);
 const train = (args: string[], timeoutMs?: number) => run(TRAIN, args, timeoutMs);
 /** A successful run (the test fails with the trainer's stderr otherwise). */
 function trainOk(args: string[], timeoutMs?: number): Result {
