@@ -4,6 +4,10 @@
 //   x = one-hot(input) [10, H, W];  z_0 = conv3x3(x);  e = row_emb[i] + col_emb[j]
 //   z_t = z_{t-1} + Block(z_{t-1} + e),  Block(u) = conv3x3(GELU(FiLM_p(GroupNorm(conv3x3(u))))) + ctx(mean(u))
 //   logits_t = conv1x1(z_t) -> [T, H, W, 10];  size head(mean(z_T), p) -> heights 1..30, widths 1..30
+//
+// forwardBatch runs grids of different sizes as padded passes [B, 10, Hmax, Wmax] (grids top-left) that
+// give each grid what it gets alone: activations are zeroed on padding before every 3x3 conv (the zero
+// padding of the grid's own border), GroupNorm statistics and the mean-pools count only a grid's cells.
 import * as nn from "../nn";
 import * as torch from "../torch";
 import type { Tensor } from "../torch";
@@ -35,6 +39,47 @@ export interface AgentOutput {
   pooled: Tensor;
 }
 
+/**
+ * Where a padded pass's grids are: set only when the grids in a pass differ in size, because then the
+ * padding must act as the zero padding of each grid's own border and must not enter any statistic.
+ */
+interface CellMask {
+  /** [B, 1, Hmax, Wmax] 1 on each grid's cells, 0 on padding, in float32. */
+  mask: Tensor;
+  /** [B, 1] each grid's cell count, float32. */
+  cellCounts: Tensor;
+}
+
+/** `x` with the padding zeroed; the multiplication runs in x's dtype so autocast's dtype survives it. */
+function zeroPadding(x: Tensor, cm: CellMask): Tensor {
+  return x.mul(cm.mask.dtype === x.dtype ? cm.mask : cm.mask.to(x.dtype));
+}
+
+/** Mean over each grid's own cells: [B, C, H, W] -> [B, C] in x's dtype (x must be zero on padding). */
+function cellMean(x: Tensor, cm: CellMask | null): Tensor {
+  if (!cm) return x.mean([2, 3]);
+  return x.sum([2, 3], false, "float32").div(cm.cellCounts).to(x.dtype);
+}
+
+/**
+ * GroupNorm whose statistics see only each grid's own cells: mean and biased variance per (grid, group)
+ * over its cells, in float32 (as native group_norm accumulates), then the affine; returns x's dtype.
+ */
+function maskedGroupNorm(x: Tensor, norm: nn.GroupNorm, cm: CellMask): Tensor {
+  const [B, C, H, W] = x.shape;
+  const G = norm.numGroups;
+  const xf = x.float().view(B, G, C / G, H * W);
+  const mask = cm.mask.view(B, 1, 1, H * W);
+  const count = cm.cellCounts.mul(C / G).view(B, 1, 1, 1);
+  const mean = xf.mul(mask).sum([2, 3], true).div(count);
+  const centred = xf.sub(mean).mul(mask);
+  const variance = centred.square().sum([2, 3], true).div(count);
+  let y = centred.mul(variance.add(norm.eps).rsqrt()).view(B, C, H, W);
+  if (norm.weight) y = y.mul(norm.weight.view(1, C, 1, 1));
+  if (norm.bias) y = y.add(norm.bias.view(1, C, 1, 1));
+  return y.to(x.dtype);
+}
+
 /** The shared refinement block, FiLM-conditioned on the prompt. */
 class RefineBlock extends nn.Module {
   readonly conv1: nn.Conv2d;
@@ -53,16 +98,81 @@ class RefineBlock extends nn.Module {
     nn.init.zeros_(this.film.weight);
     nn.init.zeros_(this.film.bias!);
   }
-  /** u [1, d, H, W]; film [2d] from the (normalised) prompt. */
-  forward(u: Tensor, gammaBeta: Tensor): Tensor {
+  /**
+   * u [B, d, H, W] (zero on padding when masked); gammaBeta [B, 2d] from the (normalised) prompts.
+   * Masked, the result is non-zero on padding: the caller zeroes it there.
+   */
+  forward(u: Tensor, gammaBeta: Tensor, cm: CellMask | null = null): Tensor {
     const d = this.c.channels;
-    const gamma = gammaBeta.narrow(0, 0, d).view(1, d, 1, 1);
-    const beta = gammaBeta.narrow(0, d, d).view(1, d, 1, 1);
-    const h = this.norm.forward(this.conv1.forward(u)).mul(gamma.add(1)).add(beta);
-    const local = this.conv2.forward(torch.F.gelu(h));
-    const global = this.ctx.forward(u.mean([2, 3])).view(1, d, 1, 1);
+    const B = u.shape[0];
+    const gamma = gammaBeta.narrow(1, 0, d).view(B, d, 1, 1);
+    const beta = gammaBeta.narrow(1, d, d).view(B, d, 1, 1);
+    const c1 = this.conv1.forward(u);
+    const h = (cm ? maskedGroupNorm(c1, this.norm, cm) : this.norm.forward(c1)).mul(gamma.add(1)).add(beta);
+    const act = torch.F.gelu(h);
+    // conv2 must read zeros past each grid's border, as conv1 does.
+    const local = this.conv2.forward(cm ? zeroPadding(act, cm) : act);
+    const global = this.ctx.forward(cellMean(u, cm)).view(B, d, 1, 1);
     return local.add(global);
   }
+}
+
+export interface AgentBatchOutput {
+  /** Per example, in input order: [T, H_i, W_i, 10] logits at that example's own input size. */
+  logits: Tensor[];
+  /** [B, 30] logits over heights 1..30. */
+  heightLogits: Tensor;
+  /** [B, 30] logits over widths 1..30. */
+  widthLogits: Tensor;
+  /** [B, d] mean over each example's own cells of z_T. */
+  pooled: Tensor;
+  /** Real cells of all examples (each counted once, not per step). */
+  cells: number;
+  /** Cells computed, padding included: sum over passes of examples * Hmax * Wmax. */
+  paddedCells: number;
+  /** Padded tensors the batch was run as. */
+  passes: number;
+}
+
+/** Examples (indices into the batch, ascending) that run as one padded pass of height x width. */
+export interface PaddedPass {
+  members: number[];
+  height: number;
+  width: number;
+  cells: number;
+}
+
+/**
+ * Groups examples into passes so that no pass wastes more than `maxPadShare` of its cells on padding.
+ * Grids of one size form a unit that is never split (they cost no padding among themselves); units go,
+ * largest area first, into the first pass that stays within the share, else open a new pass.
+ */
+export function planPasses(sizes: [number, number][], maxPadShare: number): PaddedPass[] {
+  const units = new Map<string, { members: number[]; height: number; width: number }>();
+  sizes.forEach(([h, w], i) => {
+    const key = `${h}x${w}`;
+    const unit = units.get(key);
+    if (unit) unit.members.push(i);
+    else units.set(key, { members: [i], height: h, width: w });
+  });
+  const ordered = [...units.values()].sort((a, b) => b.height * b.width - a.height * a.width || b.height - a.height || b.width - a.width);
+  const passes: PaddedPass[] = [];
+  for (const unit of ordered) {
+    const unitCells = unit.members.length * unit.height * unit.width;
+    const fits = passes.find((pass) => {
+      const padded = (pass.members.length + unit.members.length) * Math.max(pass.height, unit.height) * Math.max(pass.width, unit.width);
+      return 1 - (pass.cells + unitCells) / padded <= maxPadShare;
+    });
+    if (fits) {
+      fits.members.push(...unit.members);
+      fits.height = Math.max(fits.height, unit.height);
+      fits.width = Math.max(fits.width, unit.width);
+      fits.cells += unitCells;
+    } else passes.push({ members: [...unit.members], height: unit.height, width: unit.width, cells: unitCells });
+  }
+  // Input order within a pass: a batch that runs as one pass then needs no reordering at all.
+  for (const pass of passes) pass.members.sort((a, b) => a - b);
+  return passes;
 }
 
 export class GridAgent extends nn.Module {
@@ -91,39 +201,102 @@ export class GridAgent extends nn.Module {
 
   /** One-hot [1, 10, H, W] of a grid, on the agent's device. */
   encode(grid: number[][]): Tensor {
-    const dev = this.stem.weight.device;
-    const H = grid.length;
-    const W = grid[0].length;
-    const idx = torch.fromTypedArray(Int32Array.from(grid.flat()), [H, W]).long();
-    const oneHot = torch.F.oneHot(idx, COLOURS).permute(2, 0, 1).unsqueeze(0).to({ dtype: this.stem.weight.dtype, device: dev });
-    return oneHot;
+    return this.encodePadded([grid], grid.length, grid[0]?.length ?? 0);
   }
 
-  /** grid: the input grid (H, W <= 30); p: [P] prompt vector. */
+  /** One-hot [B, 10, H, W] of grids placed top-left; padding cells are all-zero (no colour). */
+  private encodePadded(grids: number[][][], H: number, W: number): Tensor {
+    const idx = new Int32Array(grids.length * H * W).fill(COLOURS); // COLOURS: the padding class, dropped below
+    grids.forEach((g, b) => g.forEach((row, i) => idx.set(row, (b * H + i) * W)));
+    const onDevice = torch.fromTypedArray(idx, [grids.length, H, W], { device: this.stem.weight.device }).long();
+    return torch.F.oneHot(onDevice, COLOURS + 1).narrow(3, 0, COLOURS).permute(0, 3, 1, 2).to(this.stem.weight.dtype);
+  }
+
+  /** grid: the input grid (H, W <= 30); p: [P] prompt vector. A batch of one through forwardBatch. */
   forward(grid: number[][], p: Tensor): AgentOutput {
-    const H = grid.length;
-    const W = grid[0]?.length ?? 0;
-    if (H < 1 || W < 1 || H > MAX_SIDE || W > MAX_SIDE) throw new RangeError(`agent input is ${H}x${W}; sides must be 1..${MAX_SIDE}`);
-    const d = this.config.channels;
+    const out = this.forwardBatch([grid], p.unsqueeze(0));
+    return { logits: out.logits[0]!, heightLogits: out.heightLogits.select(0, 0), widthLogits: out.widthLogits.select(0, 0), pooled: out.pooled.select(0, 0) };
+  }
+
+  /**
+   * grids: B input grids (sides 1..30, any sizes); p: [B, P] their prompt vectors. Each example gets what
+   * it would get alone (up to float rounding); `maxPadShare` (0..1, default 1 = one pass) caps the share
+   * of padding cells in a pass, trading passes for wasted compute.
+   */
+  forwardBatch(grids: number[][][], p: Tensor, opts: { maxPadShare?: number } = {}): AgentBatchOutput {
+    const B = grids.length;
+    const P = this.config.promptDim;
+    if (B < 1) throw new RangeError("agent batch is empty");
+    if (p.dim() !== 2 || p.shape[0] !== B || p.shape[1] !== P) throw new RangeError(`agent prompts are [${p.shape}]; expected [${B}, ${P}]`);
+    const maxPadShare = opts.maxPadShare ?? 1;
+    if (!(maxPadShare >= 0 && maxPadShare <= 1)) throw new RangeError(`maxPadShare ${maxPadShare} must be in 0..1`);
+    const sizes = grids.map((g): [number, number] => {
+      const H = g.length;
+      const W = g[0]?.length ?? 0;
+      if (H < 1 || W < 1 || H > MAX_SIDE || W > MAX_SIDE) throw new RangeError(`agent input is ${H}x${W}; sides must be 1..${MAX_SIDE}`);
+      for (const row of g) {
+        if (row.length !== W) throw new RangeError(`agent input rows differ in length (${row.length} vs ${W})`);
+        for (const v of row) if (!(Number.isInteger(v) && v >= 0 && v < COLOURS)) throw new RangeError(`agent input colour ${v} is not 0..${COLOURS - 1}`);
+      }
+      return [H, W];
+    });
     const dev = this.stem.weight.device;
     const pn = this.promptNorm.forward(p.to(this.stem.weight.dtype));
-    const gammaBeta = this.block.film.forward(pn);
-    const rows = this.rowEmb.forward(torch.arange(H, undefined, 1, { device: dev })); // [H, d]
-    const cols = this.colEmb.forward(torch.arange(W, undefined, 1, { device: dev })); // [W, d]
-    const e = rows.unsqueeze(1).add(cols.unsqueeze(0)).permute(2, 0, 1).unsqueeze(0); // [1, d, H, W]
-    let z = this.stem.forward(this.encode(grid));
-    const logits: Tensor[] = [];
-    for (let t = 0; t < this.config.steps; t++) {
-      z = z.add(this.block.forward(z.add(e), gammaBeta));
-      logits.push(this.head.forward(z).squeeze(0).permute(1, 2, 0)); // [H, W, 10]
+    const gammaBeta = this.block.film.forward(pn); // [B, 2d]
+    const passes = planPasses(sizes, maxPadShare);
+    const logits: Tensor[] = new Array(B);
+    const pooledByPass: Tensor[] = [];
+    let paddedCells = 0;
+    for (const pass of passes) {
+      const { members, height: H, width: W } = pass;
+      paddedCells += members.length * H * W;
+      const whole = members.length === B && members.every((m, i) => m === i);
+      const rowsOf = (t: Tensor) => (whole ? t : t.indexSelect(0, torch.tensor(members, { dtype: "int64", device: dev })));
+      const x = this.encodePadded(members.map((m) => grids[m]!), H, W);
+      // Same-size grids need no mask: the plain ops (native group_norm, mean) give the same numbers faster.
+      const uniform = members.every((m) => sizes[m]![0] === H && sizes[m]![1] === W);
+      let cm: CellMask | null = null;
+      if (!uniform) {
+        const mask = x.sum(1, true, "float32");
+        cm = { mask, cellCounts: mask.sum([2, 3]) };
+      }
+      const rows = this.rowEmb.forward(torch.arange(H, undefined, 1, { device: dev })); // [H, d]
+      const cols = this.colEmb.forward(torch.arange(W, undefined, 1, { device: dev })); // [W, d]
+      const e = rows.unsqueeze(1).add(cols.unsqueeze(0)).permute(2, 0, 1).unsqueeze(0); // [1, d, H, W]
+      // z is kept zero on padding, so z + e needs only e masked for conv1 to see each grid's zero border.
+      const posEmb = cm ? zeroPadding(e, cm) : e;
+      const passGammaBeta = rowsOf(gammaBeta);
+      let z = this.stem.forward(x);
+      if (cm) z = zeroPadding(z, cm);
+      const steps: Tensor[] = [];
+      for (let t = 0; t < this.config.steps; t++) {
+        z = z.add(this.block.forward(z.add(posEmb), passGammaBeta, cm));
+        if (cm) z = zeroPadding(z, cm);
+        steps.push(this.head.forward(z));
+      }
+      const stacked = torch.stack(steps); // [T, B', 10, H, W]
+      members.forEach((m, b) => {
+        const [h, w] = sizes[m]!;
+        logits[m] = stacked.select(1, b).narrow(2, 0, h).narrow(3, 0, w).permute(0, 2, 3, 1).contiguous();
+      });
+      pooledByPass.push(cellMean(z, cm));
     }
-    const pooled = z.mean([2, 3]).view(d);
-    const size = this.sizeHead.forward(torch.cat([pooled, pn]));
+    let pooled = pooledByPass.length === 1 ? pooledByPass[0]! : torch.cat(pooledByPass);
+    const passOrder = passes.flatMap((pass) => pass.members);
+    if (passOrder.some((m, i) => m !== i)) {
+      const positionOf = new Array<number>(B);
+      passOrder.forEach((m, i) => (positionOf[m] = i));
+      pooled = pooled.indexSelect(0, torch.tensor(positionOf, { dtype: "int64", device: dev }));
+    }
+    const size = this.sizeHead.forward(torch.cat([pooled, pn], 1)); // [B, 60]
     return {
-      logits: torch.stack(logits),
-      heightLogits: size.narrow(0, 0, MAX_SIDE),
-      widthLogits: size.narrow(0, MAX_SIDE, MAX_SIDE),
+      logits,
+      heightLogits: size.narrow(1, 0, MAX_SIDE),
+      widthLogits: size.narrow(1, MAX_SIDE, MAX_SIDE),
       pooled,
+      cells: sizes.reduce((n, [h, w]) => n + h * w, 0),
+      paddedCells,
+      passes: passes.length,
     };
   }
 }
@@ -143,4 +316,14 @@ export function confidence(out: AgentOutput): number {
     const last = out.logits.select(0, out.logits.shape[0] - 1).float();
     return last.softmax(-1).amax(-1).mean().item();
   });
+}
+
+/** [B, 2] int64 on the device: the size head's (height, width), 1-based. No host transfer. */
+export function predictedSizes(out: { heightLogits: Tensor; widthLogits: Tensor }): Tensor {
+  return torch.stack([out.heightLogits.argmax(-1), out.widthLogits.argmax(-1)], -1).add(1);
+}
+
+/** [B] float32 on the device: confidence() of each example, no host transfer. */
+export function confidences(out: AgentBatchOutput): Tensor {
+  return torch.stack(out.logits.map((l) => l.select(0, l.shape[0] - 1).float().softmax(-1).amax(-1).mean()));
 }
