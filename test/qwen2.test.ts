@@ -473,6 +473,114 @@ describe("sampling (transformers' logits processors)", () => {
   });
 });
 
+describe("host round trips (generate, padded forward)", () => {
+  let m: Qwen2ForCausalLM;
+  beforeAll(() => {
+    m = Qwen2ForCausalLM.fromFolder(GOLDEN_MODEL).eval();
+  });
+  afterAll(() => m.dispose());
+
+  // Three left-padded rows. With repetition penalty 2 the golden model's greedy tokens vary:
+  // row 0: 404 404 43 43 ..., row 1: 961 961 961 961 51 ..., row 2: 536 (x9) 781 ... (20 tokens).
+  const rows = [[3, 14, 15, 92, 65, 35], [27, 18, 28], [7, 7, 100, 200, 5]];
+  const leftIds = rows.map((r) => [...Array(6 - r.length).fill(0), ...r]);
+  const leftMask = rows.map((r) => [...Array(6 - r.length).fill(0), ...r.map(() => 1)]);
+
+  /** Greedy by full recomputation, one row alone: the reference for every generate below. */
+  function naiveGreedy(prompt: number[], n: number, eos: number[], penalty: number): number[] {
+    const seq = [...prompt];
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const next = torch.noGrad(() =>
+        torch.scope(() => {
+          const ids = torch.tensor([seq], { dtype: "int64" });
+          let s = m.forward({ inputIds: ids }).logits!.select(1, seq.length - 1);
+          if (penalty !== 1) s = repetitionPenalty(s, ids, null, penalty);
+          return Number(s.argmax(-1).item());
+        }),
+      );
+      out.push(next);
+      seq.push(next);
+      if (eos.includes(next)) break;
+    }
+    return out;
+  }
+
+  test("rows that stop at their EOS at different steps (before and after an 8-step check) = each row alone", () => {
+    const eos = [43, 781];
+    const want = rows.map((r) => naiveGreedy(r, 20, eos, 2));
+    expect(want.map((w) => w.length)).toEqual([3, 20, 10]); // row 0 stops at step 2, row 2 at step 9, row 1 never
+    const opts = { maxNewTokens: 20, eosTokenIds: eos, repetitionPenalty: 2 };
+    expect(m.generate(leftIds, { ...opts, attentionMask: leftMask })).toEqual(want);
+    torch.scope(() => expect(m.generate(torch.tensor(leftIds, { dtype: "int64" }), { ...opts, attentionMask: torch.tensor(leftMask, { dtype: "int64" }) })).toEqual(want));
+    // Without the penalty too (finished rows are fed padding, never their junk).
+    const plain = rows.map((r) => naiveGreedy(r, 12, [5, 35], 1));
+    expect(m.generate(leftIds, { maxNewTokens: 12, eosTokenIds: [5, 35], attentionMask: leftMask })).toEqual(plain);
+  });
+
+  test("a generate of N tokens reads the device at most ceil(N / 8) + 2 times, whatever the batch size", () => {
+    const bound = (n: number) => Math.ceil(n / 8) + 2;
+    for (const n of [1, 7, 8, 9, 16, 17, 30]) {
+      const per: number[] = [];
+      for (const b of [1, 3, 8]) {
+        const ids = Array.from({ length: b }, (_, i) => leftIds[i % 3]!);
+        const mask = Array.from({ length: b }, (_, i) => leftMask[i % 3]!);
+        // An EOS no row produces: no early exit, so every "all finished?" check is made.
+        const host = torch.countSyncs(() => m.generate(ids, { maxNewTokens: n, eosTokenIds: [1023], attentionMask: mask }));
+        expect(host.result.every((r) => r.length === n)).toBe(true);
+        const dev = torch.countSyncs(() => torch.scope(() => m.generate(torch.tensor(ids, { dtype: "int64" }), { maxNewTokens: n, eosTokenIds: [1023], attentionMask: torch.tensor(mask, { dtype: "int64" }) })));
+        const none = torch.countSyncs(() => m.generate(ids, { maxNewTokens: n, eosTokenIds: [], attentionMask: mask }));
+        // One final transfer, one check per 8 steps (none after the last); a Tensor mask adds one read for its checks.
+        expect({ n, b, host: host.syncs, dev: dev.syncs, none: none.syncs }).toEqual({ n, b, host: 1 + Math.floor((n - 1) / 8), dev: 2 + Math.floor((n - 1) / 8), none: 1 });
+        expect(dev.syncs).toBeLessThanOrEqual(bound(n));
+        per.push(host.syncs);
+      }
+      expect(new Set(per).size).toBe(1);
+    }
+  });
+
+  test("early exit: once every row has finished, decoding stops at the next 8-step check", () => {
+    const calls = { n: 0 };
+    const forward = m.forward.bind(m);
+    m.forward = (args) => {
+      calls.n++;
+      return forward(args);
+    };
+    try {
+      // Every row's first token is an EOS.
+      const r = torch.countSyncs(() => m.generate(leftIds, { maxNewTokens: 40, eosTokenIds: [404, 961, 536], repetitionPenalty: 2, attentionMask: leftMask }));
+      expect(r.result).toEqual([[404], [961], [536]]);
+      expect(calls.n).toBe(8); // steps 0..7, then the check
+      expect(r.syncs).toBe(2);
+    } finally {
+      m.forward = forward;
+    }
+  });
+
+  test("attentionMask as host arrays: checked like a Tensor (left padding, shape)", () => {
+    expect(() => m.generate(leftIds, { maxNewTokens: 2, attentionMask: [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 1, 1, 1, 1, 1]] })).toThrow(/left-padded/);
+    expect(() => m.generate(leftIds, { maxNewTokens: 2, attentionMask: leftMask.slice(0, 2) })).toThrow(/must match/);
+    expect(() => m.generate(leftIds, { maxNewTokens: 2, attentionMask: leftMask.map((r) => r.slice(1)) })).toThrow(/must match/);
+  });
+
+  test("forward with padded given reads nothing back and computes what the mask read would", () => {
+    torch.noGrad(() =>
+      torch.scope(() => {
+        const ids = torch.tensor([[11, 22, 33, 44, 55], [500, 600, 700, 0, 0]], { dtype: "int64" });
+        const right = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], { dtype: "int64" });
+        const ones = torch.onesLike(right);
+        const read = torch.countSyncs(() => m.forward({ inputIds: ids, attentionMask: right }).logits!);
+        const told = torch.countSyncs(() => m.forward({ inputIds: ids, attentionMask: right, padded: true }).logits!);
+        expect([read.syncs, told.syncs]).toEqual([1, 0]);
+        expect(maxAbsDiff(told.result, read.result)).toBe(0);
+        const noPad = torch.countSyncs(() => m.forward({ inputIds: ids, attentionMask: ones, padded: false }).logits!);
+        expect(noPad.syncs).toBe(0);
+        expect(maxAbsDiff(noPad.result, m.forward({ inputIds: ids }).logits!)).toBe(0);
+      }),
+    );
+  });
+});
+
 describe("--model tiny", () => {
   test("2 layers, hidden 64, real vocabulary, tied, deterministic by seed; with the Qwen tokenizer", async () => {
     const live = torch.liveTensors();

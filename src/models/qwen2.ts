@@ -317,6 +317,11 @@ export interface Qwen2ModelInput {
   inputsEmbeds?: Tensor | null;
   /** [B, past + T]: 1 for tokens, 0 for padding. */
   attentionMask?: Tensor | null;
+  /**
+   * Whether attentionMask has any 0, when the caller knows it on the host: saves reading the mask back
+   * (a device sync) on every call. Must be true when it does; absent: read from the mask.
+   */
+  padded?: boolean;
   /** [B, T] (or [T]); default from attentionMask (cumsum - 1), else past..past+T-1. */
   positionIds?: Tensor | null;
   pastKeyValues?: KVCache | null;
@@ -370,7 +375,7 @@ export class Qwen2Model extends Module {
     const mask = args.attentionMask ?? null;
     if (mask && (mask.ndim !== 2 || mask.shape[0] !== b || mask.shape[1] !== s))
       throw new TorchError(`attentionMask must be [${b}, ${s}] (batch, cached + new tokens), got [${mask.shape}]`);
-    const padded = mask !== null && !mask.bool().all().item();
+    const padded = mask !== null && (args.padded ?? !mask.bool().all().item());
 
     // Position ids: cumsum(mask) - 1 where masked (1 at padding, as transformers' generate), else arange.
     let pos: Tensor;
@@ -446,8 +451,8 @@ export interface GenerateOptions {
   topP?: number;
   /** > 1 discourages tokens already present (transformers' RepetitionPenaltyLogitsProcessor). */
   repetitionPenalty?: number;
-  /** [B, T] for left-padded batches (1 = token, 0 = padding). */
-  attentionMask?: Tensor | null;
+  /** [B, T] for left-padded batches (1 = token, 0 = padding); host arrays are checked without a device read. */
+  attentionMask?: Tensor | number[][] | null;
   /** Fed to finished rows (default: the first EOS id). Never part of the output. */
   padTokenId?: number;
 }
@@ -616,6 +621,12 @@ export class Qwen2ForCausalLM extends Module {
    * Autoregressive decoding with a KV cache, without gradient, in eval mode (dropout off; the modules'
    * training flags are restored after). Returns each row's new ids, up to and including the first EOS.
    * Batches must be left-padded (attentionMask).
+   *
+   * Few host round trips: finished rows are tracked on the device (and fed padTokenId), the new tokens
+   * come back in one transfer at the end, and "has every row finished?" is read every GENERATE_CHECK_EVERY
+   * steps for the early exit. So a call makes at most ceil(maxNewTokens / 8) + 2 device reads whatever the
+   * batch size (the +2: the final transfer, and a Tensor attentionMask's checks; a host one costs none).
+   * The price: up to 7 steps past the last EOS (which draw from the RNG when sampling).
    */
   generate(inputIds: Tensor | number[][], opts: GenerateOptions = {}): number[][] {
     const maxNew = opts.maxNewTokens ?? 32;
@@ -637,22 +648,24 @@ export class Qwen2ForCausalLM extends Module {
     try {
       return torch.noGrad(() =>
         torch.scope(() => {
-          const ids = inputIds instanceof Tensor ? inputIds.to({ device: this.device, dtype: "int64" }) : torch.tensor(inputIds, { dtype: "int64", device: this.device });
+          const dev = this.device;
+          const ids = inputIds instanceof Tensor ? inputIds.to({ device: dev, dtype: "int64" }) : torch.tensor(inputIds, { dtype: "int64", device: dev });
           if (ids.ndim !== 2) throw new TorchError(`generate: inputIds must be [batch, seq], got [${ids.shape}]`);
           const [b, t0] = ids.shape;
           const out: number[][] = Array.from({ length: b }, () => []);
           if (maxNew === 0 || t0 === 0) return out;
-          let mask: Tensor | null = opts.attentionMask ? opts.attentionMask.to({ device: this.device, dtype: "int64" }) : null;
-          if (mask) {
-            if (mask.shape.join(",") !== ids.shape.join(",")) throw new TorchError(`generate: attentionMask [${mask.shape}] must match inputIds [${ids.shape}]`);
-            if (!mask.select(1, t0 - 1).bool().all().item()) throw new TorchError("generate: batches must be left-padded (every row's last attentionMask entry 1)");
-          }
+          const given = generationMask(opts.attentionMask ?? null, b, t0, dev);
+          const padded = given.padded; // appended columns are 1s: it stays what the prompt's mask says
+          let mask = given.mask;
+          // Without EOS ids no row ever finishes: nothing to track or check.
+          const eosT = eos.size ? torch.tensor([...eos], { dtype: "int64", device: dev }) : null;
+          let finished = eosT ? torch.zeros([b], { dtype: "bool", device: dev }) : null;
+          const steps: Tensor[] = [];
           let seq = ids; // every id so far (repetition penalty)
           let next = ids;
-          const done = Array(b).fill(false);
           for (let step = 0; step < maxNew; step++) {
             const tok = torch.scope(() => {
-              const r = this.forward({ inputIds: next, attentionMask: mask, pastKeyValues: cache, useCache: true, logitsToKeep: 1 });
+              const r = this.forward({ inputIds: next, attentionMask: mask, padded, pastKeyValues: cache, useCache: true, logitsToKeep: 1 });
               let scores = r.logits!.select(1, 0).float(); // [B, V]
               if (penalty !== 1) scores = repetitionPenalty(scores, seq, mask, penalty);
               if (!doSample) return scores.argmax(-1);
@@ -661,17 +674,23 @@ export class Qwen2ForCausalLM extends Module {
               if (topP < 1) scores = topPFilter(scores, topP);
               return torch.multinomial(scores.softmax(-1), 1).squeeze(1);
             });
-            const vals = (tok.tolist() as number[]).map(Number);
-            for (let i = 0; i < b; i++) {
-              if (done[i]) continue;
-              out[i].push(vals[i]);
-              if (eos.has(vals[i])) done[i] = true;
+            // A finished row's later tokens are junk (it reads padding) and are cut on the host at its EOS.
+            steps.push(tok);
+            if (step === maxNew - 1) break;
+            let fed = tok;
+            if (finished && eosT) {
+              finished = finished.logicalOr(tok.unsqueeze(1).eq(eosT).any(1));
+              if ((step + 1) % GENERATE_CHECK_EVERY === 0 && finished.all().item()) break;
+              fed = tok.maskedFill(finished, padId);
             }
-            if (done.every(Boolean) || step === maxNew - 1) break;
-            const fed = done.some(Boolean) ? torch.tensor(vals.map((v, i) => (done[i] ? padId : v)), { dtype: "int64", device: this.device }) : tok;
             next = fed.view(b, 1);
             if (penalty !== 1) seq = torch.cat([seq, next], 1);
-            if (mask) mask = torch.cat([mask, torch.ones([b, 1], { dtype: "int64", device: this.device })], 1);
+            if (mask) mask = torch.cat([mask, torch.ones([b, 1], { dtype: "int64", device: dev })], 1);
+          }
+          const rows = torch.stack(steps, 1).tolist() as number[][]; // the one transfer of the tokens
+          for (let i = 0; i < b; i++) {
+            const end = rows[i].findIndex((t) => eos.has(t));
+            out[i] = end < 0 ? rows[i] : rows[i].slice(0, end + 1);
           }
           return out;
         }),
@@ -681,6 +700,29 @@ export class Qwen2ForCausalLM extends Module {
       for (const [m, tr] of flags) m.training = tr;
     }
   }
+}
+
+/** generate() reads "every row finished?" back from the device once per this many steps. */
+export const GENERATE_CHECK_EVERY = 8;
+
+/**
+ * generate()'s mask on the device and whether it has padding, checked left-padded (every row's last
+ * entry 1). Host arrays are checked on the host; a Tensor costs one device read for both answers.
+ */
+function generationMask(m: Tensor | number[][] | null, b: number, t0: number, dev: Device): { mask: Tensor | null; padded: boolean } {
+  if (m === null) return { mask: null, padded: false };
+  const leftPadded = "generate: batches must be left-padded (every row's last attentionMask entry 1)";
+  if (m instanceof Tensor) {
+    if (m.shape.join(",") !== `${b},${t0}`) throw new TorchError(`generate: attentionMask [${m.shape}] must match inputIds [${b},${t0}]`);
+    const mask = m.to({ device: dev, dtype: "int64" });
+    const on = mask.bool();
+    const [lastAll, all] = (torch.stack([on.select(1, t0 - 1).all(), on.all()]).tolist() as (number | boolean)[]).map(Boolean);
+    if (!lastAll) throw new TorchError(leftPadded);
+    return { mask, padded: !all };
+  }
+  if (m.length !== b || m.some((r) => r.length !== t0)) throw new TorchError(`generate: attentionMask [${m.length},${m[0]?.length ?? 0}] must match inputIds [${b},${t0}]`);
+  if (m.some((r) => r[t0 - 1] === 0)) throw new TorchError(leftPadded);
+  return { mask: torch.tensor(m, { dtype: "int64", device: dev }), padded: m.some((r) => r.includes(0)) };
 }
 
 // ---- logits processors (transformers' semantics) -----------------------------------------------------

@@ -4,7 +4,8 @@
 // test input, then asks for the rule. Hybrid: Qwen first generates a short hint greedily (no gradient);
 // then one forward with gradient over prompt + hint gives the final hidden states, and p is their mean
 // from the end of the test input onward (the question, the assistant header and the hint: the positions
-// that have read the whole task).
+// that have read the whole task). embedBatch does this for many examples at once: one generate call for
+// all hints, one padded forward for all p's, and a number of host reads that does not grow with the batch.
 import type { Grid } from "../arc/types";
 import { type Example, context } from "../arc/examples";
 import type { Qwen2ForCausalLM } from "../models/qwen2";
@@ -47,6 +48,29 @@ export interface PromptResult {
   shown: number;
   dropped: number;
   cached: boolean;
+}
+
+export interface PromptBatch {
+  /** [B, hidden]: row i is example i's p (with gradient when Qwen trains and grad mode is on). */
+  p: Tensor;
+  hints: string[];
+  hintIds: number[][];
+  /** Prompt tokens (without hint), demonstrations shown/dropped, cache hits: per example. */
+  tokens: number[];
+  shown: number[];
+  dropped: number[];
+  cached: boolean[];
+  /** Token positions computed in the padded encoding pass (B x Tmax) and real ones, for the padding share. */
+  paddedTokens: number;
+  realTokens: number;
+}
+
+/** What embedBatch and embed share: per example, its p as a row of `pooled` or a cached tensor. */
+interface Embedded extends Omit<PromptBatch, "p"> {
+  /** [misses, hidden], or null when every example was a cache hit. */
+  pooled: Tensor | null;
+  /** Per example: the cached p, or the index of its row in `pooled`. */
+  source: (Tensor | number)[];
 }
 
 export class HybridPrompter {
@@ -94,37 +118,110 @@ export class HybridPrompter {
 
   /** The hint: up to hintTokens greedy tokens after the prompt, without gradient. */
   hint(ids: number[]): number[] {
-    if (this.config.hintTokens <= 0) return [];
-    const eos = new Set(this.qwen.generationConfig.eosTokenIds);
-    const out = this.qwen.generate([ids], { maxNewTokens: this.config.hintTokens, eosTokenIds: [...eos] })[0];
-    return out.filter((t) => !eos.has(t));
+    return this.hints([ids])[0]!;
   }
 
-  /** p for an example. With `cache` on, the first result (p detached, and its hint) is kept and returned again. */
-  embed(ex: Example): PromptResult {
-    const built = this.build(ex);
-    const key = this.key(ex);
-    if (this.config.cache) {
-      const hit = this.cacheMap.get(key);
-      if (hit) return { p: hit.p, hint: hit.hint, hintIds: hit.hintIds.slice(), tokens: built.ids.length, shown: built.shown, dropped: built.dropped, cached: true };
-    }
-    const hintIds = this.hint(built.ids);
-    const all = [...built.ids, ...hintIds];
-    const p = torch.scope(() => {
-      const ids = torch.tensor([all], { dtype: "int64", device: this.qwen.device });
-      const { hiddenStates } = this.qwen.forward({ inputIds: ids, computeLogits: false });
-      return hiddenStates.select(0, 0).narrow(0, built.queryEnd, all.length - built.queryEnd).mean(0);
+  /** The hints of several prompts in one left-padded generate call (rows stop at their EOS, which is dropped). */
+  private hints(prompts: number[][]): number[][] {
+    if (this.config.hintTokens <= 0 || prompts.length === 0) return prompts.map(() => []);
+    const eos = this.qwen.generationConfig.eosTokenIds;
+    const t = Math.max(...prompts.map((p) => p.length));
+    const padded = prompts.some((p) => p.length < t);
+    // The padding id is never attended to; the mask goes as host arrays so generate reads nothing back for it.
+    const ids = prompts.map((p) => [...Array(t - p.length).fill(0), ...p]);
+    const mask = padded ? prompts.map((p) => [...Array(t - p.length).fill(0), ...Array(p.length).fill(1)]) : null;
+    const out = this.qwen.generate(ids, { maxNewTokens: this.config.hintTokens, eosTokenIds: eos, attentionMask: mask });
+    const stop = new Set(eos);
+    return out.map((o) => o.filter((tok) => !stop.has(tok)));
+  }
+
+  /**
+   * One forward over right-padded sequences (with gradient when grad mode is on); row i is the mean of
+   * the final hidden states over [from[i], seqs[i].length). A causal model needs no mask for right
+   * padding: a real token attends only to earlier positions, all real, at positions 0..len-1 as alone,
+   * so each row equals its unpadded forward. The padded tail's states are junk, weighted 0 (so no
+   * gradient either). Without a mask the forward keeps the plain causal path (fused attention kernels,
+   * no [B, T, T] mask, nothing read back).
+   */
+  private pool(seqs: number[][], from: number[]): Tensor {
+    const t = Math.max(...seqs.map((s) => s.length));
+    const dev = this.qwen.device;
+    return torch.scope(() => {
+      const ids = torch.tensor(seqs.map((s) => [...s, ...Array(t - s.length).fill(0)]), { dtype: "int64", device: dev });
+      const h = this.qwen.forward({ inputIds: ids, computeLogits: false }).hiddenStates; // [B, T, hidden]
+      const w = torch.tensor(seqs.map((s, i) => Array.from({ length: t }, (_, k) => (k >= from[i]! && k < s.length ? 1 : 0))), { device: dev }).to(h.dtype);
+      const n = torch.tensor(seqs.map((s, i) => [s.length - from[i]!]), { dtype: "float32", device: dev });
+      // Masked sum in the hidden dtype (0/1 weights are exact), divided in float32: counts past 256 are not exact in bf16.
+      const sum = h.mul(w.unsqueeze(-1)).sum(1);
+      return sum.float().div(n).to(sum.dtype);
     });
-    const hint = this.tokenizer.decode(hintIds, { skipSpecialTokens: true });
-    if (this.config.cache) this.cacheMap.set(key, { p: torch.keep(p.detach()), hint, hintIds: hintIds.slice() });
+  }
+
+  private compute(examples: Example[]): Embedded {
+    const built = examples.map((ex) => this.build(ex));
+    const keys = examples.map((ex) => this.key(ex));
+    const hits = keys.map((k) => (this.config.cache ? this.cacheMap.get(k) : undefined));
+    const misses = examples.flatMap((_, i) => (hits[i] ? [] : [i]));
+    const missIds = this.hints(misses.map((i) => built[i]!.ids));
+    const seqs = misses.map((i, j) => [...built[i]!.ids, ...missIds[j]!]);
+    const pooled = seqs.length ? this.pool(seqs, misses.map((i) => built[i]!.queryEnd)) : null;
+    const longest = Math.max(0, ...seqs.map((s) => s.length));
+    const res: Embedded = {
+      pooled, source: [], hints: [], hintIds: [], cached: [],
+      tokens: built.map((b) => b.ids.length), shown: built.map((b) => b.shown), dropped: built.map((b) => b.dropped),
+      paddedTokens: seqs.length * longest, realTokens: seqs.reduce((a, s) => a + s.length, 0),
+    };
+    let j = 0;
+    examples.forEach((_, i) => {
+      const hit = hits[i];
+      if (hit) {
+        res.source.push(hit.p);
+        res.hints.push(hit.hint);
+        res.hintIds.push(hit.hintIds.slice());
+        res.cached.push(true);
+        return;
+      }
+      const row = j++;
+      const hintIds = missIds[row]!;
+      const hint = this.tokenizer.decode(hintIds, { skipSpecialTokens: true });
+      // The same example twice in one batch: the first copy is the one kept.
+      if (this.config.cache && !this.cacheMap.has(keys[i]!)) {
+        const p = torch.scope(() => torch.keep(pooled!.select(0, row).detach().clone()));
+        this.cacheMap.set(keys[i]!, { p, hint, hintIds: hintIds.slice() });
+      }
+      res.source.push(row);
+      res.hints.push(hint);
+      res.hintIds.push(hintIds);
+      res.cached.push(false);
+    });
+    return res;
+  }
+
+  /**
+   * p for many examples: one generate call for the hints of the examples not in the cache, then one
+   * forward over them all. With `cache` on, hits come from the cache and only misses are computed.
+   */
+  embedBatch(examples: Example[]): PromptBatch {
+    const { pooled, source, ...rest } = this.compute(examples);
+    let p: Tensor;
+    if (pooled && source.every((s, i) => s === i)) p = pooled; // no hit: the rows are already in order
+    else if (source.length) p = torch.stack(source.map((s) => (typeof s === "number" ? pooled!.select(0, s) : s)));
+    else p = torch.empty([0, this.qwen.hiddenSize], { dtype: this.qwen.dtype, device: this.qwen.device });
+    return { p, ...rest };
+  }
+
+  /** p for an example (embedBatch of one). With `cache` on, a hit returns the cached tensor itself. */
+  embed(ex: Example): PromptResult {
+    const b = this.compute([ex]);
+    const s = b.source[0]!;
     return {
-      p,
-      hint,
-      hintIds,
-      tokens: built.ids.length,
-      shown: built.shown,
-      dropped: built.dropped,
-      cached: false,
+      p: typeof s === "number" ? b.pooled!.select(0, s) : s,
+      hint: b.hints[0]!,
+      hintIds: b.hintIds[0]!,
+      tokens: b.tokens[0]!,
+      shown: b.shown[0]!,
+      dropped: b.dropped[0]!,
+      cached: b.cached[0]!,
     };
   }
 

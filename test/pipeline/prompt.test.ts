@@ -1,11 +1,15 @@
 // HybridPrompter (DESIGN §5.1): the prompt never shows the example's own output; truncation drops whole
 // demonstrations from the end and never the test input; the hint is Qwen's greedy continuation; p is the
 // mean of the hidden states from the test input's end onward, with gradient into Qwen exactly when Qwen
-// trains; the frozen cache. Plus scripts/prompt.ts as a process.
-import { beforeAll, describe, expect, test } from "bun:test";
+// trains; the frozen cache; embedBatch (one generate and one padded forward for many examples, host reads
+// that do not grow with the batch). Plus scripts/prompt.ts as a process.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type Example, type Grid, type Task, context, loadTask, testExamples } from "../../src/arc";
-import { HybridPrompter, INTRO, QUESTION, gridText } from "../../src/pipeline/prompt";
+import { applyLora, loraParameters } from "../../src/models/lora";
+import { Qwen2ForCausalLM } from "../../src/models/qwen2";
+import { HybridPrompter, INTRO, type PrompterConfig, QUESTION, gridText } from "../../src/pipeline/prompt";
+import { QwenTokenizer } from "../../src/tokenizer";
 import { type System, buildSystem } from "../../src/pipeline/system";
 import * as torch from "../../src/torch";
 import { FIXTURE_ARC } from "../helpers/fixtures";
@@ -308,6 +312,175 @@ describe("HybridPrompter: gradient into Qwen", () => {
     expect(torch.liveTensors()).toBe(live);
     torch.scope(() => expect(sys.prompter.embed(ex()).cached).toBe(false));
     sys.prompter.clearCache();
+  });
+});
+
+describe("HybridPrompter: batches (embedBatch)", () => {
+  // Built here from the tiny model and tokenizer (LoRA adapters with dropout 0, lora_B randomised so
+  // lora_A gets gradient too), independent of the system helper.
+  let qwen: Qwen2ForCausalLM;
+  let frozen: Qwen2ForCausalLM;
+  const tok = () => QwenTokenizer.tiny();
+  const prompter = (q: Qwen2ForCausalLM, over: Partial<PrompterConfig> = {}) => new HybridPrompter(q, tok(), { maxPromptTokens: 2048, hintTokens: 4, cache: false, ...over });
+  /** Examples of different prompt lengths: 9x9, 3x3, 2x3 grids and more or fewer demonstrations. */
+  const examples = (): Example[] => [
+    { task: tasks[0]!, index: 0 }, { task: tasks[3]!, index: 1 }, { task: HAND, index: 2 }, { task: tasks[4]!, index: 0 },
+    { task: tasks[1]!, index: 0 }, { task: tasks[2]!, index: 1 }, { task: HAND, index: 0 }, { task: tasks[0]!, index: 2 },
+  ];
+  const list = (t: torch.Tensor) => torch.scope(() => t.detach().float().flatten().tolist() as number[]);
+  /** max |a - b| / max |b|. */
+  const relErr = (a: number[], b: number[]) => {
+    expect(a.length).toBe(b.length);
+    let d = 0;
+    let n = 0;
+    a.forEach((x, i) => {
+      d = Math.max(d, Math.abs(x - b[i]!));
+      n = Math.max(n, Math.abs(b[i]!));
+    });
+    return d / n;
+  };
+
+  beforeAll(() => {
+    qwen = Qwen2ForCausalLM.tiny();
+    applyLora(qwen, { rank: 8, alpha: 16, dropout: 0 });
+    torch.manualSeed(5);
+    torch.noGrad(() => {
+      for (const [n, t] of qwen.namedParameters()) if (n.includes("lora_B")) torch.scope(() => t.normal_(0, 0.05));
+    });
+    frozen = Qwen2ForCausalLM.tiny().freeze();
+  });
+  afterAll(() => {
+    qwen.dispose();
+    frozen.dispose();
+  });
+
+  test("4 examples of different lengths: the hints and p's of embed() one at a time; the padding accounted", () => {
+    const pr = prompter(qwen);
+    const ex = examples().slice(0, 4);
+    const one = ex.map((e) =>
+      torch.scope(() => {
+        const r = pr.embed(e);
+        return { p: list(r.p), hint: r.hint, hintIds: r.hintIds, tokens: r.tokens, shown: r.shown, dropped: r.dropped };
+      }),
+    );
+    torch.scope(() => {
+      const b = pr.embedBatch(ex);
+      expect(new Set(b.tokens).size).toBe(4); // really different lengths: the batch is padded
+      expect(b.p.shape).toEqual([4, 64]);
+      expect(b.p.requiresGrad).toBe(true);
+      expect(b.hintIds).toEqual(one.map((o) => o.hintIds));
+      expect(b.hints).toEqual(one.map((o) => o.hint));
+      expect(b.hintIds.every((h) => h.length === 4)).toBe(true); // the random model does not stop early
+      expect([b.tokens, b.shown, b.dropped, b.cached]).toEqual([one.map((o) => o.tokens), one.map((o) => o.shown), one.map((o) => o.dropped), [false, false, false, false]]);
+      ex.forEach((_, i) => expect(relErr(list(b.p.select(0, i)), one[i]!.p)).toBeLessThan(1e-5));
+      // The encoding pass: prompt + hint per row, padded to the longest.
+      const lens = b.tokens.map((t, i) => t + b.hintIds[i]!.length);
+      expect(b.realTokens).toBe(lens.reduce((a, l) => a + l, 0));
+      expect(b.paddedTokens).toBe(4 * Math.max(...lens));
+      expect(b.paddedTokens).toBeGreaterThan(b.realTokens);
+    });
+  });
+
+  test("gradients into the LoRA adapters from the sum of the 4 p's = the summed per-example gradients", () => {
+    const pr = prompter(qwen, { hintTokens: 2 });
+    const ex = examples().slice(0, 4);
+    const params = loraParameters(qwen);
+    expect(params.length).toBe(2 * 2 * 7);
+    const grads = () => params.map((t) => (t.grad ? list(t.grad) : null));
+    qwen.zeroGrad();
+    torch.scope(() => pr.embedBatch(ex).p.sum().backward());
+    const batched = grads();
+    qwen.zeroGrad();
+    for (const e of ex) torch.scope(() => pr.embed(e).p.sum().backward());
+    const summed = grads();
+    qwen.zeroGrad();
+    params.forEach((_, k) => {
+      const [g, want] = [batched[k]!, summed[k]!];
+      expect(want.some((x) => x !== 0)).toBe(true); // A's and B's gradients both non-zero
+      expect(relErr(g, want)).toBeLessThan(1e-5);
+    });
+  });
+
+  test("embed is embedBatch of one; an empty batch is [0, hidden]", () => {
+    const pr = prompter(qwen);
+    const e = examples()[2]!;
+    torch.scope(() => {
+      const a = pr.embed(e);
+      const b = pr.embedBatch([e]);
+      expect(b.p.shape).toEqual([1, 64]);
+      expect(list(b.p)).toEqual(list(a.p));
+      expect([b.hintIds[0], b.tokens[0], b.paddedTokens]).toEqual([a.hintIds, a.tokens, a.tokens + a.hintIds.length]);
+      expect(b.realTokens).toBe(b.paddedTokens);
+      const none = pr.embedBatch([]);
+      expect(none.p.shape).toEqual([0, 64]);
+      expect([none.hints, none.cached, none.paddedTokens, none.realTokens]).toEqual([[], [], 0, 0]);
+    });
+  });
+
+  test("the host reads of embedBatch do not grow with the batch (B = 1, 4, 8)", () => {
+    for (const hintTokens of [0, 4, 12]) {
+      const pr = prompter(qwen, { hintTokens });
+      const syncs = [1, 4, 8].map((n) => torch.countSyncs(() => torch.scope(() => void pr.embedBatch(examples().slice(0, n)))).syncs);
+      // All of them are generate's: its final transfer and one "all finished?" check per 8 steps.
+      const want = hintTokens === 0 ? 0 : 1 + Math.floor((hintTokens - 1) / 8);
+      expect({ hintTokens, syncs }).toEqual({ hintTokens, syncs: [want, want, want] });
+    }
+  });
+
+  test("cache (frozen Qwen): hits come from the cache, only misses are computed (one batch), in input order", () => {
+    const pr = prompter(frozen, { hintTokens: 3, cache: true });
+    const [a, b, c] = examples();
+    const gens: number[] = [];
+    const pools: number[] = [];
+    const generate = frozen.generate.bind(frozen);
+    const forward = frozen.forward.bind(frozen);
+    frozen.generate = (ids, o) => {
+      gens.push(Array.isArray(ids) ? ids.length : ids.shape[0]!);
+      return generate(ids, o);
+    };
+    frozen.forward = (args) => {
+      if (args.computeLogits === false) pools.push(args.inputIds!.shape[0]!); // the prompter's encoding pass
+      return forward(args);
+    };
+    const live = torch.liveTensors();
+    try {
+      const first = torch.scope(() => {
+        const r = pr.embedBatch([a!, b!]);
+        return { cached: r.cached, p: [list(r.p.select(0, 0)), list(r.p.select(0, 1))], hints: r.hints, requiresGrad: r.p.requiresGrad };
+      });
+      expect(first.cached).toEqual([false, false]);
+      expect(first.requiresGrad).toBe(false);
+      expect([gens, pools]).toEqual([[2], [2]]);
+      expect(torch.liveTensors()).toBe(live + 2); // the cached copies
+      const second = torch.scope(() => {
+        const r = pr.embedBatch([c!, a!, b!]);
+        return { cached: r.cached, p: [0, 1, 2].map((i) => list(r.p.select(0, i))), hints: r.hints, padded: r.paddedTokens, real: r.realTokens, tokens: r.tokens, hintIds: r.hintIds };
+      });
+      expect(second.cached).toEqual([false, true, true]);
+      expect([gens, pools]).toEqual([[2, 1], [2, 1]]); // only c, as a batch of one
+      expect([second.p[1], second.p[2]]).toEqual(first.p);
+      expect([second.hints[1], second.hints[2]]).toEqual(first.hints);
+      expect(second.real).toBe(second.tokens[0]! + second.hintIds[0]!.length); // only c was encoded
+      expect(second.padded).toBe(second.real);
+      const alone = torch.scope(() => list(prompter(frozen, { hintTokens: 3 }).embed(c!).p));
+      expect(relErr(second.p[0]!, alone)).toBeLessThan(1e-5);
+      // Every example a hit: nothing computed, nothing read back from the device.
+      const [g0, p0] = [gens.length, pools.length];
+      const hits = torch.countSyncs(() => torch.scope(() => {
+        const r = pr.embedBatch([b!, c!, a!]);
+        return { cached: r.cached, padded: r.paddedTokens, real: r.realTokens, n: r.p.shape[0] };
+      }));
+      expect(hits.syncs).toBe(0);
+      expect(hits.result).toEqual({ cached: [true, true, true], padded: 0, real: 0, n: 3 });
+      expect([gens.length, pools.length]).toEqual([g0, p0]);
+      expect(torch.liveTensors()).toBe(live + 3);
+      pr.clearCache();
+      expect(torch.liveTensors()).toBe(live);
+    } finally {
+      frozen.generate = generate;
+      frozen.forward = forward;
+      pr.clearCache();
+    }
   });
 });
 
