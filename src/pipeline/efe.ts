@@ -68,7 +68,17 @@ export interface EfeTerms {
   finite: boolean;
 }
 
-export function efeLoss(inp: EfeInputs, cfg: EfeConfig = DEFAULT_EFE): EfeTerms {
+/** The EFE loss as device tensors: `total` to differentiate and `logged`, every logged number in one vector. */
+export interface EfeDevice {
+  total: Tensor;
+  /** [5 + 4T] detached: total, efe, sizeCe, softReward, maskRatio, then risk, ambiguity, complexity, G per step. */
+  logged: Tensor;
+  steps: number;
+  sizeWeight: number;
+}
+
+/** The loss without any host transfer (a batch gathers every example's `logged` into one). */
+export function efeLossDevice(inp: EfeInputs, cfg: EfeConfig = DEFAULT_EFE): EfeDevice {
   // Computed in float32 (float64 when given, for gradient checks), whatever autocast produced.
   const logits = inp.logits.dtype === "float64" ? inp.logits : inp.logits.float();
   const dtype = logits.dtype;
@@ -107,9 +117,13 @@ export function efeLoss(inp: EfeInputs, cfg: EfeConfig = DEFAULT_EFE): EfeTerms 
   const softReward = q.select(0, T - 1).gather(-1, y.unsqueeze(-1)).mean();
   const total = efe.mul(cfg.efeWeight).sub(softReward.mul(cfg.rewardWeight));
 
-  // One transfer for every logged number.
-  const logged = torch.cat([total.view(1), efe.view(1), sizeCe.view(1), softReward.view(1), wrong.mean().view(1), risk, ambiguity, complexity, G]).detach().cpu();
-  const v = logged.tolist() as number[];
+  const logged = torch.cat([total.view(1), efe.view(1), sizeCe.view(1), softReward.view(1), wrong.mean().view(1), risk, ambiguity, complexity, G]).detach();
+  return { total, logged, steps: T, sizeWeight: inp.sizeWeight };
+}
+
+/** EfeTerms from the host copy of `logged` (efeLossDevice's order). */
+export function efeTermsFrom(total: Tensor, v: number[], steps: number, sizeWeight: number): EfeTerms {
+  const T = steps;
   const at = (i: number) => v.slice(5 + i * T, 5 + (i + 1) * T);
   return {
     total,
@@ -122,7 +136,13 @@ export function efeLoss(inp: EfeInputs, cfg: EfeConfig = DEFAULT_EFE): EfeTerms 
     ambiguity: at(1),
     complexity: at(2),
     G: at(3),
-    sizeWeight: inp.sizeWeight,
+    sizeWeight,
     finite: v.every(Number.isFinite),
   };
+}
+
+/** The loss and its logged values (one transfer). */
+export function efeLoss(inp: EfeInputs, cfg: EfeConfig = DEFAULT_EFE): EfeTerms {
+  const d = efeLossDevice(inp, cfg);
+  return efeTermsFrom(d.total, d.logged.tolist() as number[], d.steps, d.sizeWeight);
 }

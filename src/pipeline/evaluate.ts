@@ -6,9 +6,10 @@ import { certainOutputSize } from "../arc/stats";
 import { type Example, context, target as targetOf } from "../arc/examples";
 import type { Grid } from "../arc/types";
 import * as torch from "../torch";
-import { confidence, predictedSize } from "./agent";
+import type { Tensor } from "../torch";
+import { confidences, predictedSizes } from "./agent";
 import { cellAccuracy, exactMatch } from "./reward";
-import { hardPrediction, type StepOptions } from "./step";
+import { type StepOptions, defaultPadShare, lastStepPrediction } from "./step";
 import type { System } from "./system";
 
 export interface ExampleEval {
@@ -49,63 +50,111 @@ export interface EvalSummary {
   seconds: number;
 }
 
-export function evaluateExample(sys: System, ex: Example, opts: Pick<StepOptions, "autocast"> = {}): ExampleEval {
-  const ctx = context(ex);
-  const tgt = targetOf(ex);
-  if (!tgt) throw new RangeError(`${ex.task.id}: example ${ex.index} has no known output to score`);
+/** Options of evaluation: autocast as in training, and examples per batch. */
+export interface EvalOptions extends Pick<StepOptions, "autocast" | "agentPadShare"> {
+  /** Examples per batched pass (default 8); results do not depend on it. */
+  batchSize?: number;
+}
+
+/**
+ * A batch of examples through the same passes as training, without gradient: hints and encodings in one
+ * Qwen batch, both agent passes batched, the policy's mean action plus the memory's bias. Two host
+ * transfers besides the prompt's: the size head's sizes (they decide the attempts' shapes), then every
+ * prediction.
+ */
+export function evaluateBatch(sys: System, examples: Example[], opts: EvalOptions = {}): ExampleEval[] {
+  const targets = examples.map((ex) => {
+    const t = targetOf(ex);
+    if (!t) throw new RangeError(`${ex.task.id}: example ${ex.index} has no known output to score`);
+    return t;
+  });
+  if (examples.length === 0) return [];
+  const queries = examples.map((ex) => context(ex).query);
   const ac = opts.autocast ?? null;
   const run = <T>(fn: () => T): T => (ac ? torch.autocast({ device: ac.device, dtype: ac.dtype }, fn) : fn());
+  const agentOpts = { maxPadShare: opts.agentPadShare ?? defaultPadShare(sys) };
   return torch.scope(() =>
-    torch.noGrad(() =>
-      run(() => {
-        const prompt = sys.prompter.embed(ex);
-        const before = sys.agent.forward(ctx.query, prompt.p);
-        const certain = certainOutputSize(ex.task, ctx.query);
-        const size: [number, number] = certain ?? predictedSize(before);
-        const mem = sys.memory.read(prompt.p);
-        const act = sys.refiner.act(prompt.p, before.pooled, confidence(before), { deterministic: true, memoryBias: mem.bias });
-        const after = sys.agent.forward(ctx.query, prompt.p.add(sys.refiner.delta(act.action)));
-        const sizeAfter: [number, number] = certain ?? predictedSize(after);
-        const a1 = hardPrediction(before.logits, size[0], size[1]);
-        const a2 = hardPrediction(after.logits, sizeAfter[0], sizeAfter[1]);
-        const h = tgt.length;
-        const w = tgt[0].length;
+    torch.noGrad(() => {
+      const { prompt, before, after, hits } = run(() => {
+        const prompt = sys.prompter.embedBatch(examples);
+        const before = sys.agent.forwardBatch(queries, prompt.p, agentOpts);
+        const mem = sys.memory.readBatch(prompt.p);
+        const act = sys.refiner.act(prompt.p, before.pooled, confidences(before), { deterministic: true, memoryBias: mem.bias });
+        const after = sys.agent.forwardBatch(queries, prompt.p.add(sys.refiner.delta(act.action)), agentOpts);
+        return { prompt, before, after, hits: mem.hits };
+      });
+      const B = examples.length;
+      const head = torch.cat([predictedSizes(before), predictedSizes(after), hits.long().view(B, 1)], 1).tolist() as number[][];
+      sys.memory.countReads(head.map((row) => row[4]));
+      const certain = examples.map((ex, i) => certainOutputSize(ex.task, queries[i]));
+      const sizeOf = (i: number, col: number): [number, number] => certain[i] ?? [head[i][col], head[i][col + 1]];
+      // Attempt 1 (before refinement) and 2 (after) at their sizes; both at the target's for cell accuracy.
+      const shapes: [number, number][] = [];
+      const preds: Tensor[] = [];
+      const add = (logits: Tensor, [h, w]: [number, number]) => {
+        shapes.push([h, w]);
+        preds.push(lastStepPrediction(logits, h, w).flatten());
+      };
+      examples.forEach((_, i) => {
+        const t: [number, number] = [targets[i].length, targets[i][0].length];
+        add(before.logits[i], sizeOf(i, 0));
+        add(after.logits[i], sizeOf(i, 2));
+        add(before.logits[i], t);
+        add(after.logits[i], t);
+      });
+      const flat = torch.cat(preds).tolist() as number[];
+      let off = 0;
+      const grids = shapes.map(([h, w]) => {
+        const g = Array.from({ length: h }, (_, r) => flat.slice(off + r * w, off + (r + 1) * w));
+        off += h * w;
+        return g;
+      });
+      return examples.map((ex, i): ExampleEval => {
+        const [a1, a2, atT1, atT2] = grids.slice(4 * i, 4 * i + 4);
+        const tgt = targets[i];
         const firstCorrect = exactMatch(a1, tgt);
         return {
           task: ex.task.id,
           kind: ex.kind ?? "train",
           index: ex.index,
-          input: ctx.query,
+          input: queries[i],
           target: tgt,
-          size,
-          sizeSource: certain ? "task" : "head",
-          attempts: [a1, a2] as [Grid, Grid],
+          size: sizeOf(i, 0),
+          sizeSource: certain[i] ? "task" : "head",
+          attempts: [a1, a2],
           firstCorrect,
           correct: firstCorrect || exactMatch(a2, tgt),
-          cellAccBefore: cellAccuracy(hardPrediction(before.logits, h, w), tgt),
-          cellAccAfter: cellAccuracy(hardPrediction(after.logits, h, w), tgt),
-          hint: prompt.hint,
+          cellAccBefore: cellAccuracy(atT1, tgt),
+          cellAccAfter: cellAccuracy(atT2, tgt),
+          hint: prompt.hints[i],
         };
-      }),
-    ),
+      });
+    }),
   );
+}
+
+/** One example: a batch of one. */
+export function evaluateExample(sys: System, ex: Example, opts: EvalOptions = {}): ExampleEval {
+  return evaluateBatch(sys, [ex], opts)[0];
 }
 
 export function evaluate(
   sys: System,
   examples: Example[],
-  opts: Pick<StepOptions, "autocast"> & { onExample?: (r: ExampleEval, i: number) => void } = {},
+  opts: EvalOptions & { onExample?: (r: ExampleEval, i: number) => void } = {},
 ): { summary: EvalSummary; results: ExampleEval[] } {
   const t0 = performance.now();
   const modes = [sys.qwen, sys.agent, sys.refiner].map((m) => [m, m.training] as const);
   for (const [m] of modes) m.eval();
   const results: ExampleEval[] = [];
   try {
-    examples.forEach((ex, i) => {
-      const r = evaluateExample(sys, ex, opts);
-      results.push(r);
-      opts.onExample?.(r, i);
-    });
+    const size = Math.max(1, opts.batchSize ?? 8);
+    for (let start = 0; start < examples.length; start += size) {
+      for (const r of evaluateBatch(sys, examples.slice(start, start + size), opts)) {
+        opts.onExample?.(r, results.length);
+        results.push(r);
+      }
+    }
   } finally {
     for (const [m, t] of modes) m.train(t);
   }

@@ -44,6 +44,18 @@ export interface MemoryRead {
   slots: number[];
 }
 
+/** A batch read, as device tensors. */
+export interface MemoryBatchRead {
+  /** [B, k]: each row's similarity-weighted mean action, zeros where nothing qualified. */
+  bias: Tensor;
+  /** [B] float32: entries that qualified per row. */
+  hits: Tensor;
+  /** [B, K]: the top-K similarities, highest first, NaN where an entry did not qualify. */
+  similarities: Tensor;
+  /** [B, K] int64: their rows, -1 where an entry did not qualify. */
+  slots: Tensor;
+}
+
 export interface MemoryUpdate {
   written: boolean;
   /** A stored entry was replaced to make room. */
@@ -187,6 +199,41 @@ export class EpisodicMemory {
     );
     if (result.hits > 0) this.counters.hitReads += 1;
     return result;
+  }
+
+  /**
+   * read() for a batch [B, P], on the device: one similarity matmul and one top-k, no host transfer.
+   * Every row reads the memory as it stands now (a batch reads it as at its start, like the weights);
+   * rows without a qualifying entry get a zero bias, which adds nothing to the policy's mean, exactly as
+   * no bias. Call countReads() with the host copy of `hits` once the batch has it.
+   */
+  readBatch(p: Tensor): MemoryBatchRead {
+    const [B, P] = p.shape;
+    if (p.ndim !== 2 || P !== this.keyDim) throw new RangeError(`EpisodicMemory: a batch of p must be [B, ${this.keyDim}], got [${p.shape}]`);
+    const n = this.size;
+    return torch.noGrad(() =>
+      torch.scope((): MemoryBatchRead => {
+        if (n === 0) {
+          const none = torch.zeros([B, 0], { device: this.device });
+          return { bias: torch.zeros([B, this.actionDim], { device: this.device }), hits: torch.zeros([B], { device: this.device }), similarities: none, slots: none.long() };
+        }
+        const v = p.detach().to({ dtype: "float32", device: this.device });
+        const q = v.div(v.norm(2, -1, true).clamp(1e-12)); // [B, P] unit keys
+        const top = q.matmul(this.keys.narrow(0, 0, n).t()).topk(Math.min(this.topK, n), -1); // [B, K]
+        const qualifies = top.values.ge(this.minSimilarity - SIM_EPS);
+        const w = top.values.mul(qualifies.float()); // a non-qualifying entry weighs 0
+        const K = w.shape[1];
+        const picked = this.actions.indexSelect(0, top.indices.flatten()).view(B, K, this.actionDim);
+        const bias = picked.mul(w.unsqueeze(2)).sum(1).div(w.sum(1, true).clamp(1e-30));
+        return { bias, hits: qualifies.float().sum(1), similarities: top.values.maskedFill(qualifies.logicalNot(), Number.NaN), slots: top.indices.maskedFill(qualifies.logicalNot(), -1) };
+      }),
+    );
+  }
+
+  /** The read counters for a batch read (the host copy of readBatch's `hits`). */
+  countReads(hits: number[]): void {
+    this.counters.reads += hits.length;
+    this.counters.hitReads += hits.filter((h) => h > 0).length;
   }
 
   /**

@@ -294,10 +294,21 @@ export class PromptRefiner extends nn.Module {
         const logStd = head.logStd;
         const action = opts.deterministic
           ? mean.detach()
-          : torch.noGrad(() => mean.add(logStd.exp().mul(torch.randn(mean.shape, { dtype: this.dtype, device: this.device }))));
+          : torch.noGrad(() => mean.add(logStd.exp().mul(this.noise(mean.shape))));
         return { action, logProb: gaussianLogProb(action, mean, logStd), entropy: gaussianEntropy(logStd), mean, logStd };
       }),
     );
+  }
+
+  /**
+   * Standard normal noise of the action's shape, drawn one row at a time: a batch of B then takes the
+   * same numbers from the generator as B examples one after another (one [B, k] draw would not, on
+   * CUDA's counter-based generator nor on the CPU's when k is not a multiple of 16).
+   */
+  private noise(shape: number[]): Tensor {
+    const f = { dtype: this.dtype, device: this.device };
+    if (shape.length < 2) return torch.randn(shape, f);
+    return torch.stack(Array.from({ length: shape[0] }, () => torch.randn(shape.slice(1), f)));
   }
 
   /** delta = W_up a with a detached: [P] (or [B, P]); the gradient reaches W_up only. */

@@ -1,22 +1,43 @@
-// One training example end to end, in DESIGN §5's order:
-//   prompt -> agent -> pred_before -> refine -> agent again -> pred_after -> resize -> reward
-//   -> policy loss -> memory -> EFE + reward loss.
-// Returns the losses (the trainer backpropagates and steps the optimizers) and every logged quantity.
+// One training batch end to end, in the pipeline's order, B examples per pass:
+//   prompt (B hints in one generate, one encoding pass) -> agent (one masked pass) -> pred_before
+//   -> memory read + policy (batched) -> agent again with p' -> pred_after -> resize -> EFE + reward loss
+//   -> one host transfer of every logged number -> rewards, policy loss, memory writes in example order.
+// B = 1 is a batch of one. Returns the summed losses (the trainer scales, backpropagates and steps the
+// optimizers) and every logged quantity per example.
+//
+// What a batch shares: every example reads the weights, the policy's reward baseline and the episodic
+// memory as they stand at the batch's start (as minibatch SGD reads the weights); the memory's writes
+// and its EMA threshold are then applied in example order, and the baseline follows each reward in
+// order. So a batch gives each example what a batch of one from the same state gives it.
 import { type Example, context, target as targetOf } from "../arc/examples";
 import type { Grid } from "../arc/types";
 import * as torch from "../torch";
 import type { Tensor } from "../torch";
-import { confidence, predictedSize } from "./agent";
-import { efeLoss } from "./efe";
-import { gridTensor, resizeHard, resizeLogits, toGrid } from "./resize";
+import { type AgentBatchOutput, confidences, predictedSizes } from "./agent";
+import { type EfeDevice, efeLossDevice, efeTermsFrom } from "./efe";
+import { gridTensor, resizeHard, resizeLogits } from "./resize";
 import { type RewardMetrics, reward } from "./reward";
 import type { System } from "./system";
+
+export type Autocast = { device: "cpu" | "cuda"; dtype: torch.DType } | null;
 
 export interface StepOptions {
   /** λ_size for this step (the warm-up schedule). */
   sizeWeight: number;
   /** Run Qwen and the agent under autocast (CUDA float16/bfloat16, or CPU bfloat16). */
-  autocast?: { device: "cpu" | "cuda"; dtype: torch.DType } | null;
+  autocast?: Autocast;
+  /**
+   * Largest share of padded cells in one agent pass (0..1). Default: 1 on CUDA (one pass: launches are
+   * the cost), 0.25 on the CPU (arithmetic is the cost, so very different grid sizes get their own pass).
+   */
+  agentPadShare?: number;
+  /** Wall time of the stages, for benchmarks (the callback synchronises the device if it wants exact times). */
+  timer?: StageTimer;
+}
+
+/** Times named stages: `time("agent", fn)` runs fn and adds its duration to "agent". */
+export interface StageTimer {
+  time<T>(stage: string, fn: () => T): T;
 }
 
 export interface ExampleLogs {
@@ -51,95 +72,199 @@ export interface ExampleLogs {
   finite: boolean;
 }
 
-export interface ExampleResult {
-  /** The main loss (agent, W_up, Qwen's trainable weights); null when non-finite. */
+/** What a batch computed besides the losses: the padding its passes carried. */
+export interface BatchStats {
+  examples: number;
+  /** Prompt + hint tokens encoded, and positions computed in the padded encoding pass. */
+  realTokens: number;
+  paddedTokens: number;
+  /** Grid cells of both agent passes, and cells computed (padding included), and the passes. */
+  cells: number;
+  paddedCells: number;
+  agentPasses: number;
+}
+
+export interface BatchResult {
+  /** Sum of the finite examples' main losses (agent, W_up, Qwen's trainable weights); null when none is finite. */
   loss: Tensor | null;
-  /** The policy's REINFORCE loss (its own optimizer). */
+  /** Sum of the examples' REINFORCE losses (the policy's own optimizer). */
+  policyLoss: Tensor;
+  logs: ExampleLogs[];
+  stats: BatchStats;
+  /** [B, P] the prompt vectors and [B, k] the actions, detached (what the memory was offered). */
+  p: Tensor;
+  actions: Tensor;
+}
+
+export interface ExampleResult {
+  loss: Tensor | null;
   policyLoss: Tensor;
   logs: ExampleLogs;
 }
 
-const maybeAutocast = <T>(ac: StepOptions["autocast"], fn: () => T): T => (ac ? torch.autocast({ device: ac.device, dtype: ac.dtype }, fn) : fn());
+const maybeAutocast = <T>(ac: Autocast | undefined, fn: () => T): T => (ac ? torch.autocast({ device: ac.device, dtype: ac.dtype }, fn) : fn());
+const untimed: StageTimer = { time: (_s, fn) => fn() };
 
-/** The hard prediction of the last refinement step, resized (nearest) to h x w. */
-export function hardPrediction(logits: Tensor, h: number, w: number): Grid {
-  return torch.scope(() => toGrid(resizeHard(logits.select(0, logits.shape[0] - 1).argmax(-1), h, w)));
+export const defaultPadShare = (sys: System): number => (sys.agent.stem.weight.device.startsWith("cuda") ? 1 : 0.25);
+
+/** The hard prediction of the last refinement step [H, W] (int64), resized (nearest) to h x w. */
+export function lastStepPrediction(logits: Tensor, h: number, w: number): Tensor {
+  return resizeHard(logits.select(0, logits.shape[0] - 1).argmax(-1), h, w);
 }
 
-export function trainExample(sys: System, ex: Example, opts: StepOptions): ExampleResult {
-  const ctx = context(ex);
-  const tgt = targetOf(ex);
-  if (!tgt) throw new RangeError(`${ex.task.id}: example ${ex.index} has no output to train on`);
-  const h = tgt.length;
-  const w = tgt[0].length;
-  const ac = opts.autocast ?? null;
+/** The same as a grid (one host transfer). */
+export function hardPrediction(logits: Tensor, h: number, w: number): Grid {
+  return torch.scope(() => lastStepPrediction(logits, h, w).tolist() as Grid);
+}
 
-  // 1. Prompt vector p (gradient into Qwen's trainable weights).
-  const prompt = maybeAutocast(ac, () => sys.prompter.embed(ex));
+/** Rows of a flat host vector as a grid. */
+const gridAt = (v: Float64Array, off: number, h: number, w: number): Grid =>
+  Array.from({ length: h }, (_, i) => Array.from(v.subarray(off + i * w, off + (i + 1) * w)));
+
+/** Everything a batch brings to the host, concatenated as float64 (exact for colours, sizes and float32 values). */
+function gatherToHost(parts: Tensor[]): Float64Array {
+  return torch.scope(() => torch.cat(parts.map((t) => t.flatten().to({ dtype: "float64" }))).data() as Float64Array);
+}
+
+export function trainBatch(sys: System, examples: Example[], opts: StepOptions): BatchResult {
+  const B = examples.length;
+  if (B === 0) throw new RangeError("trainBatch: an empty batch");
+  const targets = examples.map((ex) => {
+    const t = targetOf(ex);
+    if (!t) throw new RangeError(`${ex.task.id}: example ${ex.index} has no output to train on`);
+    return t;
+  });
+  const queries = examples.map((ex) => context(ex).query);
+  const ac = opts.autocast ?? null;
+  const timer = opts.timer ?? untimed;
+  const dev = sys.agent.stem.weight.device;
+  const agentOpts = { maxPadShare: opts.agentPadShare ?? defaultPadShare(sys) };
+
+  // 1. Prompt vectors p [B, P] (gradient into Qwen's trainable weights).
+  const prompt = timer.time("prompt", () => maybeAutocast(ac, () => sys.prompter.embedBatch(examples)));
   const p = prompt.p;
 
   // 2. Agent before refinement: no loss flows through it, so no graph is kept.
-  const before = torch.noGrad(() => maybeAutocast(ac, () => sys.agent.forward(ctx.query, p)));
-  const predBefore = hardPrediction(before.logits, h, w);
-  const rBefore = reward(predBefore, predictedSize(before), tgt, sys.config.rewardWeights);
+  const before: AgentBatchOutput = timer.time("agent", () => torch.noGrad(() => maybeAutocast(ac, () => sys.agent.forwardBatch(queries, p, agentOpts))));
 
   // 3. Refine: the policy acts on [LN(sg p), sg pooled z_T, the agent's confidence] (+ the memory's
   // bias). The confidence stands in for R_before, which evaluation cannot compute (see agent.ts).
-  const mem = sys.memory.read(p);
-  const act = sys.refiner.act(p, before.pooled, confidence(before), { memoryBias: mem.bias });
-  const pRefined = p.add(sys.refiner.delta(act.action));
+  const { mem, act, after } = timer.time("agent", () => {
+    const mem = sys.memory.readBatch(p);
+    const act = sys.refiner.act(p, before.pooled, confidences(before), { memoryBias: mem.bias });
+    const pRefined = p.add(sys.refiner.delta(act.action));
+    // 4. Agent again with p' (the graph the main loss uses).
+    const after: AgentBatchOutput = maybeAutocast(ac, () => sys.agent.forwardBatch(queries, pRefined, agentOpts));
+    return { mem, act, after };
+  });
 
-  // 4. Agent again with p' (the graph the main loss uses).
-  const after = maybeAutocast(ac, () => sys.agent.forward(ctx.query, pRefined));
-  const predAfter = hardPrediction(after.logits, h, w);
-  const [ph, pw] = predictedSize(after);
-  const rAfter = reward(predAfter, [ph, pw], tgt, sys.config.rewardWeights);
+  // 5. EFE + reward loss per example on the after-refinement logits at its target size, and the hard
+  // predictions of both passes at the target size: all on the device, then one transfer.
+  const { terms, host } = timer.time("loss", () => {
+    const terms: EfeDevice[] = targets.map((tgt, i) =>
+      efeLossDevice(
+        {
+          logits: resizeLogits(after.logits[i], tgt.length, tgt[0].length),
+          target: gridTensor(tgt, dev),
+          heightLogits: after.heightLogits.select(0, i),
+          widthLogits: after.widthLogits.select(0, i),
+          sizeWeight: opts.sizeWeight,
+        },
+        sys.config.efe,
+      ),
+    );
+    const hard = (out: AgentBatchOutput) => out.logits.map((l, i) => lastStepPrediction(l, targets[i].length, targets[i][0].length));
+    const host = gatherToHost([...hard(before), ...hard(after), predictedSizes(before), predictedSizes(after), mem.hits, ...terms.map((t) => t.logged)]);
+    return { terms, host };
+  });
 
-  // 5. Policy loss from the improvement; memory keeps what worked.
-  const r = rAfter.R - rBefore.R;
+  // 6. Host side: rewards, the policy loss from the improvement, memory writes in example order.
+  let off = 0;
+  const grids = (): Grid[] =>
+    targets.map((t) => {
+      const g = gridAt(host, off, t.length, t[0].length);
+      off += t.length * t[0].length;
+      return g;
+    });
+  const predBefore = grids();
+  const predAfter = grids();
+  const sizes = (): [number, number][] => Array.from({ length: B }, (_, i) => [host[off + 2 * i], host[off + 2 * i + 1]] as [number, number]);
+  const sizeBefore = sizes();
+  off += 2 * B;
+  const sizeAfter = sizes();
+  off += 2 * B;
+  const hits = Array.from(host.subarray(off, off + B));
+  off += B;
+  const efe = terms.map((t) => {
+    const n = t.logged.numel();
+    const v = Array.from(host.subarray(off, off + n));
+    off += n;
+    return efeTermsFrom(t.total, v, t.steps, t.sizeWeight);
+  });
+  sys.memory.countReads(hits);
+
+  const rw = sys.config.rewardWeights;
+  const rBefore = targets.map((t, i) => reward(predBefore[i], sizeBefore[i], t, rw));
+  const rAfter = targets.map((t, i) => reward(predAfter[i], sizeAfter[i], t, rw));
+  const r = rAfter.map((a, i) => a.R - rBefore[i].R);
+  // refiner.loss averages over the batch; the sum is what B batches of one would backpropagate.
   const pol = sys.refiner.loss(act.logProb, act.entropy, r);
-  const upd = sys.memory.update(p, act.action, rAfter.R, r);
+  const policyLoss = pol.loss.mul(B);
+  const pDetached = p.detach();
+  const updates = examples.map((_, i) => sys.memory.update(pDetached.select(0, i), act.action.select(0, i), rAfter[i].R, r[i]));
 
-  // 6. EFE + reward loss on the after-refinement logits at the target size.
-  const terms = efeLoss(
-    {
-      logits: resizeLogits(after.logits, h, w),
-      target: gridTensor(tgt, sys.agent.stem.weight.device),
-      heightLogits: after.heightLogits,
-      widthLogits: after.widthLogits,
-      sizeWeight: opts.sizeWeight,
-    },
-    sys.config.efe,
-  );
+  const finite = efe.filter((t) => t.finite).map((t) => t.total);
+  const loss = finite.length === 0 ? null : finite.length === 1 ? finite[0] : torch.stack(finite).sum();
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
-  return {
-    loss: terms.finite ? terms.total : null,
-    policyLoss: pol.loss,
-    logs: {
+  const logs: ExampleLogs[] = examples.map((ex, i) => {
+    const t = efe[i];
+    const [h, w] = [targets[i].length, targets[i][0].length];
+    return {
       task: ex.task.id,
       pair: ex.index,
-      loss: terms.loss,
-      efe: terms.efe,
-      risk: mean(terms.risk),
-      ambiguity: mean(terms.ambiguity),
-      complexity: mean(terms.complexity.slice(1)),
-      sizeCe: terms.sizeCe,
-      sizeWeight: terms.sizeWeight,
-      softReward: terms.softReward,
-      maskRatio: terms.maskRatio,
-      before: rBefore,
-      after: rAfter,
-      dAcc: rAfter.acc - rBefore.acc,
-      r,
-      advantage: pol.advantage,
+      loss: t.loss,
+      efe: t.efe,
+      risk: mean(t.risk),
+      ambiguity: mean(t.ambiguity),
+      complexity: mean(t.complexity.slice(1)),
+      sizeCe: t.sizeCe,
+      sizeWeight: t.sizeWeight,
+      softReward: t.softReward,
+      maskRatio: t.maskRatio,
+      before: rBefore[i],
+      after: rAfter[i],
+      dAcc: rAfter[i].acc - rBefore[i].acc,
+      r: r[i],
+      advantage: pol.advantages[i],
       baseline: pol.baseline,
-      sizeError: Math.abs(ph - h) + Math.abs(pw - w),
-      memoryHits: mem.hits,
-      memoryWritten: upd.written,
-      theta: upd.theta,
-      promptTokens: prompt.tokens,
-      hint: prompt.hint,
-      finite: terms.finite,
+      sizeError: Math.abs(sizeAfter[i][0] - h) + Math.abs(sizeAfter[i][1] - w),
+      memoryHits: hits[i],
+      memoryWritten: updates[i].written,
+      theta: updates[i].theta,
+      promptTokens: prompt.tokens[i],
+      hint: prompt.hints[i],
+      finite: t.finite,
+    };
+  });
+  return {
+    loss,
+    policyLoss,
+    logs,
+    p: pDetached,
+    actions: act.action,
+    stats: {
+      examples: B,
+      realTokens: prompt.realTokens,
+      paddedTokens: prompt.paddedTokens,
+      cells: before.cells + after.cells,
+      paddedCells: before.paddedCells + after.paddedCells,
+      agentPasses: before.passes + after.passes,
     },
   };
+}
+
+/** One example: a batch of one. */
+export function trainExample(sys: System, ex: Example, opts: StepOptions): ExampleResult {
+  const r = trainBatch(sys, [ex], opts);
+  return { loss: r.loss, policyLoss: r.policyLoss, logs: r.logs[0] };
 }

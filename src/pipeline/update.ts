@@ -1,0 +1,119 @@
+// One batch's backward passes and one optimizer update, shared by the trainer and bench/train.ts so the
+// benchmark measures the loop users run.
+//
+// A batch runs as one trainBatch pass, or as several when --max_batch_tokens caps the padded prompt
+// tokens of a pass (examples x longest prompt): gradients accumulate over the passes, and each pass
+// reads the memory and the policy's baseline as its own batch would. The optimizer update unscales
+// (GradScaler), clips, steps AdamW and the policy's Adam, and zeroes the gradients: a fixed number of
+// host reads whatever the batch size (the gradient norms and the scaler's inf check).
+import type { Example } from "../arc";
+import * as torch from "../torch";
+import type { Tensor } from "../torch";
+import { type BatchStats, type ExampleLogs, type StageTimer, type StepOptions, trainBatch } from "./step";
+import { type System, qwenTrainable } from "./system";
+
+export interface Optimizers {
+  /** AdamW over the agent + W_up ("agent" group) and Qwen's trainable weights ("qwen" group). */
+  opt: torch.AdamW;
+  /** The policy's own Adam (state norm + MLP). */
+  policyOpt: torch.Adam;
+  scaler: torch.GradScaler;
+  qwenParams: Tensor[];
+  policyParams: Tensor[];
+}
+
+export interface OptimizerSettings {
+  agentLr: number;
+  qwenLr: number;
+  weightDecay: number;
+  /** GradScaler on (CUDA float16 autocast). */
+  scaleLoss: boolean;
+}
+
+export function buildOptimizers(sys: System, s: OptimizerSettings): Optimizers {
+  const qwenParams = qwenTrainable(sys);
+  const groups = [{ name: "agent", params: [...sys.agent.parameters(), ...sys.refiner.upParameters()], lr: s.agentLr }];
+  if (qwenParams.length) groups.push({ name: "qwen", params: qwenParams, lr: s.qwenLr });
+  return {
+    opt: new torch.AdamW(groups, { weightDecay: s.weightDecay }),
+    policyOpt: sys.refiner.optimizer,
+    scaler: new torch.GradScaler({ device: sys.config.device, enabled: s.scaleLoss }),
+    qwenParams,
+    policyParams: sys.refiner.policyParameters(),
+  };
+}
+
+/** Examples in order, cut where a pass's padded prompt tokens would pass `cap` (0: no cap); a pass holds one example at least. */
+export function splitByTokens<T>(items: T[], tokens: number[], cap: number): T[][] {
+  if (cap <= 0) return items.length ? [items] : [];
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let longest = 0;
+  items.forEach((item, i) => {
+    const l = Math.max(longest, tokens[i]);
+    if (cur.length > 0 && (cur.length + 1) * l > cap) {
+      out.push(cur);
+      cur = [];
+      longest = 0;
+    }
+    cur.push(item);
+    longest = Math.max(longest, tokens[i]);
+  });
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+export interface BackwardOptions extends StepOptions {
+  scaler: torch.GradScaler;
+  /** Examples per optimizer update (batch size x accumulation): each example's loss is divided by it. */
+  perUpdate: number;
+  /** --max_batch_tokens (0 = one pass). */
+  maxBatchTokens?: number;
+}
+
+const addStats = (a: BatchStats, b: BatchStats): BatchStats => ({
+  examples: a.examples + b.examples,
+  realTokens: a.realTokens + b.realTokens,
+  paddedTokens: a.paddedTokens + b.paddedTokens,
+  cells: a.cells + b.cells,
+  paddedCells: a.paddedCells + b.paddedCells,
+  agentPasses: a.agentPasses + b.agentPasses,
+});
+export const emptyStats = (): BatchStats => ({ examples: 0, realTokens: 0, paddedTokens: 0, cells: 0, paddedCells: 0, agentPasses: 0 });
+
+const untimed: StageTimer = { time: (_s, fn) => fn() };
+
+/** Forward and backward of a batch (both losses; the main one through the scaler). Gradients accumulate. */
+export function backwardBatch(sys: System, examples: Example[], o: BackwardOptions): { logs: ExampleLogs[]; stats: BatchStats } {
+  const timer = o.timer ?? untimed;
+  const cap = o.maxBatchTokens ?? 0;
+  const passes = cap > 0 ? splitByTokens(examples, examples.map((ex) => sys.prompter.build(ex).ids.length + sys.config.hintTokens), cap) : [examples];
+  const logs: ExampleLogs[] = [];
+  let stats = emptyStats();
+  for (const pass of passes) {
+    torch.scope(() => {
+      const r = trainBatch(sys, pass, o);
+      timer.time("backward", () => {
+        if (r.loss) o.scaler.scale(r.loss.div(o.perUpdate)).backward();
+        r.policyLoss.div(o.perUpdate).backward();
+      });
+      logs.push(...r.logs);
+      stats = addStats(stats, r.stats);
+    });
+  }
+  return { logs, stats };
+}
+
+/** Unscale, clip, step both optimizers, zero the gradients. Returns Qwen's gradient norm (before clipping; 0 when frozen). */
+export function optimizerStep(o: Optimizers, clip: number): { qwenGradNorm: number; stepped: boolean } {
+  o.scaler.unscale_(o.opt);
+  const qwenGradNorm = o.qwenParams.length ? torch.gradNorm(o.qwenParams) : 0;
+  torch.clipGradNorm(o.opt.params(), clip);
+  const stepped = o.scaler.step(o.opt);
+  o.scaler.update();
+  torch.clipGradNorm(o.policyParams, clip);
+  o.policyOpt.step();
+  o.opt.zeroGrad();
+  o.policyOpt.zeroGrad();
+  return { qwenGradNorm, stepped };
+}
