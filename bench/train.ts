@@ -19,7 +19,7 @@ import { DEFAULTS, PRESETS, type TrainConfig } from "../src/pipeline/config";
 import { sizeWeight } from "../src/pipeline/efe";
 import { trainExample } from "../src/pipeline/step";
 import { buildSystem, qwenTrainable } from "../src/pipeline/system";
-import { systemConfig } from "../src/pipeline/trainer";
+import { systemConfig } from "../src/pipeline/run-setup";
 import { QwenTokenizer } from "../src/tokenizer";
 import * as torch from "../src/torch";
 import type { DType, Device } from "../src/torch";

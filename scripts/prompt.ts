@@ -179,31 +179,29 @@ export async function resolveExample(a: StageArgs): Promise<{ ex: Example; where
 /** Builds the system the flags describe (as the trainer does), on the chosen device. */
 export async function buildStageSystem(a: StageArgs) {
   const torch = await import("../src/torch.ts");
-  const { buildSystem, defaultEfe, defaultRewardWeights } = await import("../src/pipeline/system.ts");
+  const { buildSystem } = await import("../src/pipeline/system.ts");
+  const { DEFAULTS } = await import("../src/pipeline/config.ts");
+  const { systemConfig } = await import("../src/pipeline/run-setup.ts");
   const device = a.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : a.device;
   if (device !== "cpu" && !torch.cuda.isAvailable()) throw new UsageError(`--device ${device}: CUDA is not available`);
   torch.manualSeed(a.seed);
-  return buildSystem(
-    {
-      model: a.model,
-      device: device as import("../src/torch.ts").Device,
-      qwenTrain: a.qwenTrain,
-      loraRank: a.loraRank,
-      loraAlpha: a.loraAlpha,
-      loraDropout: 0,
-      maxPromptTokens: a.maxPromptTokens,
-      hintTokens: a.hintTokens,
-      agentChannels: a.agentChannels,
-      agentSteps: a.agentSteps,
-      actionDim: 32,
-      rlLr: a.rlLr,
-      memoryCapacity: a.memoryCapacity,
-      rewardWeights: defaultRewardWeights(),
-      efe: defaultEfe(),
-      seed: a.seed,
-    },
-    { quiet: true },
-  );
+  const cfg: import("../src/pipeline/config.ts").TrainConfig = {
+    ...DEFAULTS,
+    model: a.model,
+    device,
+    qwen_train: a.qwenTrain,
+    lora_rank: a.loraRank,
+    lora_alpha: a.loraAlpha,
+    lora_dropout: 0, // the stage scripts build without LoRA dropout
+    max_prompt_tokens: a.maxPromptTokens,
+    hint_tokens: a.hintTokens,
+    agent_channels: a.agentChannels,
+    agent_steps: a.agentSteps,
+    rl_lr: a.rlLr,
+    memory_capacity: a.memoryCapacity,
+    seed: a.seed,
+  };
+  return buildSystem(systemConfig(cfg), { quiet: true });
 }
 
 /**

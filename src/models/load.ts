@@ -26,14 +26,24 @@ export interface LoadedQwen {
   spec: string;
 }
 
-/** Model and tokenizer for a `--model` value. */
-export async function loadQwen(spec: string = DEFAULT_MODEL, opts: LoadQwenOptions = {}): Promise<LoadedQwen> {
+/**
+ * The one way a Qwen2 is loaded: the model (and the folder it came from) for a `--model` value.
+ * Qwen2ForCausalLM.fromPretrained delegates here; loadQwen adds the tokenizer.
+ */
+export async function loadQwenModel(spec: string = DEFAULT_MODEL, opts: LoadQwenOptions = {}): Promise<{ model: Qwen2ForCausalLM; folder: string | null }> {
   const { device, dtype, seed, ...hub } = opts;
-  if (spec === "tiny") {
-    return { model: Qwen2ForCausalLM.tiny({ seed, device, dtype }), tokenizer: QwenTokenizer.tiny(), folder: null, spec };
-  }
+  if (spec === "tiny") return { model: Qwen2ForCausalLM.tiny({ seed, device, dtype }), folder: null };
   const folder = await resolveModelFolder(spec, hub);
-  const tokenizer = QwenTokenizer.fromFolder(folder);
-  const model = Qwen2ForCausalLM.fromFolder(folder, { device, dtype });
-  return { model, tokenizer, folder, spec };
+  return { model: Qwen2ForCausalLM.fromFolder(folder, { device, dtype }), folder };
+}
+
+/** Model and tokenizer for a `--model` value (what buildSystem and the scripts load). */
+export async function loadQwen(spec: string = DEFAULT_MODEL, opts: LoadQwenOptions = {}): Promise<LoadedQwen> {
+  const { model, folder } = await loadQwenModel(spec, opts);
+  try {
+    return { model, tokenizer: folder === null ? QwenTokenizer.tiny() : QwenTokenizer.fromFolder(folder), folder, spec };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }

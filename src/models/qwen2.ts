@@ -528,14 +528,14 @@ export class Qwen2ForCausalLM extends Module {
   }
 
   /**
-   * A Hub id (from the Hugging Face cache, downloading what is missing), a local folder, or "tiny".
-   * Weights keep the checkpoint's dtype unless `dtype` is given, and go onto `device`.
+   * A Hub id (from the Hugging Face cache, downloading what is missing), a local folder, or "tiny"
+   * (seed 0). Weights keep the checkpoint's dtype unless `dtype` is given, and go onto `device`.
+   * A thin delegate to loadQwenModel (models/load.ts, the one loader; imported lazily, as load.ts
+   * imports this module): use loadQwen there for the tokenizer too.
    */
   static async fromPretrained(idOrPath: string, opts: FromPretrainedOptions = {}): Promise<Qwen2ForCausalLM> {
-    if (idOrPath === "tiny" && !existsSync(idOrPath)) return Qwen2ForCausalLM.tiny({ device: opts.device, dtype: opts.dtype });
-    const { device, dtype, ...hub } = opts;
-    const folder = await resolveModelFolder(idOrPath, hub);
-    return Qwen2ForCausalLM.fromFolder(folder, { device, dtype });
+    const { loadQwenModel } = await import("./load.ts");
+    return (await loadQwenModel(idOrPath, opts)).model;
   }
 
   /**

@@ -7,8 +7,9 @@ import * as torch from "../torch";
 import type { TrainConfig } from "./config";
 import { type EvalSummary, type ExampleEval, evaluate } from "./evaluate";
 import { loadCheckpoint, resolveCheckpoint } from "./persistence";
+import { autocastFor, runExamples, systemConfig, useThreads } from "./run-setup";
 import { buildSystem } from "./system";
-import { autocastFor, restoreSystem, runExamples, systemConfig, useThreads } from "./trainer";
+import { restoreSystem } from "./training-state";
 import { progress } from "../util/progress";
 
 export interface EvalOptions {

@@ -1,7 +1,8 @@
 // The trainable system: every part of DESIGN §5 built from one config, so training, evaluation and
 // the stage scripts construct it the same way.
-import { QwenTokenizer } from "../tokenizer";
-import { Qwen2ForCausalLM } from "../models/qwen2";
+import type { QwenTokenizer } from "../tokenizer";
+import { loadQwen } from "../models/load";
+import type { Qwen2ForCausalLM } from "../models/qwen2";
 import { QWEN2_LORA_TARGETS, applyLora, loraParameters } from "../models/lora";
 import * as torch from "../torch";
 import type { Device, Tensor } from "../torch";
@@ -11,7 +12,6 @@ import { EpisodicMemory } from "./memory";
 import { PromptRefiner } from "./policy";
 import { HybridPrompter } from "./prompt";
 import { DEFAULT_REWARD_WEIGHTS, type RewardWeights } from "./reward";
-import { resolveModelFolder } from "../hub";
 
 export type QwenTrain = "lora" | "full" | "frozen";
 
@@ -62,18 +62,7 @@ export interface BuildOptions {
 
 /** Builds (or loads) every part; module initialisation is seeded so a resumed run rebuilds identically. */
 export async function buildSystem(cfg: SystemConfig, opts: BuildOptions = {}): Promise<System> {
-  let qwen: Qwen2ForCausalLM;
-  let tokenizer: QwenTokenizer;
-  if (opts.qwen) {
-    ({ model: qwen, tokenizer } = opts.qwen);
-  } else if (cfg.model === "tiny") {
-    qwen = Qwen2ForCausalLM.tiny({ seed: cfg.seed, device: cfg.device, dtype: cfg.qwenDtype });
-    tokenizer = QwenTokenizer.tiny();
-  } else {
-    const folder = await resolveModelFolder(cfg.model, { quiet: opts.quiet });
-    qwen = Qwen2ForCausalLM.fromFolder(folder, { device: cfg.device, dtype: cfg.qwenDtype });
-    tokenizer = QwenTokenizer.fromFolder(folder);
-  }
+  const { model: qwen, tokenizer } = opts.qwen ?? (await loadQwen(cfg.model, { device: cfg.device, dtype: cfg.qwenDtype, seed: cfg.seed, quiet: opts.quiet }));
   // Every random initialisation below draws from a generator seeded here, so a resumed run rebuilds
   // the same modules before loading; the caller's RNG stream is restored afterwards.
   const saved = torch.getRngState();

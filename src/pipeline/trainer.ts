@@ -2,12 +2,9 @@
 // gradient accumulation, the RL policy's own optimizer, the episodic memory, logs, validation,
 // checkpoints that survive crashes, and exact resume. Around it: one trainer per run (a lock), checks
 // that fail before any work is spent, and a stop on SIGINT/SIGTERM that checkpoints first.
-import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { ArcDataError, BadTaskFilesError, type Dataset, type Example, epochOrder, loadDataset, splitTasks, testExamples, trainingExamples } from "../arc";
-import { loadLoraStateDict, loraStateDict } from "../models/lora";
+import { ArcDataError, BadTaskFilesError, type Dataset, type Example, epochOrder, loadDataset, splitTasks } from "../arc";
 import * as torch from "../torch";
-import type { Tensor } from "../torch";
 import { releaseFreeMemory } from "../util/malloc";
 import { progress } from "../util/progress";
 import { type BestMetric, type TrainConfig, UsageError } from "./config";
@@ -18,12 +15,14 @@ import {
   checkpointBytes, listCheckpoints, loadCheckpoint, mirrorCheckpoint, pruneCheckpoints, saveCheckpoint, updateBest, verifyCheckpoint,
 } from "./persistence";
 import { checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfig, probeWritable } from "./preflight";
-import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig, trainingStateProblem } from "./resume";
+import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig } from "./resume";
 import { RunMonitor } from "./monitor";
 import { createRun, trimMetrics } from "./runs";
 import { type ExampleLogs, trainExample } from "./step";
+import { autocastFor, runExamples, systemConfig, useThreads } from "./run-setup";
 import { type StopSignal, listenForStop, yieldToSignals } from "./stop";
-import { type System, type SystemConfig, buildSystem, defaultEfe, defaultRewardWeights, qwenTrainable } from "./system";
+import { type System, buildSystem, qwenTrainable } from "./system";
+import { type TrainingParts, captureTrainingState, restoreTrainingState } from "./training-state";
 
 export { RESUMABLE_OVERRIDES } from "./resume";
 
@@ -94,18 +93,6 @@ function windowStats(w: Window) {
   };
 }
 
-/** The autocast scope of a run: CUDA fp16/bf16, CPU bf16 only (a resumed CUDA run on a CPU drops fp16). */
-export function autocastFor(c: TrainConfig): { device: "cpu" | "cuda"; dtype: torch.DType } | null {
-  const cuda = c.device.startsWith("cuda");
-  if (c.amp_dtype === "none" || (!cuda && c.amp_dtype === "fp16")) return null;
-  return { device: cuda ? "cuda" : "cpu", dtype: c.amp_dtype === "fp16" ? "float16" : "bfloat16" };
-}
-
-/** LibTorch's CPU threads: the number asked for, or every core (LibTorch's own default can be 1 in VMs). */
-export function useThreads(n: number): void {
-  torch.setNumThreads(n > 0 ? n : availableParallelism());
-}
-
 /** A number as Python's "%.2e" prints it (2.34e-04), the form DESIGN's log line uses. */
 export function sci(v: number): string {
   const [m, e] = v.toExponential(2).split("e");
@@ -123,64 +110,6 @@ export function batchLine(step: number, s: ReturnType<typeof windowStats>): stri
 
 function metricValue(s: EvalSummary, m: BestMetric): number {
   return { val_exact: s.exactFirst, val_pass2: s.pass2, val_cell_acc: s.cellAcc, accuracy_delta: s.accuracyDelta }[m];
-}
-
-export function systemConfig(c: TrainConfig): SystemConfig {
-  return {
-    model: c.model,
-    device: c.device as torch.Device,
-    qwenTrain: c.qwen_train,
-    loraRank: c.lora_rank,
-    loraAlpha: c.lora_alpha,
-    loraDropout: c.lora_dropout,
-    maxPromptTokens: c.max_prompt_tokens,
-    hintTokens: c.hint_tokens,
-    agentChannels: c.agent_channels,
-    agentSteps: c.agent_steps,
-    actionDim: 32,
-    rlLr: c.rl_lr,
-    memoryCapacity: c.memory_capacity,
-    rewardWeights: defaultRewardWeights(),
-    efe: defaultEfe(),
-    seed: c.seed,
-  };
-}
-
-/** The examples of a run: training pairs of the training tasks, validation from held-out tasks. */
-export function runExamples(ds: Dataset, c: TrainConfig): { train: Example[]; val: Example[] } {
-  const { train, val } = splitTasks(ds.training, c.val_fraction, c.seed);
-  return { train: trainingExamples(train), val: testExamples(val).slice(0, c.val_max) };
-}
-
-// ---- checkpoint contents -------------------------------------------------------------------------
-
-/** Trainable and persistent tensors by checkpoint name: agent.*, refiner.*, and qwen.* (LoRA or full). */
-function modelTensors(sys: System): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
-  for (const [k, t] of Object.entries(sys.agent.stateDict())) out[`agent.${k}`] = t;
-  for (const [k, t] of Object.entries(sys.refiner.stateDict())) out[`refiner.${k}`] = t;
-  if (sys.config.qwenTrain === "lora") for (const [k, t] of Object.entries(loraStateDict(sys.qwen))) out[`qwen.${k}`] = t;
-  if (sys.config.qwenTrain === "full") for (const [k, t] of Object.entries(sys.qwen.stateDict())) out[`qwen.${k}`] = t;
-  return out;
-}
-
-const withPrefix = (rec: Record<string, Tensor>, prefix: string): Record<string, Tensor> =>
-  Object.fromEntries(Object.entries(rec).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
-
-/** Loads a checkpoint's model tensors into a built system (strict: names and shapes must match). */
-export function loadModelTensors(sys: System, model: Record<string, Tensor>): void {
-  sys.agent.loadStateDict(withPrefix(model, "agent."));
-  sys.refiner.loadStateDict(withPrefix(model, "refiner."));
-  const q = withPrefix(model, "qwen.");
-  if (sys.config.qwenTrain === "lora") loadLoraStateDict(sys.qwen, q);
-  if (sys.config.qwenTrain === "full") sys.qwen.loadStateDict(q);
-}
-
-/** Restores the whole system (weights, memory, refiner baseline) from a checkpoint, for evaluation. */
-export function restoreSystem(sys: System, ck: { state: any; tensors: Record<string, Record<string, Tensor>> }): void {
-  loadModelTensors(sys, ck.tensors.model);
-  sys.memory.loadState(ck.tensors.memory ?? {}, ck.state.memory);
-  sys.refiner.loadStateJson(ck.state.refiner);
 }
 
 // ---- the loop ------------------------------------------------------------------------------------
@@ -278,6 +207,7 @@ async function trainRun(
   const cuda = cfg.device.startsWith("cuda");
   const autocast = autocastFor(cfg);
   const scaler = new torch.GradScaler({ device: cfg.device as torch.Device, enabled: cuda && cfg.amp_dtype === "fp16" });
+  const parts: TrainingParts = { config: cfg, sys, opt, policyOpt, scaler };
 
   // Position in training, and the running sums (all restored on resume).
   let step = 0;
@@ -297,19 +227,7 @@ async function trainRun(
         torch.scope(() => {
           // The candidate was hashed when it was verified: no second pass over (possibly GBs of) weights.
           const loaded = loadCheckpoint(ck!.dir, { device: cfg.device as torch.Device, verify: false });
-          const problem = trainingStateProblem(loaded.state);
-          if (problem) throw new Error(problem);
-          const st = loaded.state;
-          if (!loaded.tensors.model || !loaded.tensors.optimizer || !loaded.tensors.rng?.cpu) throw new Error("model, optimizer or rng tensors are missing");
-          loadModelTensors(sys, loaded.tensors.model);
-          opt.loadStateDict({ tensors: withPrefix(loaded.tensors.optimizer, "main."), meta: st.optimizer });
-          policyOpt.loadStateDict({ tensors: withPrefix(loaded.tensors.optimizer, "policy."), meta: st.policyOptimizer });
-          sys.memory.loadState(loaded.tensors.memory ?? {}, st.memory);
-          sys.refiner.loadStateJson(st.refiner);
-          scaler.loadStateDict(st.scaler);
-          torch.setRngState(loaded.tensors.rng.cpu);
-          if (cuda && loaded.tensors.rng.cuda) torch.setRngState(loaded.tensors.rng.cuda, cfg.device as torch.Device);
-          ({ step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation } = st.position);
+          ({ step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation } = restoreTrainingState<Window>(parts, loaded));
         });
         resumeFrom = ck!.dir;
       } catch (e) {
@@ -324,30 +242,9 @@ async function trainRun(
   }
 
   const save = (): string => {
-    const dir = torch.scope(() => {
-      const optState = opt.stateDict();
-      const polState = policyOpt.stateDict();
-      const optimizer: Record<string, Tensor> = {};
-      for (const [k, t] of Object.entries(optState.tensors)) optimizer[`main.${k}`] = t;
-      for (const [k, t] of Object.entries(polState.tensors)) optimizer[`policy.${k}`] = t;
-      const rng: Record<string, Tensor> = { cpu: torch.getRngState() };
-      if (cuda) rng.cuda = torch.getRngState(cfg.device as torch.Device);
-      return saveCheckpoint(run.dir, {
-        step,
-        epoch,
-        tensors: { model: modelTensors(sys), optimizer, memory: sys.memory.stateTensors(), rng },
-        state: {
-          position: { step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation },
-          optimizer: optState.meta,
-          policyOptimizer: polState.meta,
-          scaler: scaler.stateDict(),
-          memory: sys.memory.stateJson(),
-          refiner: sys.refiner.stateJson(),
-          validation: lastValidation,
-          config: cfg,
-        },
-      });
-    });
+    const dir = torch.scope(() =>
+      saveCheckpoint(run.dir, { step, epoch, ...captureTrainingState(parts, { step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation }) }),
+    );
     pruneCheckpoints(run.dir, cfg.keep_last, { protect: [dir] });
     if (cfg.backup_dir) backUp(dir);
     watchDisk(dir);

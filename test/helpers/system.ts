@@ -1,8 +1,12 @@
 // A small full system for CPU tests: the tiny Qwen2, LoRA, a 16-channel agent.
-import { type SystemConfig, defaultEfe, defaultRewardWeights } from "../../src/pipeline/system";
+import { DEFAULTS } from "../../src/pipeline/config";
+import { systemConfig } from "../../src/pipeline/run-setup";
+import type { SystemConfig } from "../../src/pipeline/system";
 
 export const tinySystemConfig = (over: Partial<SystemConfig> = {}): SystemConfig => ({
-  model: "tiny", device: "cpu", qwenTrain: "lora", loraRank: 8, loraAlpha: 16, loraDropout: 0, maxPromptTokens: 2048, hintTokens: 4,
-  agentChannels: 16, agentSteps: 5, actionDim: 32, rlLr: 1e-3, memoryCapacity: 64, rewardWeights: defaultRewardWeights(), efe: defaultEfe(), seed: 0,
+  ...systemConfig({
+    ...DEFAULTS, model: "tiny", device: "cpu", qwen_train: "lora", lora_rank: 8, lora_alpha: 16, lora_dropout: 0, max_prompt_tokens: 2048, hint_tokens: 4,
+    agent_channels: 16, agent_steps: 5, rl_lr: 1e-3, memory_capacity: 64, seed: 0,
+  }),
   ...over,
 });

@@ -1,0 +1,48 @@
+// One job: turning a TrainConfig into what a run builds. The trainer, scripts/eval.ts (report.ts), the
+// stage scripts and the benchmarks all derive the system, the examples, the autocast scope and the CPU
+// threads of a run from its config here, so they cannot drift apart.
+import { availableParallelism } from "node:os";
+import { type Dataset, type Example, splitTasks, testExamples, trainingExamples } from "../arc";
+import * as torch from "../torch";
+import type { TrainConfig } from "./config";
+import { type SystemConfig, defaultEfe, defaultRewardWeights } from "./system";
+
+/** The system a run trains (every SystemConfig is built here, from a TrainConfig). */
+export function systemConfig(c: TrainConfig): SystemConfig {
+  return {
+    model: c.model,
+    device: c.device as torch.Device,
+    qwenTrain: c.qwen_train,
+    loraRank: c.lora_rank,
+    loraAlpha: c.lora_alpha,
+    loraDropout: c.lora_dropout,
+    maxPromptTokens: c.max_prompt_tokens,
+    hintTokens: c.hint_tokens,
+    agentChannels: c.agent_channels,
+    agentSteps: c.agent_steps,
+    actionDim: 32,
+    rlLr: c.rl_lr,
+    memoryCapacity: c.memory_capacity,
+    rewardWeights: defaultRewardWeights(),
+    efe: defaultEfe(),
+    seed: c.seed,
+  };
+}
+
+/** The examples of a run: training pairs of the training tasks, validation from held-out tasks. */
+export function runExamples(ds: Dataset, c: TrainConfig): { train: Example[]; val: Example[] } {
+  const { train, val } = splitTasks(ds.training, c.val_fraction, c.seed);
+  return { train: trainingExamples(train), val: testExamples(val).slice(0, c.val_max) };
+}
+
+/** The autocast scope of a run: CUDA fp16/bf16, CPU bf16 only (a resumed CUDA run on a CPU drops fp16). */
+export function autocastFor(c: TrainConfig): { device: "cpu" | "cuda"; dtype: torch.DType } | null {
+  const cuda = c.device.startsWith("cuda");
+  if (c.amp_dtype === "none" || (!cuda && c.amp_dtype === "fp16")) return null;
+  return { device: cuda ? "cuda" : "cpu", dtype: c.amp_dtype === "fp16" ? "float16" : "bfloat16" };
+}
+
+/** LibTorch's CPU threads: the number asked for, or every core (LibTorch's own default can be 1 in VMs). */
+export function useThreads(n: number): void {
+  torch.setNumThreads(n > 0 ? n : availableParallelism());
+}

@@ -1,0 +1,122 @@
+// A run's training state in a checkpoint, in one place: what save() writes (model tensors by name, both
+// optimizers, the episodic memory, the refiner, the GradScaler, the RNG streams and the position in
+// training) and what a resume or an evaluation reads back. The names of the tensors and the keys of
+// state.json are the checkpoint format (persistence.ts stores them; resume.ts checks them).
+import { loadLoraStateDict, loraStateDict } from "../models/lora";
+import * as torch from "../torch";
+import type { Tensor } from "../torch";
+import type { TrainConfig } from "./config";
+import type { EvalSummary } from "./evaluate";
+import { trainingStateProblem } from "./resume";
+import type { System } from "./system";
+
+/** What a checkpoint's state is taken from and restored into: the run's built parts. */
+export interface TrainingParts {
+  config: TrainConfig;
+  sys: System;
+  opt: Optimizer;
+  policyOpt: Optimizer;
+  scaler: torch.GradScaler;
+}
+
+interface Optimizer {
+  stateDict(): torch.OptimizerState;
+  loadStateDict(sd: torch.OptimizerState): void;
+}
+
+/** Where training stands, and its running sums (the trainer's windows), saved for exact resume. */
+export interface TrainingPosition<W = unknown> {
+  step: number;
+  epoch: number;
+  batchInEpoch: number;
+  window: W;
+  epochWindow: W;
+  lastValidation: EvalSummary | null;
+}
+
+/** A checkpoint as loadCheckpoint returns it (state.json and the tensor files by name). */
+export interface LoadedCheckpoint {
+  state: any;
+  tensors: Record<string, Record<string, Tensor>>;
+}
+
+/** Trainable and persistent tensors by checkpoint name: agent.*, refiner.*, and qwen.* (LoRA or full). */
+export function modelTensors(sys: System): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(sys.agent.stateDict())) out[`agent.${k}`] = t;
+  for (const [k, t] of Object.entries(sys.refiner.stateDict())) out[`refiner.${k}`] = t;
+  if (sys.config.qwenTrain === "lora") for (const [k, t] of Object.entries(loraStateDict(sys.qwen))) out[`qwen.${k}`] = t;
+  if (sys.config.qwenTrain === "full") for (const [k, t] of Object.entries(sys.qwen.stateDict())) out[`qwen.${k}`] = t;
+  return out;
+}
+
+const withPrefix = (rec: Record<string, Tensor>, prefix: string): Record<string, Tensor> =>
+  Object.fromEntries(Object.entries(rec).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+
+/** Loads a checkpoint's model tensors into a built system (strict: names and shapes must match). */
+export function loadModelTensors(sys: System, model: Record<string, Tensor>): void {
+  sys.agent.loadStateDict(withPrefix(model, "agent."));
+  sys.refiner.loadStateDict(withPrefix(model, "refiner."));
+  const q = withPrefix(model, "qwen.");
+  if (sys.config.qwenTrain === "lora") loadLoraStateDict(sys.qwen, q);
+  if (sys.config.qwenTrain === "full") sys.qwen.loadStateDict(q);
+}
+
+/** Restores the whole system (weights, memory, refiner baseline) from a checkpoint, for evaluation. */
+export function restoreSystem(sys: System, ck: LoadedCheckpoint): void {
+  loadModelTensors(sys, ck.tensors.model);
+  sys.memory.loadState(ck.tensors.memory ?? {}, ck.state.memory);
+  sys.refiner.loadStateJson(ck.state.refiner);
+}
+
+/**
+ * The tensor files and state.json of a checkpoint at `position` (call inside a torch.scope: the
+ * optimizer and RNG tensors it gathers are the scope's). Pass both to saveCheckpoint.
+ */
+export function captureTrainingState<W>(p: TrainingParts, position: TrainingPosition<W>): { tensors: Record<string, Record<string, Tensor>>; state: Record<string, unknown> } {
+  const { config: cfg, sys, scaler } = p;
+  const optState = p.opt.stateDict();
+  const polState = p.policyOpt.stateDict();
+  const optimizer: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(optState.tensors)) optimizer[`main.${k}`] = t;
+  for (const [k, t] of Object.entries(polState.tensors)) optimizer[`policy.${k}`] = t;
+  const rng: Record<string, Tensor> = { cpu: torch.getRngState() };
+  if (cfg.device.startsWith("cuda")) rng.cuda = torch.getRngState(cfg.device as torch.Device);
+  const { step, epoch, batchInEpoch, window, epochWindow, lastValidation } = position;
+  return {
+    tensors: { model: modelTensors(sys), optimizer, memory: sys.memory.stateTensors(), rng },
+    state: {
+      position: { step, epoch, batchInEpoch, window, epochWindow, lastValidation },
+      optimizer: optState.meta,
+      policyOptimizer: polState.meta,
+      scaler: scaler.stateDict(),
+      memory: sys.memory.stateJson(),
+      refiner: sys.refiner.stateJson(),
+      validation: lastValidation,
+      config: cfg,
+    },
+  };
+}
+
+/**
+ * Restores every piece of training state from a loaded checkpoint into the run's parts and returns the
+ * saved position. Throws (with the reason) for a checkpoint that is not a complete training state; each
+ * call replaces every piece, so a failed one leaves nothing that a later one keeps.
+ */
+export function restoreTrainingState<W>(p: TrainingParts, loaded: LoadedCheckpoint): TrainingPosition<W> {
+  const { config: cfg, sys } = p;
+  const problem = trainingStateProblem(loaded.state);
+  if (problem) throw new Error(problem);
+  const st = loaded.state;
+  if (!loaded.tensors.model || !loaded.tensors.optimizer || !loaded.tensors.rng?.cpu) throw new Error("model, optimizer or rng tensors are missing");
+  loadModelTensors(sys, loaded.tensors.model);
+  p.opt.loadStateDict({ tensors: withPrefix(loaded.tensors.optimizer, "main."), meta: st.optimizer });
+  p.policyOpt.loadStateDict({ tensors: withPrefix(loaded.tensors.optimizer, "policy."), meta: st.policyOptimizer });
+  sys.memory.loadState(loaded.tensors.memory ?? {}, st.memory);
+  sys.refiner.loadStateJson(st.refiner);
+  p.scaler.loadStateDict(st.scaler);
+  torch.setRngState(loaded.tensors.rng.cpu);
+  if (cfg.device.startsWith("cuda") && loaded.tensors.rng.cuda) torch.setRngState(loaded.tensors.rng.cuda, cfg.device as torch.Device);
+  const { step, epoch, batchInEpoch, window, epochWindow, lastValidation } = st.position;
+  return { step, epoch, batchInEpoch, window, epochWindow, lastValidation };
+}
