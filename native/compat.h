@@ -49,29 +49,71 @@ constexpr bool kHasSdpa = ARC_TORCH_AT_LEAST(2, 1);
 // CPU implementations; before 2.3 they are CUDA-only and the caller takes the same steps by hand.
 constexpr bool kHasCpuAmpKernels = ARC_TORCH_AT_LEAST(2, 3);
 
-inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                       const c10::optional<at::Tensor>& mask, double dropout, bool causal,
-                       c10::optional<double> scale) {
-#if ARC_TORCH_AT_LEAST(2, 1)
-  return at::scaled_dot_product_attention(q, k, v, mask, dropout, causal, scale);
-#else
-  // Plain path, the same math transformers' "eager" attention uses.
-  double s = scale.has_value() ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  auto scores = at::matmul(q, k.transpose(-2, -1)) * s;
-  if (causal) {
-    auto L = q.size(-2), S = k.size(-2);
-    auto keep = at::ones({L, S}, q.options().dtype(at::kBool)).tril(S - L);
-    scores = scores.masked_fill(keep.logical_not(), -std::numeric_limits<double>::infinity());
+// One block of eager attention: q [..., n, d] against the first `keys` keys; `causalDiag` is the
+// diagonal of the causal mask on this block (tril), or nothing for no causal mask.
+inline at::Tensor eagerAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const c10::optional<at::Tensor>& mask,
+                                 double dropout, c10::optional<int64_t> causalDiag, double scale) {
+  auto scores = at::matmul(q, k.transpose(-2, -1));
+  scores.mul_(scale);  // in place: matmul's backward needs its inputs, not its output
+  if (causalDiag.has_value()) {
+    auto keep = at::ones({q.size(-2), k.size(-2)}, q.options().dtype(at::kBool)).tril(*causalDiag);
+    scores.masked_fill_(keep.logical_not(), -std::numeric_limits<double>::infinity());
   }
   if (mask.has_value() && mask->defined()) {
     if (mask->scalar_type() == at::kBool)
-      scores = scores.masked_fill(mask->logical_not(), -std::numeric_limits<double>::infinity());
+      scores.masked_fill_(mask->logical_not(), -std::numeric_limits<double>::infinity());
     else
       scores = scores + *mask;
   }
   auto probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
   if (dropout > 0) probs = at::dropout(probs, dropout, true);
   return at::matmul(probs, v);
+}
+
+inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                       const c10::optional<at::Tensor>& mask, double dropout, bool causal,
+                       c10::optional<double> scale) {
+#if ARC_TORCH_AT_LEAST(2, 1)
+  return at::scaled_dot_product_attention(q, k, v, mask, dropout, causal, scale);
+#else
+  // Plain path, the same math transformers' "eager" attention uses. A large attention runs in blocks:
+  // one batch row and up to kBlock queries at a time, so each [heads, block, keys] score tensor stays in
+  // cache (one [B, H, T, T] tensor of an 8 x 900-token batch is 100 MB, and streaming it through memory
+  // at every elementwise step cost more than the matmuls: 8 rows took 16x one row), and a causal block
+  // reads only the keys it can see.
+  double s = scale.has_value() ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  const int64_t L = q.size(-2), S = k.size(-2);
+  constexpr int64_t kBlock = 256;
+  constexpr int64_t kWhole = int64_t(1) << 20;  // score elements below which one pass is cheapest
+  if (q.dim() != 4 || q.numel() / std::max<int64_t>(q.size(-1), 1) * S <= kWhole)
+    return eagerAttention(q, k, v, mask, dropout, causal ? c10::optional<int64_t>(S - L) : c10::nullopt, s);
+  bool maskDefined = mask.has_value() && mask->defined();
+  std::vector<at::Tensor> rows;
+  for (int64_t b = 0; b < q.size(0); ++b) {
+    auto qb = q.select(0, b), kb = k.select(0, b), vb = v.select(0, b);
+    c10::optional<at::Tensor> mb;
+    if (maskDefined) {
+      auto m = mask->dim() == 4 ? (mask->size(0) == 1 ? mask->select(0, 0) : mask->select(0, b)) : *mask;
+      mb = m;
+    }
+    std::vector<at::Tensor> blocks;
+    for (int64_t q0 = 0; q0 < L; q0 += kBlock) {
+      const int64_t n = std::min(kBlock, L - q0);
+      // Query i (global) sees keys j <= i + S - L under the causal mask: this block needs q0 + n + S - L of them.
+      const int64_t keys = causal ? std::min(S, q0 + n + S - L) : S;
+      c10::optional<at::Tensor> mblock;
+      if (mb) {
+        auto m = *mb;
+        if (m.size(-2) != 1) m = m.narrow(-2, q0, n);
+        if (m.size(-1) != 1) m = m.narrow(-1, 0, keys);
+        mblock = m;
+      }
+      blocks.push_back(eagerAttention(qb.narrow(-2, q0, n), kb.narrow(-2, 0, keys), vb.narrow(-2, 0, keys), mblock, dropout,
+                                      causal ? c10::optional<int64_t>(q0 + S - L) : c10::nullopt, s));
+    }
+    rows.push_back(blocks.size() == 1 ? blocks[0] : at::cat(blocks, -2));
+  }
+  return at::stack(rows, 0);
 #endif
 }
 

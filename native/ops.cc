@@ -36,12 +36,14 @@ OP(randLike, return at::rand_like(a.t(0));)
 OP(emptyLike, return at::empty_like(a.t(0));)
 
 // ---- conversion and copies ----------------------------------------------------------------------
+// A copy from an accelerator to the CPU waits for the device like a host read, so syncCount() counts it.
 OP(to, auto& t = a.t(0); auto dt = a.has(1) ? a.dtype(1) : t.scalar_type();
-   auto dev = a.has(2) ? a.device(2) : t.device(); return t.to(dev, dt, /*non_blocking=*/false, /*copy=*/a.b(3, false));)
+   auto dev = a.has(2) ? a.device(2) : t.device(); if (!t.device().is_cpu() && dev.is_cpu()) arc::countHostRead();
+   return t.to(dev, dt, /*non_blocking=*/false, /*copy=*/a.b(3, false));)
 OP(clone, return a.t(0).clone();)
 OP(detach, return a.t(0).detach();)
 OP(contiguous, return a.t(0).contiguous();)
-OP(copy_, a.t(0).copy_(a.t(1));)
+OP(copy_, if (a.t(0).device().is_cpu() && !a.t(1).device().is_cpu()) arc::countHostRead(); a.t(0).copy_(a.t(1));)
 OP(fill_, a.t(0).fill_(a.s(1));)
 OP(zero_, a.t(0).zero_();)
 OP(uniform_, a.t(0).uniform_(a.d(1), a.d(2));)
