@@ -10,6 +10,8 @@ import type { Grid } from "../arc/types";
 import { type Example, context } from "../arc/examples";
 import type { Qwen2ForCausalLM } from "../models/qwen2";
 import type { QwenTokenizer } from "../tokenizer";
+import { planPasses } from "./passes";
+import { type StageTimer, untimed } from "../util/stage-timer";
 import * as torch from "../torch";
 import type { Tensor } from "../torch";
 
@@ -20,6 +22,11 @@ export interface PrompterConfig {
   hintTokens: number;
   /** Keep p per example (valid only while Qwen does not train). */
   cache: boolean;
+  /**
+   * Largest share of padded positions in one Qwen pass (0..1). Default: 1 on CUDA (one pass per batch),
+   * 0.2 on the CPU, where arithmetic is the cost and attention's grows with the square of the padded length.
+   */
+  maxPadShare?: number;
 }
 
 export const INTRO = "Here is a puzzle. Each example shows an input grid and its output grid (one row per line, one digit per cell, digits are colours). The same rule turns every input into its output.";
@@ -157,19 +164,41 @@ export class HybridPrompter {
     });
   }
 
-  private compute(examples: Example[]): Embedded {
+  private compute(examples: Example[], timer: StageTimer = untimed): Embedded {
     const built = examples.map((ex) => this.build(ex));
     const keys = examples.map((ex) => this.key(ex));
     const hits = keys.map((k) => (this.config.cache ? this.cacheMap.get(k) : undefined));
     const misses = examples.flatMap((_, i) => (hits[i] ? [] : [i]));
-    const missIds = this.hints(misses.map((i) => built[i]!.ids));
-    const seqs = misses.map((i, j) => [...built[i]!.ids, ...missIds[j]!]);
-    const pooled = seqs.length ? this.pool(seqs, misses.map((i) => built[i]!.queryEnd)) : null;
-    const longest = Math.max(0, ...seqs.map((s) => s.length));
+    // Sequences of similar length share a pass (hints and encoding alike); rows come back in miss order.
+    const lengths = misses.map((i) => built[i]!.ids.length);
+    const share = this.config.maxPadShare ?? (this.qwen.device.startsWith("cuda") ? 1 : 0.2);
+    const passes = planPasses(lengths.map((l) => [l, 1] as [number, number]), share).map((p) => p.members);
+    const missIds: number[][] = new Array(misses.length);
+    const seqs: number[][] = new Array(misses.length);
+    const pooledParts: Tensor[] = [];
+    let paddedTokens = 0;
+    for (const members of passes) {
+      const hints = timer.time("hint", () => this.hints(members.map((j) => built[misses[j]!]!.ids)));
+      members.forEach((j, k) => {
+        missIds[j] = hints[k]!;
+        seqs[j] = [...built[misses[j]!]!.ids, ...hints[k]!];
+      });
+      const mine = members.map((j) => seqs[j]!);
+      pooledParts.push(timer.time("encode", () => this.pool(mine, members.map((j) => built[misses[j]!]!.queryEnd))));
+      paddedTokens += mine.length * Math.max(...mine.map((q) => q.length));
+    }
+    const order = passes.flat();
+    let pooled: Tensor | null = null;
+    if (pooledParts.length === 1 && order.every((j, k) => j === k)) pooled = pooledParts[0]!;
+    else if (pooledParts.length) {
+      const rowOf = new Array<number>(order.length);
+      order.forEach((j, k) => (rowOf[j] = k));
+      pooled = torch.cat(pooledParts).indexSelect(0, torch.tensor(rowOf, { dtype: "int64", device: this.qwen.device }));
+    }
     const res: Embedded = {
       pooled, source: [], hints: [], hintIds: [], cached: [],
       tokens: built.map((b) => b.ids.length), shown: built.map((b) => b.shown), dropped: built.map((b) => b.dropped),
-      paddedTokens: seqs.length * longest, realTokens: seqs.reduce((a, s) => a + s.length, 0),
+      paddedTokens, realTokens: seqs.reduce((a, s) => a + s.length, 0),
     };
     let j = 0;
     examples.forEach((_, i) => {
@@ -201,8 +230,8 @@ export class HybridPrompter {
    * p for many examples: one generate call for the hints of the examples not in the cache, then one
    * forward over them all. With `cache` on, hits come from the cache and only misses are computed.
    */
-  embedBatch(examples: Example[]): PromptBatch {
-    const { pooled, source, ...rest } = this.compute(examples);
+  embedBatch(examples: Example[], opts: { timer?: StageTimer } = {}): PromptBatch {
+    const { pooled, source, ...rest } = this.compute(examples, opts.timer);
     let p: Tensor;
     if (pooled && source.every((s, i) => s === i)) p = pooled; // no hit: the rows are already in order
     else if (source.length) p = torch.stack(source.map((s) => (typeof s === "number" ? pooled!.select(0, s) : s)));

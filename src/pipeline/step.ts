@@ -18,6 +18,9 @@ import { type EfeDevice, efeLossDevice, efeTermsFrom } from "./efe";
 import { gridTensor, resizeHard, resizeLogits } from "./resize";
 import { type RewardMetrics, reward } from "./reward";
 import type { System } from "./system";
+import { type StageTimer, untimed } from "../util/stage-timer";
+
+export type { StageTimer } from "../util/stage-timer";
 
 export type Autocast = { device: "cpu" | "cuda"; dtype: torch.DType } | null;
 
@@ -33,11 +36,6 @@ export interface StepOptions {
   agentPadShare?: number;
   /** Wall time of the stages, for benchmarks (the callback synchronises the device if it wants exact times). */
   timer?: StageTimer;
-}
-
-/** Times named stages: `time("agent", fn)` runs fn and adds its duration to "agent". */
-export interface StageTimer {
-  time<T>(stage: string, fn: () => T): T;
 }
 
 export interface ExampleLogs {
@@ -103,7 +101,6 @@ export interface ExampleResult {
 }
 
 const maybeAutocast = <T>(ac: Autocast | undefined, fn: () => T): T => (ac ? torch.autocast({ device: ac.device, dtype: ac.dtype }, fn) : fn());
-const untimed: StageTimer = { time: (_s, fn) => fn() };
 
 export const defaultPadShare = (sys: System): number => (sys.agent.stem.weight.device.startsWith("cuda") ? 1 : 0.25);
 
@@ -141,7 +138,7 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
   const agentOpts = { maxPadShare: opts.agentPadShare ?? defaultPadShare(sys) };
 
   // 1. Prompt vectors p [B, P] (gradient into Qwen's trainable weights).
-  const prompt = timer.time("prompt", () => maybeAutocast(ac, () => sys.prompter.embedBatch(examples)));
+  const prompt = maybeAutocast(ac, () => sys.prompter.embedBatch(examples, { timer }));
   const p = prompt.p;
 
   // 2. Agent before refinement: no loss flows through it, so no graph is kept.

@@ -321,7 +321,8 @@ describe("HybridPrompter: batches (embedBatch)", () => {
   let qwen: Qwen2ForCausalLM;
   let frozen: Qwen2ForCausalLM;
   const tok = () => QwenTokenizer.tiny();
-  const prompter = (q: Qwen2ForCausalLM, over: Partial<PrompterConfig> = {}) => new HybridPrompter(q, tok(), { maxPromptTokens: 2048, hintTokens: 4, cache: false, ...over });
+  // One padded pass per batch (as on CUDA); length buckets are a test of their own below.
+  const prompter = (q: Qwen2ForCausalLM, over: Partial<PrompterConfig> = {}) => new HybridPrompter(q, tok(), { maxPromptTokens: 2048, hintTokens: 4, cache: false, maxPadShare: 1, ...over });
   /** Examples of different prompt lengths: 9x9, 3x3, 2x3 grids and more or fewer demonstrations. */
   const examples = (): Example[] => [
     { task: tasks[0]!, index: 0 }, { task: tasks[3]!, index: 1 }, { task: HAND, index: 2 }, { task: tasks[4]!, index: 0 },
@@ -378,6 +379,21 @@ describe("HybridPrompter: batches (embedBatch)", () => {
       expect(b.realTokens).toBe(lens.reduce((a, l) => a + l, 0));
       expect(b.paddedTokens).toBe(4 * Math.max(...lens));
       expect(b.paddedTokens).toBeGreaterThan(b.realTokens);
+    });
+  });
+
+  test("length buckets (maxPadShare 0: each length its own pass): the same rows in input order, no padding", () => {
+    const ex = examples().slice(0, 4);
+    const whole = torch.scope(() => {
+      const b = prompter(qwen).embedBatch(ex);
+      return { p: list(b.p), hints: b.hints };
+    });
+    torch.scope(() => {
+      const b = prompter(qwen, { maxPadShare: 0 }).embedBatch(ex);
+      expect(b.hints).toEqual(whole.hints);
+      expect(relErr(list(b.p), whole.p)).toBeLessThan(1e-5);
+      expect(b.paddedTokens).toBe(b.realTokens);
+      expect(b.p.requiresGrad).toBe(true);
     });
   });
 
