@@ -1,15 +1,19 @@
-// Training throughput of the whole pipeline (DESIGN §7): batches/s, examples/s and peak memory of the
-// trainer's step (prompt + hint, agent, refinement, EFE + reward loss, backward, AdamW/GradScaler, the
-// policy's Adam, the memory), and the epoch time of ARC-AGI-2's 3232 training pairs extrapolated from
-// the examples measured. One JSON object on stdout.
+// Training throughput of the trainer's own step (src/pipeline/update.ts: trainBatch's passes, backward of
+// both losses, unscale, clip, AdamW/GradScaler, the policy's Adam, the memory): examples/s, ms per
+// example by stage, host transfers per optimizer step, padding shares and peak memory, and the epoch of
+// ARC-AGI-2's 3232 training pairs extrapolated from the examples measured. One JSON object on stdout.
 //
 //   bun bench/train.ts                                        smoke configuration (tiny Qwen, synthetic data) on the CPU
+//   bun bench/train.ts --batch_sizes 1,4,8                    one child process per batch size (its own peak RSS), one JSON
+//   bun bench/train.ts --preset none --batch_sizes 1,4,8      the default configuration (128 channels, 16 hint tokens) on ARC-AGI-2
 //   bun bench/train.ts --device cuda --model qwen-1.5b-random  Qwen2.5-1.5B shapes, random bf16 weights, ARC-AGI-2, DESIGN defaults
 //   bun bench/train.ts --out bench/results/train-cpu-$(date +%F).json
 //
-// The loop is the trainer's (src/pipeline/trainer.ts) without logging, validation and checkpoints:
-// examples in the trainer's data order, λ_size on its schedule, backward of both losses, unscale, clip,
-// step. Examples vary in grid size and prompt length, so the estimate draws them from a shuffled epoch.
+// Examples come in the trainer's data order (a shuffled epoch), so grid sizes and prompt lengths vary as
+// in training. Stage times: on the CPU they come from the timed batches themselves (CPU ops are
+// synchronous); on CUDA from extra --profile_batches with a device sync at each stage boundary, since
+// syncing inside the timed batches would stall the very pipeline being measured.
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -17,12 +21,14 @@ import { epochOrder, loadDataset, trainingExamples } from "../src/arc";
 import { QWEN25_1_5B_CONFIG, Qwen2ForCausalLM } from "../src/models/qwen2";
 import { DEFAULTS, PRESETS, type TrainConfig } from "../src/pipeline/config";
 import { sizeWeight } from "../src/pipeline/efe";
-import { trainExample } from "../src/pipeline/step";
-import { buildSystem, qwenTrainable } from "../src/pipeline/system";
-import { systemConfig } from "../src/pipeline/run-setup";
+import { autocastFor, systemConfig } from "../src/pipeline/run-setup";
+import type { BatchStats } from "../src/pipeline/step";
+import { buildSystem } from "../src/pipeline/system";
+import { backwardBatch, buildOptimizers, emptyStats, optimizerStep } from "../src/pipeline/update";
 import { QwenTokenizer } from "../src/tokenizer";
 import * as torch from "../src/torch";
-import type { DType, Device } from "../src/torch";
+import type { Device } from "../src/torch";
+import { StageClock } from "../src/util/stage-timer";
 import { machine } from "./machine";
 
 /** The original (Python) system's epoch over ARC-AGI-2's training pairs, on an unnamed GPU. */
@@ -37,10 +43,15 @@ const USAGE = `Usage: bun bench/train.ts [options]
   --preset P        smoke (default with --model tiny) or none (DESIGN defaults: 128 channels, 16 hint tokens, 2048 prompt tokens)
   --data SPEC       default: synthetic for the smoke preset, else ${SHARED_ARC2} (or arc-agi-2)
   --batch_size N    examples per batch (default: the preset's / trainer's)
+  --batch_sizes L   a comma list (1,4,8): one child process per size, results in one JSON
+  --max_batch_tokens N  as the trainer's flag (0 = one pass per batch)
   --amp_dtype T     fp16, bf16, none (CUDA; default fp16 like the trainer)
   --qwen_train Q    lora (default), full, frozen
   --warmup N        untimed batches first (default 3 on the CPU, 5 on CUDA)
-  --batches N       timed batches (default 20 on the CPU, 30 on CUDA)
+  --examples N      timed examples (default 48 on the CPU, 240 on CUDA): ceil(N / batch size) batches, the same
+                    examples in the same order at every batch size
+  --batches N       timed batches instead (overrides --examples)
+  --profile_batches N  extra batches with a device sync per stage, for stage times on CUDA (default 5; CPU: 0, the timed batches are timed by stage)
   --threads N       LibTorch CPU threads (default LibTorch's)
   --seed N          seed (default 0)
   --out FILE        also write the JSON to FILE`;
@@ -48,6 +59,7 @@ const USAGE = `Usage: bun bench/train.ts [options]
 const { values: v } = parseArgs({
   options: {
     device: { type: "string" }, model: { type: "string" }, preset: { type: "string" }, data: { type: "string" }, batch_size: { type: "string" },
+    batch_sizes: { type: "string" }, max_batch_tokens: { type: "string" }, profile_batches: { type: "string" }, examples: { type: "string" },
     amp_dtype: { type: "string" }, qwen_train: { type: "string" }, warmup: { type: "string" }, batches: { type: "string" }, threads: { type: "string" },
     seed: { type: "string" }, out: { type: "string" }, help: { type: "boolean", short: "h" },
   },
@@ -65,6 +77,37 @@ const int = (name: string, s: string | undefined, dflt: number, min = 0): number
   if (!/^\d+$/.test(s) || Number(s) < min) fail(`--${name} must be an integer >= ${min}, got "${s}"`);
   return Number(s);
 };
+const writeOut = (result: unknown) => {
+  const json = JSON.stringify(result, null, 1);
+  console.log(json);
+  if (v.out) {
+    mkdirSync(dirname(v.out), { recursive: true });
+    writeFileSync(v.out, `${json}\n`);
+  }
+};
+
+// ---- several batch sizes: one child per size, so each peak RSS is its own -----------------------------
+if (v.batch_sizes) {
+  const sizes = v.batch_sizes.split(",").map((s) => int("batch_sizes", s.trim(), 1, 1));
+  const passOn = process.argv.slice(2).filter((a, i, all) => !["--batch_sizes", "--out"].includes(a) && !["--batch_sizes", "--out"].includes(all[i - 1] ?? ""));
+  const runs: Record<string, unknown>[] = [];
+  for (const b of sizes) {
+    const r = spawnSync(process.execPath, [import.meta.path, ...passOn, "--batch_size", String(b)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 << 20 });
+    if (r.status !== 0 && !r.stdout.trim().startsWith("{")) fail(`batch size ${b}: the child exited with ${r.status}`);
+    runs.push(JSON.parse(r.stdout));
+  }
+  const eps = (r: Record<string, unknown>) => r.examples_per_s as number | null;
+  const base = runs[0];
+  writeOut({
+    bench: "train",
+    batch_sizes: sizes,
+    // examples/s of each batch size over the first's (same process settings, same data order).
+    speedup_vs_first: runs.map((r) => (eps(r) && eps(base) ? eps(r)! / eps(base)! : null)),
+    runs,
+    date: new Date().toISOString(),
+  });
+  process.exit(runs.some((r) => r.error) ? 1 : 0);
+}
 
 const device = (v.device ?? "cpu") as Device;
 if (!/^(cpu|cuda(:\d+)?)$/.test(device)) fail(`--device must be cpu, cuda or cuda:N, got "${device}"`);
@@ -85,14 +128,15 @@ const cfg: TrainConfig = {
   data: v.data ?? defaultData,
   seed: int("seed", v.seed, 0),
   ...(v.batch_size ? { batch_size: int("batch_size", v.batch_size, 1, 1) } : {}),
+  ...(v.max_batch_tokens ? { max_batch_tokens: int("max_batch_tokens", v.max_batch_tokens, 0) } : {}),
   ...(v.amp_dtype ? { amp_dtype: v.amp_dtype as TrainConfig["amp_dtype"] } : {}),
   ...(v.qwen_train ? { qwen_train: v.qwen_train as TrainConfig["qwen_train"] } : {}),
 };
 if (!["fp16", "bf16", "none"].includes(cfg.amp_dtype)) fail(`--amp_dtype must be fp16, bf16 or none`);
 if (!["lora", "full", "frozen"].includes(cfg.qwen_train)) fail(`--qwen_train must be lora, full or frozen`);
-if (!cuda && cfg.amp_dtype === "fp16") cfg.amp_dtype = "none"; // as validateConfig does
 const warmup = int("warmup", v.warmup, cuda ? 5 : 3);
-const batches = int("batches", v.batches, cuda ? 30 : 20, 1);
+const batches = v.batches ? int("batches", v.batches, 1, 1) : Math.ceil(int("examples", v.examples, cuda ? 240 : 48, 1) / cfg.batch_size);
+const profileBatches = int("profile_batches", v.profile_batches, cuda ? 5 : 0);
 
 const mach = machine();
 const sync = () => cuda && torch.cuda.synchronize(devIndex);
@@ -113,62 +157,67 @@ if (modelName === "qwen-1.5b-random") {
   qwen = { model: Qwen2ForCausalLM.fromConfig(QWEN25_1_5B_CONFIG, { dtype: "bfloat16", device, seed: cfg.seed }), tokenizer: QwenTokenizer.tiny() };
 }
 const sys = await buildSystem(systemConfig(cfg), { quiet: true, qwen });
-const qwenParams = qwenTrainable(sys);
-const agentParams = [...sys.agent.parameters(), ...sys.refiner.upParameters()];
-const groups = [{ name: "agent", params: agentParams, lr: cfg.agent_lr }];
-if (qwenParams.length) groups.push({ name: "qwen", params: qwenParams, lr: cfg.qwen_lr });
-const opt = new torch.AdamW(groups, { weightDecay: cfg.weight_decay });
-const policyParams = sys.refiner.policyParameters();
-const autocast = cfg.amp_dtype === "none" ? null : { device: (cuda ? "cuda" : "cpu") as "cpu" | "cuda", dtype: (cfg.amp_dtype === "fp16" ? "float16" : "bfloat16") as DType };
-const scaler = new torch.GradScaler({ device, enabled: cuda && cfg.amp_dtype === "fp16" });
+// The trainer's autocast rule (fp16 autocast only on CUDA; the CPU runs bf16 or none).
+const autocast = autocastFor(cfg);
+const opts = buildOptimizers(sys, { agentLr: cfg.agent_lr, qwenLr: cfg.qwen_lr, weightDecay: cfg.weight_decay, scaleLoss: cuda && cfg.amp_dtype === "fp16" });
 sync();
 const buildS = (performance.now() - tBuild) / 1000;
 const count = (ps: torch.Tensor[]) => ps.reduce((a, p) => a + p.numel(), 0);
 
-// ---- the loop ----------------------------------------------------------------------------------------
+// ---- the loop: the trainer's update ---------------------------------------------------------------------
 const totalBatches = cfg.epochs * Math.ceil(examples.length / cfg.batch_size);
 let cursor = 0;
 let promptTokens = 0;
 let cells = 0;
 let skipped = 0;
+let stats: BatchStats = emptyStats();
+const transfers: number[] = [];
 let oom: string | null = null;
-function batch(step: number, timed: boolean): void {
+const clock = new StageClock(cuda ? sync : undefined);
+
+function batch(step: number, o: { timed: boolean; clock: StageClock | null }): void {
   const lambda = sizeWeight(step, totalBatches);
-  for (let i = 0; i < cfg.batch_size; i++) {
-    const ex = examples[order[cursor++ % order.length]];
-    torch.scope(() => {
-      const r = trainExample(sys, ex, { sizeWeight: lambda, autocast });
-      if (r.loss) scaler.scale(r.loss.div(cfg.batch_size)).backward();
-      r.policyLoss.div(cfg.batch_size).backward();
-      if (timed) {
-        promptTokens += r.logs.promptTokens;
-        cells += ex.kind === "test" ? 0 : ex.task.train[ex.index].output.length * ex.task.train[ex.index].output[0].length;
-        if (!r.logs.finite) skipped++;
-      }
-    });
+  const exs = Array.from({ length: cfg.batch_size }, () => examples[order[cursor++ % order.length]]);
+  const timer = o.clock ?? undefined;
+  const { result, syncs } = torch.countSyncs(() => {
+    const r = backwardBatch(sys, exs, { sizeWeight: lambda, autocast, scaler: opts.scaler, perUpdate: cfg.batch_size, maxBatchTokens: cfg.max_batch_tokens, timer });
+    const run = () => optimizerStep(opts, cfg.clip);
+    if (timer) timer.time("optimizer", run);
+    else run();
+    return r;
+  });
+  if (!o.timed) return;
+  transfers.push(syncs);
+  stats = {
+    examples: stats.examples + result.stats.examples, realTokens: stats.realTokens + result.stats.realTokens, paddedTokens: stats.paddedTokens + result.stats.paddedTokens,
+    cells: stats.cells + result.stats.cells, paddedCells: stats.paddedCells + result.stats.paddedCells, agentPasses: stats.agentPasses + result.stats.agentPasses,
+  };
+  for (const [i, l] of result.logs.entries()) {
+    promptTokens += l.promptTokens;
+    const ex = exs[i];
+    const out = ex.kind === "test" ? null : ex.task.train[ex.index].output;
+    cells += out ? out.length * out[0].length : 0;
+    if (!l.finite) skipped++;
   }
-  scaler.unscale_(opt);
-  if (qwenParams.length) torch.gradNorm(qwenParams);
-  torch.clipGradNorm(opt.params(), cfg.clip);
-  scaler.step(opt);
-  scaler.update();
-  torch.clipGradNorm(policyParams, cfg.clip);
-  sys.refiner.optimizer.step();
-  opt.zeroGrad();
-  sys.refiner.optimizer.zeroGrad();
 }
 
 let seconds = 0;
 let liveBefore = 0;
+let stageMs: Record<string, number> | null = null;
 try {
   if (cuda) torch.cuda.resetPeakMemoryStats(devIndex);
-  for (let s = 0; s < warmup; s++) batch(s, false);
+  for (let s = 0; s < warmup; s++) batch(s, { timed: false, clock: null });
   sync();
+  cursor = 0; // the timed examples are the same at every batch size
   liveBefore = torch.liveTensors();
   const t0 = performance.now();
-  for (let s = 0; s < batches; s++) batch(warmup + s, true);
+  for (let s = 0; s < batches; s++) batch(warmup + s, { timed: true, clock: cuda ? null : clock });
   sync();
   seconds = (performance.now() - t0) / 1000;
+  // On CUDA the stage times come from extra synchronised batches (not counted in the throughput).
+  const profiled = cuda ? profileBatches : batches;
+  if (cuda) for (let s = 0; s < profileBatches; s++) batch(warmup + batches + s, { timed: false, clock });
+  if (profiled > 0) stageMs = Object.fromEntries([...clock.ms].map(([k, ms]) => [k, ms / (profiled * cfg.batch_size)]));
 } catch (e) {
   if (!(e instanceof torch.TorchError && /out of memory/i.test(e.message))) throw e;
   oom = e.message;
@@ -178,13 +227,15 @@ const timedExamples = batches * cfg.batch_size;
 const sPerExample = seconds / timedExamples;
 const mem = cuda ? torch.cuda.memoryStats(devIndex) : null;
 const comparable = cuda && modelName !== "tiny" && presetName === "none" && examples.length === ARC_AGI_2_TRAINING_PAIRS;
-const result = {
+const share = (real: number, padded: number) => (padded > 0 ? 1 - real / padded : 0);
+writeOut({
   bench: "train",
   config: {
-    device, model: modelName, preset: presetName, data: cfg.data, batch_size: cfg.batch_size, qwen_train: cfg.qwen_train, amp_dtype: cfg.amp_dtype,
-    agent_channels: cfg.agent_channels, agent_steps: cfg.agent_steps, hint_tokens: cfg.hint_tokens, max_prompt_tokens: cfg.max_prompt_tokens, lora_rank: cfg.lora_rank,
+    device, model: modelName, preset: presetName, data: cfg.data, batch_size: cfg.batch_size, max_batch_tokens: cfg.max_batch_tokens, qwen_train: cfg.qwen_train,
+    amp_dtype: autocast ? cfg.amp_dtype : "none", agent_channels: cfg.agent_channels, agent_steps: cfg.agent_steps, hint_tokens: cfg.hint_tokens,
+    max_prompt_tokens: cfg.max_prompt_tokens, lora_rank: cfg.lora_rank,
   },
-  params: { qwen: sys.qwen.numParameters(), qwen_trainable: count(qwenParams), agent: count(agentParams), policy: count(policyParams) },
+  params: { qwen: sys.qwen.numParameters(), qwen_trainable: count(opts.qwenParams), agent: count(opts.opt.params()) - count(opts.qwenParams), policy: count(opts.policyParams) },
   warmup_batches: warmup,
   timed_batches: oom ? 0 : batches,
   timed_examples: oom ? 0 : timedExamples,
@@ -192,6 +243,18 @@ const result = {
   batches_per_s: oom ? null : batches / seconds,
   examples_per_s: oom ? null : timedExamples / seconds,
   ms_per_example: oom ? null : sPerExample * 1e3,
+  // Milliseconds per example by stage: hint generation, prompt encoding, agent passes (both, with the
+  // policy and memory read), loss (resize, EFE, the host transfer, rewards, memory writes), backward, optimizer.
+  stage_ms_per_example: oom ? null : stageMs,
+  stage_source: cuda ? `${profileBatches} extra batches, device synchronised at each stage boundary` : "the timed batches",
+  // Device-to-host reads per optimizer update (torch.syncCount): bounded by a constant, whatever the batch size.
+  transfers_per_step: transfers.length ? { mean: transfers.reduce((a, b) => a + b, 0) / transfers.length, max: Math.max(...transfers) } : null,
+  padding: {
+    // Shares of computed positions that were padding: prompt tokens in the encoding pass, grid cells in the agent passes.
+    prompt_tokens_share: share(stats.realTokens, stats.paddedTokens),
+    agent_cells_share: share(stats.cells, stats.paddedCells),
+    agent_passes_per_batch: batches ? stats.agentPasses / batches : 0,
+  },
   mean_prompt_tokens: oom ? null : promptTokens / timedExamples,
   mean_target_cells: oom ? null : cells / timedExamples,
   skipped_nonfinite: skipped,
@@ -217,11 +280,5 @@ const result = {
   error: oom,
   date: new Date().toISOString(),
   machine: mach,
-};
-const json = JSON.stringify(result, null, 1);
-console.log(json);
-if (v.out) {
-  mkdirSync(dirname(v.out), { recursive: true });
-  writeFileSync(v.out, json + "\n");
-}
+});
 process.exit(oom ? 1 : 0);

@@ -14,13 +14,14 @@ const OPTIONS = {
   data: { type: "string" },
   device: { type: "string" },
   max: { type: "string" },
+  batch_size: { type: "string" },
   out: { type: "string" },
   quiet: { type: "boolean", default: false },
   help: { type: "boolean", default: false },
 } as const;
 
 const HELP = `Usage: bun scripts/eval.ts [--checkpoint best|latest|PATH] [--run DIR] [--run_dir runs]
-                         [--split evaluation|training|val] [--data SPEC] [--device cpu|cuda] [--max N] [--out DIR]
+                         [--split evaluation|training|val] [--data SPEC] [--device cpu|cuda] [--max N] [--batch_size N] [--out DIR]
 
   --checkpoint  best (default), latest, or a checkpoint folder
   --run         the run folder (default: the newest run under --run_dir with a checkpoint)
@@ -29,6 +30,7 @@ const HELP = `Usage: bun scripts/eval.ts [--checkpoint best|latest|PATH] [--run 
                 training: the training tasks' test outputs
   --data        data to evaluate on (default: the run's --data)
   --max         evaluate at most N examples
+  --batch_size  examples per batched pass (default 8; results do not depend on it, memory does)
   --out         where eval.json and report.html go (default: <run>/eval/<checkpoint>_<split>)`;
 
 async function main(argv: string[]): Promise<number> {
@@ -53,7 +55,9 @@ async function main(argv: string[]): Promise<number> {
   if (!["evaluation", "training", "val"].includes(split)) return usage(`--split must be evaluation, training or val, got "${split}"`);
   const max = values.max === undefined ? 0 : parseInteger(values.max as string);
   if (max === null || max < 0) return usage(`--max must be a non-negative integer, got "${values.max}"`);
-  for (const k of ["checkpoint", "run", "run_dir", "data", "out"] as const)
+  const batchSize = values.batch_size === undefined ? 8 : parseInteger(values.batch_size as string);
+  if (batchSize === null || batchSize < 1) return usage(`--batch_size must be a positive integer, got "${values.batch_size}"`);
+  for (const k of ["checkpoint", "run", "run_dir", "data", "out", "batch_size"] as const)
     if (values[k] === "") return usage(`--${k} was given an empty value (an unset shell variable?)`);
   // The device is checked before any checkpoint or model loads (asking about CUDA loads LibTorch only).
   const device = values.device as string | undefined;
@@ -76,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
       data: values.data as string | undefined,
       device,
       max,
+      batchSize,
       out: values.out as string | undefined,
       quiet: values.quiet === true,
     });

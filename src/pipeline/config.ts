@@ -25,6 +25,7 @@ export interface TrainConfig {
   seed: number;
   run_dir: string;
   batch_size: number;
+  max_batch_tokens: number;
   grad_accum: number;
   ckpt_every: number;
   keep_last: number;
@@ -75,7 +76,8 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   data: { type: "string", kind: "string", help: "a folder (training/ + evaluation/), a task file, arc-agi-1, arc-agi-2 or synthetic" },
   seed: { type: "string", kind: "int", min: 0, max: Number.MAX_SAFE_INTEGER, help: "seed of initialisation, data order and sampling" },
   run_dir: { type: "string", kind: "string", help: "where run folders (arc_YYYYMMDD_HHMMSS) go" },
-  batch_size: { type: "string", kind: "int", min: 1, help: "examples per batch" },
+  batch_size: { type: "string", kind: "int", min: 1, help: "examples per batch (one Qwen pass, one agent pass)" },
+  max_batch_tokens: { type: "string", kind: "int", min: 0, help: "cap on a pass's padded prompt tokens (examples x longest prompt): a batch over it runs as several passes, gradients accumulated (0 = no cap)" },
   grad_accum: { type: "string", kind: "int", min: 1, help: "batches per optimizer step" },
   ckpt_every: { type: "string", kind: "int", min: 1, help: "checkpoint every N batches (and at each epoch's end)" },
   keep_last: { type: "string", kind: "int", min: 1, help: "step checkpoints kept (best/ is kept apart)" },
@@ -117,6 +119,7 @@ export const DEFAULTS: TrainConfig = {
   seed: 0,
   run_dir: "runs",
   batch_size: 4,
+  max_batch_tokens: 0,
   grad_accum: 1,
   ckpt_every: 50,
   keep_last: 5,

@@ -20,6 +20,8 @@ export interface EvalOptions {
   data?: string;
   device?: string;
   max: number;
+  /** Examples per batched pass (default 8). */
+  batchSize?: number;
   out?: string;
   quiet?: boolean;
   log?: (line: string) => void;
@@ -56,7 +58,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   const autocast = autocastFor(cfg);
   log(`evaluating ${ck.dir} (step ${ck.manifest.step}) on ${examples.length} ${o.split} examples of ${cfg.data}`);
   const bar = progress(examples.length, { label: "eval", quiet: o.quiet });
-  const { summary, results } = evaluate(sys, examples, { autocast, onExample: (_, i) => bar.update(i + 1) });
+  const { summary, results } = evaluate(sys, examples, { autocast, batchSize: o.batchSize, onExample: (_, i) => bar.update(i + 1) });
   bar.stop();
 
   log(taskTable(results));

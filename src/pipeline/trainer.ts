@@ -18,10 +18,11 @@ import { checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfi
 import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig } from "./resume";
 import { RunMonitor } from "./monitor";
 import { createRun, trimMetrics } from "./runs";
-import { type ExampleLogs, trainExample } from "./step";
+import type { ExampleLogs } from "./step";
 import { autocastFor, runExamples, systemConfig, useThreads } from "./run-setup";
+import { type BackwardOptions, backwardBatch, buildOptimizers, optimizerStep } from "./update";
 import { type StopSignal, listenForStop, yieldToSignals } from "./stop";
-import { type System, buildSystem, qwenTrainable } from "./system";
+import { type System, buildSystem } from "./system";
 import { type TrainingParts, captureTrainingState, restoreTrainingState } from "./training-state";
 
 export { RESUMABLE_OVERRIDES } from "./resume";
@@ -197,16 +198,9 @@ async function trainRun(
 
   const sys = await buildSystem(systemConfig(cfg), { quiet: cfg.quiet });
   const run = openRun();
-  const qwenParams = qwenTrainable(sys);
-  const agentParams = [...sys.agent.parameters(), ...sys.refiner.upParameters()];
-  const groups = [{ name: "agent", params: agentParams, lr: cfg.agent_lr }];
-  if (qwenParams.length) groups.push({ name: "qwen", params: qwenParams, lr: cfg.qwen_lr });
-  const opt = new torch.AdamW(groups, { weightDecay: cfg.weight_decay });
-  const policyOpt = sys.refiner.optimizer;
-  const policyParams = sys.refiner.policyParameters();
-  const cuda = cfg.device.startsWith("cuda");
+  const optimizers = buildOptimizers(sys, { agentLr: cfg.agent_lr, qwenLr: cfg.qwen_lr, weightDecay: cfg.weight_decay, scaleLoss: cfg.device.startsWith("cuda") && cfg.amp_dtype === "fp16" });
+  const { opt, policyOpt, scaler } = optimizers;
   const autocast = autocastFor(cfg);
-  const scaler = new torch.GradScaler({ device: cfg.device as torch.Device, enabled: cuda && cfg.amp_dtype === "fp16" });
   const parts: TrainingParts = { config: cfg, sys, opt, policyOpt, scaler };
 
   // Position in training, and the running sums (all restored on resume).
@@ -280,7 +274,7 @@ async function trainRun(
 
   const validate = (): EvalSummary | null => {
     if (valEx.length === 0) return null;
-    const { summary: s, results } = evaluate(sys, valEx, { autocast });
+    const { summary: s, results } = evaluate(sys, valEx, { autocast, batchSize: cfg.batch_size });
     io.out(`Val Accuracy: ${s.exactFirst.toFixed(4)} (${s.exactFirstCount}/${s.examples}) | pass@2: ${s.pass2.toFixed(4)} (${s.pass2Count}/${s.examples}) | cell acc: ${s.cellAcc.toFixed(4)} | accuracy delta: ${s.accuracyDelta >= 0 ? "+" : ""}${s.accuracyDelta.toFixed(4)} | ${s.seconds.toFixed(1)} s`);
     monitor.log({ type: "val", step, epochs_done: epoch, ...s });
     monitor.validated(step, results, s.seconds);
@@ -330,11 +324,11 @@ async function trainRun(
         }
         const lambda = sizeWeight(step, totalBatches);
         const batch = order.slice(batchInEpoch * cfg.batch_size, (batchInEpoch + 1) * cfg.batch_size).map((i) => trainEx[i]);
-        for (const ex of batch) {
-          const logs = runExample(sys, ex, step + 1, lambda, autocast, scaler, perUpdate, io);
-          addExample(win, logs);
-          addExample(ep, logs);
-          monitor.example(logs);
+        const { logs } = runBatch(sys, batch, { step: step + 1, sizeWeight: lambda, autocast, scaler, perUpdate, maxBatchTokens: cfg.max_batch_tokens ?? 0 }, io);
+        for (const l of logs) {
+          addExample(win, l);
+          addExample(ep, l);
+          monitor.example(l);
         }
         for (const w of [win, ep]) {
           w.batches++;
@@ -346,15 +340,7 @@ async function trainRun(
         // Optimizer steps at accumulation boundaries and at the end of an epoch.
         const boundary = step % cfg.grad_accum === 0 || batchInEpoch === batchesPerEpoch;
         if (boundary) {
-          scaler.unscale_(opt);
-          const qn = qwenParams.length ? torch.gradNorm(qwenParams) : 0;
-          torch.clipGradNorm(opt.params(), cfg.clip);
-          scaler.step(opt);
-          scaler.update();
-          torch.clipGradNorm(policyParams, cfg.clip);
-          policyOpt.step();
-          opt.zeroGrad();
-          policyOpt.zeroGrad();
+          const qn = optimizerStep(optimizers, cfg.clip).qwenGradNorm;
           for (const w of [win, ep]) {
             w.qwenGrad += qn;
             w.optSteps++;
@@ -406,31 +392,21 @@ async function trainRun(
   return { runDir: run.dir, step, lastCheckpoint, stopped, signal, lastValidation };
 }
 
-/** One example: forward, backward of both losses (scaled for accumulation), logs. */
-function runExample(
-  sys: System,
-  ex: Example,
-  step: number,
-  lambda: number,
-  autocast: { device: "cpu" | "cuda"; dtype: torch.DType } | null,
-  scaler: torch.GradScaler,
-  perUpdate: number,
-  io: TrainIO,
-): ExampleLogs {
+/** One batch: forward and backward of both losses (as several passes under --max_batch_tokens), logs. */
+function runBatch(sys: System, batch: Example[], o: BackwardOptions & { step: number }, io: TrainIO): ReturnType<typeof backwardBatch> {
   try {
-    return torch.scope(() => {
-      const r = trainExample(sys, ex, { sizeWeight: lambda, autocast });
-      if (r.loss) scaler.scale(r.loss.div(perUpdate)).backward();
-      r.policyLoss.div(perUpdate).backward();
-      return r.logs;
-    });
+    return backwardBatch(sys, batch, o);
   } catch (e) {
     if (e instanceof torch.TorchError && /out of memory/i.test(e.message)) {
-      const q = ex.task.train[ex.index]?.input ?? ex.task.test[ex.index]?.input;
-      const tokens = sys.prompter.build(ex).ids.length + sys.config.hintTokens;
+      const tokens = batch.map((ex) => sys.prompter.build(ex).ids.length + sys.config.hintTokens);
+      const grids = batch.map((ex) => {
+        const q = ex.task.train[ex.index]?.input ?? ex.task.test[ex.index]?.input;
+        return `${q?.length}x${q?.[0]?.length}`;
+      });
       io.err(
-        `CUDA out of memory at batch ${step} (task ${ex.task.id} pair ${ex.index}: sequence of ${tokens} tokens, grid ${q?.length}x${q?.[0]?.length}). ` +
-          "Shrink memory with --max_prompt_tokens (e.g. 1024), --qwen_train lora, or a smaller --batch_size; the last checkpoint is intact: continue with --resume.",
+        `CUDA out of memory at batch ${o.step} (${batch.length} examples: tasks ${batch.map((ex) => `${ex.task.id}#${ex.index}`).join(", ")}; ` +
+          `sequences of up to ${Math.max(...tokens)} tokens, grids ${grids.join(", ")}). ` +
+          "Shrink memory with --max_batch_tokens (e.g. 4096), --max_prompt_tokens (e.g. 1024), --qwen_train lora, or a smaller --batch_size in a new run; the last checkpoint is intact.",
       );
     }
     throw e;

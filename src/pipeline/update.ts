@@ -9,7 +9,8 @@
 import type { Example } from "../arc";
 import * as torch from "../torch";
 import type { Tensor } from "../torch";
-import { type BatchStats, type ExampleLogs, type StageTimer, type StepOptions, trainBatch } from "./step";
+import { untimed } from "../util/stage-timer";
+import { type BatchStats, type ExampleLogs, type StepOptions, trainBatch } from "./step";
 import { type System, qwenTrainable } from "./system";
 
 export interface Optimizers {
@@ -80,8 +81,6 @@ const addStats = (a: BatchStats, b: BatchStats): BatchStats => ({
   agentPasses: a.agentPasses + b.agentPasses,
 });
 export const emptyStats = (): BatchStats => ({ examples: 0, realTokens: 0, paddedTokens: 0, cells: 0, paddedCells: 0, agentPasses: 0 });
-
-const untimed: StageTimer = { time: (_s, fn) => fn() };
 
 /** Forward and backward of a batch (both losses; the main one through the scaler). Gradients accumulate. */
 export function backwardBatch(sys: System, examples: Example[], o: BackwardOptions): { logs: ExampleLogs[]; stats: BatchStats } {

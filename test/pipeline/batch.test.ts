@@ -101,10 +101,12 @@ beforeAll(async () => {
 });
 
 describe("trainBatch", () => {
-  test("a batch of 4 equals 4 batches of one from the same state: losses, logs, gradients, memory, baseline", () => {
+  // Share 1: one padded Qwen pass and one agent pass; 0: every length and grid size in its own pass.
+  test.each([1, 0])("a batch of 4 equals 4 batches of one from the same state: losses, logs, gradients, memory, baseline (padding share %p)", (share) => {
     torch.scope(() => {
       const s0 = snapshot();
-      const opts = { sizeWeight: 0.8 };
+      sys.prompter.config.maxPadShare = share;
+      const opts = { sizeWeight: 0.8, agentPadShare: share };
 
       // The batch.
       zeroGrad();
@@ -154,6 +156,7 @@ describe("trainBatch", () => {
 
   test("the batch's padding is accounted: real tokens and cells at most what the padded passes computed", () => {
     torch.scope(() => {
+      sys.prompter.config.maxPadShare = 1;
       const r = torch.noGrad(() => trainBatch(sys, examples, { sizeWeight: 1, agentPadShare: 1 }));
       const s = r.stats;
       expect(s.examples).toBe(4);
@@ -173,6 +176,7 @@ describe("trainBatch", () => {
 
 describe("evaluate in batches", () => {
   test("batch size 1 and 8 give the same results", () => {
+    sys.prompter.config.maxPadShare = undefined; // the CPU's length buckets
     const exs = [...examples, ...tasks.map((t) => ({ task: t, index: 1 }))];
     const strip = (rs: ReturnType<typeof evaluate>) => ({ ...rs.summary, seconds: 0, results: rs.results });
     const one = strip(evaluate(sys, exs, { batchSize: 1 }));
@@ -183,11 +187,12 @@ describe("evaluate in batches", () => {
 });
 
 describe("host transfers", () => {
-  test("a training step's transfers do not grow with the batch", () => {
+  test("a training step's transfers do not grow with the batch (one pass per batch, as on CUDA)", () => {
+    sys.prompter.config.maxPadShare = 1;
     const counts = [1, 4, 8].map((B) =>
       torch.scope(() => {
         const exs = Array.from({ length: B }, (_, i) => examples[i % examples.length]);
-        const { syncs } = torch.countSyncs(() => backward(trainBatch(sys, exs, { sizeWeight: 1 })));
+        const { syncs } = torch.countSyncs(() => backward(trainBatch(sys, exs, { sizeWeight: 1, agentPadShare: 1 })));
         zeroGrad();
         return syncs;
       }),
@@ -198,5 +203,9 @@ describe("host transfers", () => {
   });
 });
 
-/** Host transfers of one trainBatch + backward: the hints' generate (ceil(N/8) + 2) and one for every logged number. */
+/**
+ * Host transfers of one trainBatch + backward in one Qwen pass: the hints' generate (ceil(N/8) + 2) and
+ * one for every logged number. On the CPU the prompter's length buckets add a generate per extra pass
+ * (a CPU "transfer" is a copy, no device sync).
+ */
 const STEP_SYNC_BOUND = 4;

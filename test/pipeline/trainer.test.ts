@@ -381,6 +381,13 @@ describe("keep_last and best/", () => {
     });
     expect(pick(report.summary)).toEqual(pick(bestVal));
     expect(existsSync(join(runDir, "eval", "best_val", "report.html"))).toBe(true);
+    // Batched evaluation: eval.json at --batch_size 1 is the default batch's (8), the timing aside.
+    const one = join(runDir, "eval", "best_val_b1");
+    const e1 = run(EVAL, ["--checkpoint", "best", "--run", runDir, "--split", "val", "--quiet", "--batch_size", "1", "--out", one]);
+    if (e1.code !== 0) throw new Error(`eval --batch_size 1 exited ${e1.code}: ${e1.err}`);
+    const report1 = JSON.parse(readFileSync(join(one, "eval.json"), "utf8"));
+    const untimed = (r: Record<string, any>) => ({ ...r, outDir: null, summary: { ...r.summary, seconds: 0 } });
+    expect(untimed(report1)).toEqual(untimed(report));
     console.log(`best/: val_cell_acc ${vals.map((v) => `${v.step}:${v.cellAcc.toFixed(4)}`).join(" ")}; best at step ${bestVal.step}, eval reproduces it`);
   }, 180_000);
 });
