@@ -518,6 +518,32 @@ describe("host round trips (generate, padded forward)", () => {
     expect(m.generate(leftIds, { maxNewTokens: 12, eosTokenIds: [5, 35], attentionMask: leftMask })).toEqual(plain);
   });
 
+  test("prefill in length buckets (prefillPadShare 0 and 0.1), decode together: each row alone", () => {
+    const eos = [43, 781];
+    const want = rows.map((r) => naiveGreedy(r, 20, eos, 2));
+    for (const share of [0, 0.1]) expect({ share, out: m.generate(leftIds, { maxNewTokens: 20, eosTokenIds: eos, repetitionPenalty: 2, attentionMask: leftMask, prefillPadShare: share }) }).toEqual({ share, out: want });
+    // Buckets really run: a spy sees one forward per bucket before the first decode step (rows of 6, 3, 5
+    // tokens: share 0 makes three buckets; 0.1 puts 6 and 5 together, and 0.4 all three: one prefill).
+    const seen: number[][] = [];
+    const forward = m.forward.bind(m);
+    m.forward = (args) => {
+      seen.push([...args.inputIds!.shape]);
+      return forward(args);
+    };
+    try {
+      m.generate(leftIds, { maxNewTokens: 2, eosTokenIds: [], attentionMask: leftMask, prefillPadShare: 0 });
+      expect(seen).toEqual([[1, 6], [1, 5], [1, 3], [3, 1]]);
+      seen.length = 0;
+      m.generate(leftIds, { maxNewTokens: 2, eosTokenIds: [], attentionMask: leftMask, prefillPadShare: 0.1 });
+      expect(seen).toEqual([[2, 6], [1, 3], [3, 1]]);
+      seen.length = 0;
+      m.generate(leftIds, { maxNewTokens: 2, eosTokenIds: [], attentionMask: leftMask, prefillPadShare: 0.4 });
+      expect(seen).toEqual([[3, 6], [3, 1]]);
+    } finally {
+      m.forward = forward;
+    }
+  });
+
   test("a generate of N tokens reads the device at most ceil(N / 8) + 2 times, whatever the batch size", () => {
     const bound = (n: number) => Math.ceil(n / 8) + 2;
     for (const n of [1, 7, 8, 9, 16, 17, 30]) {

@@ -12,12 +12,13 @@
 // Padded batches: pass attentionMask (1 = token, 0 = padding). Position ids then default to
 // cumsum(mask) - 1 (transformers' generate does this; its plain forward uses 0..T-1, which differs only
 // for left padding), so a left-padded row gets exactly the logits it has alone.
+import { planPasses } from "../util/passes";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../torch.ts";
 import { type DType, type Device, F, Tensor, TorchError, normalizeDevice } from "../torch.ts";
 import { Module, ModuleList, RMSNorm } from "../nn/index.ts";
-import { resolveModelFolder, type ModelFolderOptions } from "../hub.ts";
+import type { ModelFolderOptions } from "../hub.ts";
 import { AdaptableLinear } from "./lora.ts";
 
 // ---- config ----------------------------------------------------------------------------------------
@@ -169,6 +170,13 @@ export class KVCache {
     this.keys[i] = nk;
     this.values[i] = nv;
     return [nk, nv];
+  }
+  /** Replaces layer i's keys and values (kept; the previous ones are freed). */
+  setLayer(i: number, k: Tensor, v: Tensor): void {
+    this.keys[i]?.dispose();
+    this.values[i]?.dispose();
+    this.keys[i] = torch.keep(k);
+    this.values[i] = torch.keep(v);
   }
   layer(i: number): [Tensor, Tensor] | null {
     const k = this.keys[i];
@@ -455,6 +463,13 @@ export interface GenerateOptions {
   attentionMask?: Tensor | number[][] | null;
   /** Fed to finished rows (default: the first EOS id). Never part of the output. */
   padTokenId?: number;
+  /**
+   * Largest share of padding in one prefill pass (default 1: the whole batch at once). Below 1, rows of
+   * a left-padded batch (a host mask) are prefilled in length buckets, then decoded together: the prompt's
+   * attention grows with the square of the padded length, while every decode step costs about the same
+   * for one row or many (lm_head's weights are read once a step).
+   */
+  prefillPadShare?: number;
 }
 
 /** The causal-LM loss of transformers (ForCausalLMLoss): float32 logits, labels shifted left, mean over non-ignored. */
@@ -663,10 +678,12 @@ export class Qwen2ForCausalLM extends Module {
           const steps: Tensor[] = [];
           let seq = ids; // every id so far (repetition penalty)
           let next = ids;
+          const buckets = prefillBuckets(opts.attentionMask ?? null, opts.prefillPadShare ?? 1);
           for (let step = 0; step < maxNew; step++) {
             const tok = torch.scope(() => {
-              const r = this.forward({ inputIds: next, attentionMask: mask, padded, pastKeyValues: cache, useCache: true, logitsToKeep: 1 });
-              let scores = r.logits!.select(1, 0).float(); // [B, V]
+              let scores: Tensor; // [B, V]
+              if (step === 0 && buckets) scores = this.prefillInBuckets(ids, opts.attentionMask as number[][], buckets, cache).float();
+              else scores = this.forward({ inputIds: next, attentionMask: mask, padded, pastKeyValues: cache, useCache: true, logitsToKeep: 1 }).logits!.select(1, 0).float();
               if (penalty !== 1) scores = repetitionPenalty(scores, seq, mask, penalty);
               if (!doSample) return scores.argmax(-1);
               if (temperature !== 1) scores = scores.div(temperature);
@@ -700,6 +717,37 @@ export class Qwen2ForCausalLM extends Module {
       for (const [m, tr] of flags) m.training = tr;
     }
   }
+
+  /**
+   * The prompt pass of a left-padded batch in length buckets: each bucket's rows cut to its own longest
+   * (their positions are the same, so are their keys and values), then every layer's cache left-padded
+   * back to the batch's length and put in input order, where the batch's mask hides the padding. Returns
+   * the last position's logits [B, V] in input order.
+   */
+  private prefillInBuckets(ids: Tensor, mask: number[][], buckets: { members: number[]; length: number }[], cache: KVCache): Tensor {
+    const [, t0] = ids.shape;
+    const dev = this.device;
+    const parts = buckets.map(({ members, length }) => {
+      const rows = torch.tensor(members, { dtype: "int64", device: dev });
+      const part = new KVCache(this.config.numHiddenLayers);
+      const sub = members.map((r) => mask[r].slice(t0 - length));
+      const padded = sub.some((row) => row.includes(0));
+      const inputIds = ids.indexSelect(0, rows).narrow(1, t0 - length, length);
+      const attentionMask = padded ? torch.tensor(sub, { dtype: "int64", device: dev }) : null;
+      const logits = this.forward({ inputIds, attentionMask, padded, pastKeyValues: part, useCache: true, logitsToKeep: 1 }).logits!.select(1, 0);
+      return { members, length, part, logits };
+    });
+    const order = parts.flatMap((p) => p.members);
+    const inverse = new Array<number>(order.length);
+    order.forEach((row, k) => (inverse[row] = k));
+    const back = torch.tensor(inverse, { dtype: "int64", device: dev });
+    for (let i = 0; i < this.config.numHiddenLayers; i++) {
+      const merged = [0, 1].map((kv) => torch.cat(parts.map((p) => F.pad(p.part.layer(i)![kv], [0, 0, t0 - p.length, 0]))).indexSelect(0, back));
+      cache.setLayer(i, merged[0], merged[1]);
+    }
+    for (const p of parts) p.part.dispose();
+    return torch.cat(parts.map((p) => p.logits)).indexSelect(0, back);
+  }
 }
 
 /** generate() reads "every row finished?" back from the device once per this many steps. */
@@ -723,6 +771,19 @@ function generationMask(m: Tensor | number[][] | null, b: number, t0: number, de
   if (m.length !== b || m.some((r) => r.length !== t0)) throw new TorchError(`generate: attentionMask [${m.length},${m[0]?.length ?? 0}] must match inputIds [${b},${t0}]`);
   if (m.some((r) => r[t0 - 1] === 0)) throw new TorchError(leftPadded);
   return { mask: torch.tensor(m, { dtype: "int64", device: dev }), padded: m.some((r) => r.includes(0)) };
+}
+
+/**
+ * Length buckets for generate's prefill: only for a host mask of left-padded rows (zeros, then ones) and a
+ * share below 1, and only when it makes more than one bucket; null otherwise (one prefill pass). A bucket
+ * is cut to its longest row; its shorter rows keep their own left padding (up to the share).
+ */
+function prefillBuckets(m: Tensor | number[][] | null, share: number): { members: number[]; length: number }[] | null {
+  if (share >= 1 || m === null || m instanceof Tensor || m.length < 2) return null;
+  const lengths = m.map((row) => row.reduce((a, v) => a + (v ? 1 : 0), 0));
+  if (m.some((row, i) => row.slice(row.length - lengths[i]).some((v) => !v))) return null; // not zeros-then-ones
+  const passes = planPasses(lengths.map((l) => [l, 1] as [number, number]), share);
+  return passes.length > 1 ? passes.map((p) => ({ members: p.members, length: p.height })) : null;
 }
 
 // ---- logits processors (transformers' semantics) -----------------------------------------------------

@@ -11,9 +11,9 @@
 import * as nn from "../nn";
 import * as torch from "../torch";
 import type { Tensor } from "../torch";
-import { planPasses } from "./passes";
+import { planPasses } from "../util/passes";
 
-export { type PaddedPass, planPasses } from "./passes";
+export { type PaddedPass, planPasses } from "../util/passes";
 
 export const MAX_SIDE = 30;
 export const COLOURS = 10;

@@ -10,7 +10,7 @@ import type { Grid } from "../arc/types";
 import { type Example, context } from "../arc/examples";
 import type { Qwen2ForCausalLM } from "../models/qwen2";
 import type { QwenTokenizer } from "../tokenizer";
-import { planPasses } from "./passes";
+import { planPasses } from "../util/passes";
 import { type StageTimer, untimed } from "../util/stage-timer";
 import * as torch from "../torch";
 import type { Tensor } from "../torch";
@@ -23,8 +23,10 @@ export interface PrompterConfig {
   /** Keep p per example (valid only while Qwen does not train). */
   cache: boolean;
   /**
-   * Largest share of padded positions in one Qwen pass (0..1). Default: 1 on CUDA (one pass per batch),
-   * 0.2 on the CPU, where arithmetic is the cost and attention's grows with the square of the padded length.
+   * Largest share of padded positions in one Qwen pass (0..1). Default: 1 on CUDA (one pass per batch:
+   * launches are the cost); 0 on the CPU, where arithmetic is the cost and attention's grows with the
+   * square of the padded length, so each length gets its own pass (the hints' decode steps stay shared;
+   * bench/train.ts on a 2-core VM: 3.9 examples/s at share 0, 3.2 at 0.1, 3.0 at 0.2).
    */
   maxPadShare?: number;
 }
@@ -129,7 +131,7 @@ export class HybridPrompter {
   }
 
   /** The hints of several prompts in one left-padded generate call (rows stop at their EOS, which is dropped). */
-  private hints(prompts: number[][]): number[][] {
+  private hints(prompts: number[][], prefillPadShare = 1): number[][] {
     if (this.config.hintTokens <= 0 || prompts.length === 0) return prompts.map(() => []);
     const eos = this.qwen.generationConfig.eosTokenIds;
     const t = Math.max(...prompts.map((p) => p.length));
@@ -137,7 +139,7 @@ export class HybridPrompter {
     // The padding id is never attended to; the mask goes as host arrays so generate reads nothing back for it.
     const ids = prompts.map((p) => [...Array(t - p.length).fill(0), ...p]);
     const mask = padded ? prompts.map((p) => [...Array(t - p.length).fill(0), ...Array(p.length).fill(1)]) : null;
-    const out = this.qwen.generate(ids, { maxNewTokens: this.config.hintTokens, eosTokenIds: eos, attentionMask: mask });
+    const out = this.qwen.generate(ids, { maxNewTokens: this.config.hintTokens, eosTokenIds: eos, attentionMask: mask, prefillPadShare });
     const stop = new Set(eos);
     return out.map((o) => o.filter((tok) => !stop.has(tok)));
   }
@@ -169,20 +171,15 @@ export class HybridPrompter {
     const keys = examples.map((ex) => this.key(ex));
     const hits = keys.map((k) => (this.config.cache ? this.cacheMap.get(k) : undefined));
     const misses = examples.flatMap((_, i) => (hits[i] ? [] : [i]));
-    // Sequences of similar length share a pass (hints and encoding alike); rows come back in miss order.
-    const lengths = misses.map((i) => built[i]!.ids.length);
-    const share = this.config.maxPadShare ?? (this.qwen.device.startsWith("cuda") ? 1 : 0.2);
-    const passes = planPasses(lengths.map((l) => [l, 1] as [number, number]), share).map((p) => p.members);
-    const missIds: number[][] = new Array(misses.length);
-    const seqs: number[][] = new Array(misses.length);
+    // One generate for every hint (its prefill in length buckets, its decode steps shared: a step costs
+    // about the same for one row or many), then the encoding in length buckets; rows in miss order.
+    const share = this.config.maxPadShare ?? (this.qwen.device.startsWith("cuda") ? 1 : 0);
+    const missIds = timer.time("hint", () => this.hints(misses.map((i) => built[i]!.ids), share));
+    const seqs = misses.map((i, j) => [...built[i]!.ids, ...missIds[j]!]);
+    const passes = planPasses(seqs.map((q) => [q.length, 1] as [number, number]), share).map((p) => p.members);
     const pooledParts: Tensor[] = [];
     let paddedTokens = 0;
     for (const members of passes) {
-      const hints = timer.time("hint", () => this.hints(members.map((j) => built[misses[j]!]!.ids)));
-      members.forEach((j, k) => {
-        missIds[j] = hints[k]!;
-        seqs[j] = [...built[misses[j]!]!.ids, ...hints[k]!];
-      });
       const mine = members.map((j) => seqs[j]!);
       pooledParts.push(timer.time("encode", () => this.pool(mine, members.map((j) => built[misses[j]!]!.queryEnd))));
       paddedTokens += mine.length * Math.max(...mine.map((q) => q.length));

@@ -101,8 +101,8 @@ beforeAll(async () => {
 });
 
 describe("trainBatch", () => {
-  // Share 1: one padded Qwen pass and one agent pass; 0: every length and grid size in its own pass.
-  test.each([1, 0])("a batch of 4 equals 4 batches of one from the same state: losses, logs, gradients, memory, baseline (padding share %p)", (share) => {
+  // Share 1: one padded Qwen pass and one agent pass; 0: every length and grid size in its own pass; 0.2 between.
+  test.each([1, 0.2, 0])("a batch of 4 equals 4 batches of one from the same state: losses, logs, gradients, memory, baseline (padding share %p)", (share) => {
     torch.scope(() => {
       const s0 = snapshot();
       sys.prompter.config.maxPadShare = share;

@@ -1,6 +1,6 @@
 // Grouping a batch into padded passes: examples whose sizes differ run together only while the padding
 // they add stays under a share of the pass. The agent groups grids by (height, width); the prompter
-// groups sequences by (length, 1).
+// groups sequences by (length, 1), and so does generate's prefill.
 
 /** Examples (indices into the batch, ascending) that run as one padded pass of height x width. */
 export interface PaddedPass {
