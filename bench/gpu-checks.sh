@@ -32,6 +32,9 @@ step build 240 "bun scripts/build-native.mjs --force && bun scripts/build-native
 step cuda_tests 150 "bun test --timeout 120000 test/cuda test/qwen2.test.ts test/torch"
 step ops 40 "bun bench/ops.ts --device cuda > $OUT/ops-cuda.json"
 step qwen 120 "bun bench/qwen.ts --device cuda --hf > $OUT/qwen-cuda.jsonl"
-step train 120 "bun bench/train.ts --device cuda --model qwen-1.5b-random --out $OUT/train-cuda.json"
+# Qwen2.5-1.5B shapes, random weights, LoRA: examples/s, peak memory and the extrapolated 3232-pair epoch
+# (target: 150 s or less on an H200; the original system: 456 s) at B = 1/4/8/16, fp16 then bf16.
+step train_fp16 150 "bun bench/train.ts --device cuda --model qwen-1.5b-random --amp_dtype fp16 --batch_sizes 1,4,8,16 --examples 96 --warmup 2 --out $OUT/train-cuda-fp16.json"
+step train_bf16 120 "bun bench/train.ts --device cuda --model qwen-1.5b-random --amp_dtype bf16 --batch_sizes 8,16 --examples 96 --warmup 2 --out $OUT/train-cuda-bf16.json"
 step smoke 90 "bun scripts/train.ts --preset smoke --max_batches 10 --device cuda --run_dir /tmp/gpu-runs --quiet && bun scripts/eval.ts --checkpoint best --run_dir /tmp/gpu-runs --split val --quiet"
 echo "done in $(( $(date +%s) - t_start )) s; results in $OUT" | tee -a "$OUT/summary.txt"

@@ -45,6 +45,8 @@ const USAGE = `Usage: bun bench/train.ts [options]
   --batch_size N    examples per batch (default: the preset's / trainer's)
   --batch_sizes L   a comma list (1,4,8): one child process per size, results in one JSON
   --max_batch_tokens N  as the trainer's flag (0 = one pass per batch)
+  --prompt_pad_share S  largest padding share of a Qwen pass (default: the prompter's, 1 on CUDA, 0 on the CPU)
+  --agent_pad_share S   the same for the agent's passes (default: 1 on CUDA, 0.25 on the CPU)
   --amp_dtype T     fp16, bf16, none (CUDA; default fp16 like the trainer)
   --qwen_train Q    lora (default), full, frozen
   --warmup N        untimed batches first (default 3 on the CPU, 5 on CUDA)
@@ -59,7 +61,7 @@ const USAGE = `Usage: bun bench/train.ts [options]
 const { values: v } = parseArgs({
   options: {
     device: { type: "string" }, model: { type: "string" }, preset: { type: "string" }, data: { type: "string" }, batch_size: { type: "string" },
-    batch_sizes: { type: "string" }, max_batch_tokens: { type: "string" }, profile_batches: { type: "string" }, examples: { type: "string" },
+    batch_sizes: { type: "string" }, max_batch_tokens: { type: "string" }, profile_batches: { type: "string" }, examples: { type: "string" }, prompt_pad_share: { type: "string" }, agent_pad_share: { type: "string" },
     amp_dtype: { type: "string" }, qwen_train: { type: "string" }, warmup: { type: "string" }, batches: { type: "string" }, threads: { type: "string" },
     seed: { type: "string" }, out: { type: "string" }, help: { type: "boolean", short: "h" },
   },
@@ -134,6 +136,14 @@ const cfg: TrainConfig = {
 };
 if (!["fp16", "bf16", "none"].includes(cfg.amp_dtype)) fail(`--amp_dtype must be fp16, bf16 or none`);
 if (!["lora", "full", "frozen"].includes(cfg.qwen_train)) fail(`--qwen_train must be lora, full or frozen`);
+const padShare = (name: string, s: string | undefined): number | undefined => {
+  if (s === undefined) return undefined;
+  const x = Number(s);
+  if (!(x >= 0 && x <= 1)) fail(`--${name} must be in [0, 1], got "${s}"`);
+  return x;
+};
+const promptPadShare = padShare("prompt_pad_share", v.prompt_pad_share);
+const agentPadShare = padShare("agent_pad_share", v.agent_pad_share);
 const warmup = int("warmup", v.warmup, cuda ? 5 : 3);
 const batches = v.batches ? int("batches", v.batches, 1, 1) : Math.ceil(int("examples", v.examples, cuda ? 240 : 48, 1) / cfg.batch_size);
 const profileBatches = int("profile_batches", v.profile_batches, cuda ? 5 : 0);
@@ -157,6 +167,7 @@ if (modelName === "qwen-1.5b-random") {
   qwen = { model: Qwen2ForCausalLM.fromConfig(QWEN25_1_5B_CONFIG, { dtype: "bfloat16", device, seed: cfg.seed }), tokenizer: QwenTokenizer.tiny() };
 }
 const sys = await buildSystem(systemConfig(cfg), { quiet: true, qwen });
+if (promptPadShare !== undefined) sys.prompter.config.maxPadShare = promptPadShare;
 // The trainer's autocast rule (fp16 autocast only on CUDA; the CPU runs bf16 or none).
 const autocast = autocastFor(cfg);
 const opts = buildOptimizers(sys, { agentLr: cfg.agent_lr, qwenLr: cfg.qwen_lr, weightDecay: cfg.weight_decay, scaleLoss: cuda && cfg.amp_dtype === "fp16" });
@@ -180,7 +191,7 @@ function batch(step: number, o: { timed: boolean; clock: StageClock | null }): v
   const exs = Array.from({ length: cfg.batch_size }, () => examples[order[cursor++ % order.length]]);
   const timer = o.clock ?? undefined;
   const { result, syncs } = torch.countSyncs(() => {
-    const r = backwardBatch(sys, exs, { sizeWeight: lambda, autocast, scaler: opts.scaler, perUpdate: cfg.batch_size, maxBatchTokens: cfg.max_batch_tokens, timer });
+    const r = backwardBatch(sys, exs, { sizeWeight: lambda, autocast, agentPadShare, scaler: opts.scaler, perUpdate: cfg.batch_size, maxBatchTokens: cfg.max_batch_tokens, timer });
     const run = () => optimizerStep(opts, cfg.clip);
     if (timer) timer.time("optimizer", run);
     else run();
@@ -234,6 +245,7 @@ writeOut({
     device, model: modelName, preset: presetName, data: cfg.data, batch_size: cfg.batch_size, max_batch_tokens: cfg.max_batch_tokens, qwen_train: cfg.qwen_train,
     amp_dtype: autocast ? cfg.amp_dtype : "none", agent_channels: cfg.agent_channels, agent_steps: cfg.agent_steps, hint_tokens: cfg.hint_tokens,
     max_prompt_tokens: cfg.max_prompt_tokens, lora_rank: cfg.lora_rank,
+    prompt_pad_share: sys.prompter.config.maxPadShare ?? null, agent_pad_share: agentPadShare ?? null,
   },
   params: { qwen: sys.qwen.numParameters(), qwen_trainable: count(opts.qwenParams), agent: count(opts.opt.params()) - count(opts.qwenParams), policy: count(opts.policyParams) },
   warmup_batches: warmup,
