@@ -9,7 +9,7 @@ const USAGE = `Usage: bun scripts/agent.ts --task ID [--pair N] [options]
 The agent stage (DESIGN §5.2-5.3): runs Qwen (the prompt vector p, as scripts/prompt.ts shows it) and the
 GridAgent once, without refinement, in evaluation mode, and prints the input, the hard prediction of each
 of the T refinement steps (at the input's size), the size head's prediction, and the last step resized
-(nearest) to the size evaluation would use: the task's when the demonstrations make it certain, else the
+(nearest) to the size evaluation would use: the one a size rule reads off the demonstrations (src/arc/size-rules.ts), else the
 size head's. With a known target: the target and the cell accuracy at its size. Colours on a terminal
 (NO_COLOR=1 or a pipe: digits).
 
@@ -23,7 +23,8 @@ async function main(argv: string[]): Promise<void> {
   const { args } = parsed;
   const { ex, where } = await resolveExample(args);
   const torch = await import("../src/torch.ts");
-  const { context, target, certainOutputSize, gridLines, wantsColour } = await import("../src/arc/index.ts");
+  const { context, target, gridLines, wantsColour } = await import("../src/arc/index.ts");
+  const { outputSizeFromDemos } = await import("../src/arc/size-rules.ts");
   const { predictedSize } = await import("../src/pipeline/agent.ts");
   const { hardPrediction } = await import("../src/pipeline/step.ts");
   const { cellAccuracy } = await import("../src/pipeline/reward.ts");
@@ -42,7 +43,7 @@ async function main(argv: string[]): Promise<void> {
       const grids: Grid[] = [];
       for (let t = 0; t < steps.shape[0]!; t++) grids.push(steps.select(0, t).tolist() as Grid);
       const head = predictedSize(out);
-      const certain = certainOutputSize(ex.task, ctx.query);
+      const certain = outputSizeFromDemos(ex.task, ctx.query).size;
       const size: [number, number] = certain ?? head;
       const final = hardPrediction(out.logits, size[0], size[1]);
       return { grids, head, certain, size, final, acc: tgt ? cellAccuracy(hardPrediction(out.logits, tgt.length, tgt[0]!.length), tgt) : null };
@@ -92,7 +93,7 @@ async function main(argv: string[]): Promise<void> {
     ...show(res.grids.map((g, t) => ({ title: `step ${t + 1}`, grid: g }))),
     `size head: ${res.head[0]}x${res.head[1]}` +
       (tgt ? ` (target ${dims(tgt)}${res.head[0] === tgt.length && res.head[1] === tgt[0]!.length ? ", right" : ", wrong"})` : "") +
-      (res.certain ? `; certain from the task: ${res.certain[0]}x${res.certain[1]}` : "; the task does not fix the output size"),
+      (res.certain ? `; from the demonstrations: ${res.certain[0]}x${res.certain[1]}` : "; the task does not fix the output size"),
     "",
     ...show([
       { title: `step ${T} resized to ${res.size[0]}x${res.size[1]} (${out.size_source})`, grid: res.final },

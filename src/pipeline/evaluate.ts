@@ -1,8 +1,8 @@
 // Evaluation (DESIGN §6): two attempts per test output, before and after refinement (the policy's mean
 // action, plus the memory's bias); ARC's exact-match rule; cell accuracies at the target size.
-// The output size is the task's when every demonstration makes it certain (DESIGN §5.3), else the
-// size head's. The trainer's validation and scripts/eval.ts both call evaluate(), so their figures agree.
-import { certainOutputSize } from "../arc/stats";
+// The output size is read off the demonstrations when a rule explains every one of them
+// (src/arc/size-rules.ts: same, constant, scale, transpose, object/content/colour boxes), else the size head's. The trainer's validation and scripts/eval.ts both call evaluate(), so their figures agree.
+import { outputSizeFromDemos } from "../arc/size-rules";
 import { type Example, context, target as targetOf } from "../arc/examples";
 import type { Grid } from "../arc/types";
 import * as torch from "../torch";
@@ -21,6 +21,8 @@ export interface ExampleEval {
   /** The size both attempts were made at, and where it came from. */
   size: [number, number];
   sizeSource: "task" | "head";
+  /** The demonstrations' rule behind a "task" size (null for the head's). */
+  sizeRule?: string | null;
   /** [before refinement, after refinement]. */
   attempts: [Grid, Grid];
   firstCorrect: boolean;
@@ -39,6 +41,11 @@ export interface EvalSummary {
   exactFirstCount: number;
   pass2: number;
   pass2Count: number;
+  /** Attempt 1 at the target's size: share and count (the size rules' and the size head's together). */
+  sizeAcc: number;
+  sizeAccCount: number;
+  /** Examples whose size came from the demonstrations' rules. */
+  sizeFromRules: number;
   /** Mean cell accuracy after refinement, at the target size. */
   cellAcc: number;
   cellAccBefore: number;
@@ -86,7 +93,8 @@ export function evaluateBatch(sys: System, examples: Example[], opts: EvalOption
       const B = examples.length;
       const head = torch.cat([predictedSizes(before), predictedSizes(after), hits.long().view(B, 1)], 1).tolist() as number[][];
       sys.memory.countReads(head.map((row) => row[4]));
-      const certain = examples.map((ex, i) => certainOutputSize(ex.task, queries[i]));
+      const fromDemos = examples.map((ex, i) => outputSizeFromDemos(ex.task, queries[i]));
+      const certain = fromDemos.map((d) => d.size);
       const sizeOf = (i: number, col: number): [number, number] => certain[i] ?? [head[i][col], head[i][col + 1]];
       // Attempt 1 (before refinement) and 2 (after) at their sizes; both at the target's for cell accuracy.
       const shapes: [number, number][] = [];
@@ -121,6 +129,7 @@ export function evaluateBatch(sys: System, examples: Example[], opts: EvalOption
           target: tgt,
           size: sizeOf(i, 0),
           sizeSource: certain[i] ? "task" : "head",
+          sizeRule: fromDemos[i].rule,
           attempts: [a1, a2],
           firstCorrect,
           correct: firstCorrect || exactMatch(a2, tgt),
@@ -164,6 +173,7 @@ export function evaluate(
   for (const r of results) byTask.set(r.task, (byTask.get(r.task) ?? true) && r.correct);
   const exactFirstCount = results.filter((r) => r.firstCorrect).length;
   const pass2Count = results.filter((r) => r.correct).length;
+  const sizeAccCount = results.filter((r) => r.size[0] === r.target.length && r.size[1] === r.target[0].length).length;
   const cellAcc = mean((r) => r.cellAccAfter);
   const cellAccBefore = mean((r) => r.cellAccBefore);
   return {
@@ -173,6 +183,9 @@ export function evaluate(
       exactFirstCount,
       pass2: n ? pass2Count / n : 0,
       pass2Count,
+      sizeAcc: n ? sizeAccCount / n : 0,
+      sizeAccCount,
+      sizeFromRules: results.filter((r) => r.sizeSource === "task").length,
       cellAcc,
       cellAccBefore,
       accuracyDelta: cellAcc - cellAccBefore,

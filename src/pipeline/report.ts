@@ -63,6 +63,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
 
   log(taskTable(results));
   log(`Exact match (attempt 1): ${summary.exactFirst.toFixed(4)} (${summary.exactFirstCount}/${summary.examples}) | pass@2: ${summary.pass2.toFixed(4)} (${summary.pass2Count}/${summary.examples}) | tasks solved: ${summary.tasksSolved}/${summary.tasks}`);
+  log(`Size accuracy: ${summary.sizeAcc.toFixed(4)} (${summary.sizeAccCount}/${summary.examples}; ${summary.sizeFromRules} sizes from the demonstrations' rules, ${summary.examples - summary.sizeFromRules} from the size head)`);
   log(`Cell accuracy: ${summary.cellAcc.toFixed(4)} (before refinement ${summary.cellAccBefore.toFixed(4)}, delta ${summary.accuracyDelta >= 0 ? "+" : ""}${summary.accuracyDelta.toFixed(4)}) | ${summary.seconds.toFixed(1)} s`);
 
   const outDir = o.out ?? join(ck.runDir ?? ck.dir, "eval", `${basename(ck.dir)}_${o.split}`);
@@ -111,7 +112,7 @@ function reportHtml(r: EvalReport, tasks: Map<string, Task>): string {
         figureHtml("target", e.target) +
         figureHtml(`attempt 1 (before)`, e.attempts[0], mark(e.attempts[0])) +
         figureHtml(`attempt 2 (after)`, e.attempts[1], mark(e.attempts[1])) +
-        `</div><p>size ${e.size[0]}x${e.size[1]} from ${e.sizeSource}; cell accuracy ${e.cellAccBefore.toFixed(3)} &rarr; ${e.cellAccAfter.toFixed(3)}; ${tasks.get(e.task)?.train.length ?? 0} demonstrations</p></section>`;
+        `</div><p>size ${e.size[0]}x${e.size[1]} from ${e.sizeRule ? `the demonstrations (${e.sizeRule})` : e.sizeSource}; cell accuracy ${e.cellAccBefore.toFixed(3)} &rarr; ${e.cellAccAfter.toFixed(3)}; ${tasks.get(e.task)?.train.length ?? 0} demonstrations</p></section>`;
     })
     .join("\n");
   return htmlPage(`arc-efe evaluation: ${r.split}`, head + body);

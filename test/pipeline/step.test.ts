@@ -4,7 +4,8 @@
 // scripts/step.ts as processes.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { type Example, type Grid, type Task, certainOutputSize, context, loadTask, target, testExamples } from "../../src/arc";
+import { type Example, type Grid, type Task, context, loadTask, target, testExamples } from "../../src/arc";
+import { outputSizeFromDemos } from "../../src/arc/size-rules";
 import { loraParameters } from "../../src/models/lora";
 import { predictedSize } from "../../src/pipeline/agent";
 import { evaluate } from "../../src/pipeline/evaluate";
@@ -32,8 +33,9 @@ let sys: System;
 beforeAll(async () => {
   tasks = new Map();
   // The fixture set's colourmap3x3: 3x3 colour mapping (same size); fractal3x3: 3x3 -> 9x9 (one output
-  // size); tile2x2: the output is twice the input (no single output size: the size head decides).
-  for (const id of ["colourmap3x3", "fractal3x3", "tile2x2"]) {
+  // size); tile2x2: the output is twice the input (no single output size); colourstrip: no size rule
+  // explains its demonstrations (the size head decides).
+  for (const id of ["colourmap3x3", "fractal3x3", "tile2x2", "colourstrip"]) {
     const t = loadTask(join(FIXTURE_ARC, "training", `${id}.json`)); // throws when missing
     tasks.set(id, t);
   }
@@ -227,9 +229,10 @@ describe("trainExample", () => {
 
 describe("evaluate", () => {
   test("two attempts per example at the task's size when certain, else the size head's; flags restored; no leak", () => {
-    const examples = ["colourmap3x3", "fractal3x3", "tile2x2"].map((id): Example => testExamples([tasks.get(id)!])[0]!);
-    const certain = examples.map((ex) => certainOutputSize(ex.task, context(ex).query));
-    expect(certain).toEqual([[3, 3], [9, 9], null]);
+    const examples = ["colourmap3x3", "fractal3x3", "tile2x2", "colourstrip"].map((id): Example => testExamples([tasks.get(id)!])[0]!);
+    const certain = examples.map((ex) => outputSizeFromDemos(ex.task, context(ex).query).size);
+    const tile = context(examples[2]!).query;
+    expect(certain).toEqual([[3, 3], [9, 9], [2 * tile.length, 2 * tile[0]!.length], null]);
     // Mixed modes before: evaluate switches all to eval and restores each.
     sys.qwen.train();
     sys.agent.train();
@@ -240,13 +243,13 @@ describe("evaluate", () => {
       onExample: () => seen.push([sys.qwen, sys.agent, sys.refiner].flatMap((m) => m.modules().map((x) => x.training))),
     });
     expect(torch.liveTensors()).toBe(live);
-    expect(seen.length).toBe(3);
+    expect(seen.length).toBe(4);
     expect(seen.flat().every((t) => !t)).toBe(true);
     expect(sys.qwen.modules().every((m) => m.training)).toBe(true);
     expect(sys.agent.modules().every((m) => m.training)).toBe(true);
     expect(sys.refiner.modules().every((m) => !m.training)).toBe(true);
 
-    expect(results.length).toBe(3);
+    expect(results.length).toBe(4);
     results.forEach((r, i) => {
       const ex = examples[i]!;
       const tgt = target(ex)!;
@@ -277,11 +280,14 @@ describe("evaluate", () => {
       if (certain[i]) expect(r.cellAccBefore).toBe(cellAccuracy(r.attempts[0], tgt));
       for (const v of [r.cellAccBefore, r.cellAccAfter]) expect(v >= 0 && v <= 1).toBe(true);
     });
-    expect(summary.examples).toBe(3);
-    expect(summary.tasks).toBe(3);
+    expect(summary.examples).toBe(4);
+    expect(summary.tasks).toBe(4);
     expect(summary.exactFirstCount).toBe(results.filter((r) => r.firstCorrect).length);
     expect(summary.pass2Count).toBe(results.filter((r) => r.correct).length);
-    expect(summary.cellAcc).toBeCloseTo(results.reduce((a, r) => a + r.cellAccAfter, 0) / 3, 12);
+    expect(summary.cellAcc).toBeCloseTo(results.reduce((a, r) => a + r.cellAccAfter, 0) / 4, 12);
+    const rightSize = results.filter((r) => r.size[0] === r.target.length && r.size[1] === r.target[0]!.length).length;
+    expect([summary.sizeAccCount, summary.sizeAcc, summary.sizeFromRules]).toEqual([rightSize, rightSize / 4, 3]);
+    expect(results.map((r) => r.sizeRule)).toEqual(["same", "constant", "scale 2/1 x 2/1", null]);
     expect(summary.accuracyDelta).toBeCloseTo(summary.cellAcc - summary.cellAccBefore, 12);
 
     // An example without a known output throws, and the flags are still restored.
@@ -335,7 +341,7 @@ describe("scripts/agent.ts and scripts/step.ts", () => {
     expect(a.code).toBe(0);
     expect(a.out).toContain("input 3x3\n0 1 1\n0 0 0\n1 0 0\n");
     expect(a.out).toMatch(/step 1 +step 2 +step 3 +step 4 +step 5\n((([0-9] ){3} +){4}([0-9] ){2}[0-9]\n){3}\n/);
-    expect(a.out).toMatch(/size head: \d+x\d+ \(target 9x9, (right|wrong)\); certain from the task: 9x9/);
+    expect(a.out).toMatch(/size head: \d+x\d+ \(target 9x9, (right|wrong)\); from the demonstrations: 9x9/);
     expect(a.out).toContain("step 5 resized to 9x9 (task)");
     expect(a.out).toMatch(/cell accuracy at the target size: [01]\.\d{4}/);
 
