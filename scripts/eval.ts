@@ -15,13 +15,15 @@ const OPTIONS = {
   device: { type: "string" },
   max: { type: "string" },
   batch_size: { type: "string" },
+  votes: { type: "string" },
+  vote_seed: { type: "string" },
   out: { type: "string" },
   quiet: { type: "boolean", default: false },
   help: { type: "boolean", default: false },
 } as const;
 
 const HELP = `Usage: bun scripts/eval.ts [--checkpoint best|latest|PATH] [--run DIR] [--run_dir runs]
-                         [--split evaluation|training|val] [--data SPEC] [--device cpu|cuda] [--max N] [--batch_size N] [--out DIR]
+                         [--split evaluation|training|val] [--data SPEC] [--device cpu|cuda] [--max N] [--batch_size N] [--votes K] [--out DIR]
 
   --checkpoint  best (default), latest, or a checkpoint folder
   --run         the run folder (default: the newest run under --run_dir with a checkpoint)
@@ -31,6 +33,9 @@ const HELP = `Usage: bun scripts/eval.ts [--checkpoint best|latest|PATH] [--run 
   --data        data to evaluate on (default: the run's --data)
   --max         evaluate at most N examples
   --batch_size  examples per batched pass (default 8; results do not depend on it, memory does)
+  --votes       vote over K augmentations of each task (identity + dihedral/colour transforms, mapped back;
+                attempts = the two most voted grids, ties by confidence); default 1 (no voting)
+  --vote_seed   seed of the augmentations (default 0)
   --out         where eval.json and report.html go (default: <run>/eval/<checkpoint>_<split>)`;
 
 async function main(argv: string[]): Promise<number> {
@@ -57,6 +62,10 @@ async function main(argv: string[]): Promise<number> {
   if (max === null || max < 0) return usage(`--max must be a non-negative integer, got "${values.max}"`);
   const batchSize = values.batch_size === undefined ? 8 : parseInteger(values.batch_size as string);
   if (batchSize === null || batchSize < 1) return usage(`--batch_size must be a positive integer, got "${values.batch_size}"`);
+  const votes = values.votes === undefined ? 1 : parseInteger(values.votes as string);
+  if (votes === null || votes < 1 || votes > 64) return usage(`--votes must be an integer in 1..64, got "${values.votes}"`);
+  const voteSeed = values.vote_seed === undefined ? 0 : parseInteger(values.vote_seed as string);
+  if (voteSeed === null || voteSeed < 0) return usage(`--vote_seed must be a non-negative integer, got "${values.vote_seed}"`);
   for (const k of ["checkpoint", "run", "run_dir", "data", "out", "batch_size"] as const)
     if (values[k] === "") return usage(`--${k} was given an empty value (an unset shell variable?)`);
   // The device is checked before any checkpoint or model loads (asking about CUDA loads LibTorch only).
@@ -81,6 +90,8 @@ async function main(argv: string[]): Promise<number> {
       device,
       max,
       batchSize,
+      votes,
+      voteSeed,
       out: values.out as string | undefined,
       quiet: values.quiet === true,
     });

@@ -10,6 +10,8 @@ export interface Example {
   index: number;
   /** "test": a test pair with a known output (evaluation); its context is all train pairs. */
   kind?: "train" | "test";
+  /** The augmentation `task` already carries (voting, augmented training): it keys cached prompt vectors. */
+  augmentation?: string;
 }
 
 export interface Context {

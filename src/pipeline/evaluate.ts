@@ -10,6 +10,7 @@ import type { Tensor } from "../torch";
 import { confidences, predictedSizes } from "./agent";
 import { cellAccuracy, exactMatch } from "./reward";
 import { type StepOptions, defaultPadShare, lastStepPrediction } from "./step";
+import { augmentExample, rankCandidates, unaugmentGrid, voteAugmentations, votedAttempts } from "./vote";
 import type { System } from "./system";
 
 export interface ExampleEval {
@@ -28,6 +29,11 @@ export interface ExampleEval {
   firstCorrect: boolean;
   /** Either attempt right (pass@2). */
   correct: boolean;
+  /** The agent's confidence in each attempt (mean top-colour probability of its last step). */
+  confidence?: [number, number];
+  /** With --votes: the identity augmentation's own two attempts, and the top candidates with their votes. */
+  unvoted?: [Grid, Grid];
+  votes?: { grid: Grid; votes: number; confidence: number }[];
   /** Cell accuracy at the target size, before and after refinement. */
   cellAccBefore: number;
   cellAccAfter: number;
@@ -61,6 +67,9 @@ export interface EvalSummary {
 export interface EvalOptions extends Pick<StepOptions, "autocast" | "agentPadShare"> {
   /** Examples per batched pass (default 8); results do not depend on it. */
   batchSize?: number;
+  /** Augmentations voted over per example (1: no voting), and the seed that picks them. */
+  votes?: number;
+  voteSeed?: number;
 }
 
 /**
@@ -91,7 +100,9 @@ export function evaluateBatch(sys: System, examples: Example[], opts: EvalOption
         return { prompt, before, after, hits: mem.hits };
       });
       const B = examples.length;
-      const head = torch.cat([predictedSizes(before), predictedSizes(after), hits.long().view(B, 1)], 1).tolist() as number[][];
+      // Sizes, memory hits and both passes' confidences in one transfer (float64 holds the integers exactly).
+      const col = (t: Tensor) => t.to({ dtype: "float64" }).view(B, -1);
+      const head = torch.cat([predictedSizes(before), predictedSizes(after), hits, confidences(before), confidences(after)].map(col), 1).tolist() as number[][];
       sys.memory.countReads(head.map((row) => row[4]));
       const fromDemos = examples.map((ex, i) => outputSizeFromDemos(ex.task, queries[i]));
       const certain = fromDemos.map((d) => d.size);
@@ -136,10 +147,40 @@ export function evaluateBatch(sys: System, examples: Example[], opts: EvalOption
           cellAccBefore: cellAccuracy(atT1, tgt),
           cellAccAfter: cellAccuracy(atT2, tgt),
           hint: prompt.hints[i],
+          confidence: [head[i][5], head[i][6]],
         };
       });
     }),
   );
+}
+
+/**
+ * Voting: each example's K augmentations (vote.ts) evaluated as one batch, every attempt mapped back to the
+ * example's frame and colours, the two best distinct grids by votes (ties: mean confidence) as attempts.
+ * Cell accuracies stay the identity augmentation's (they measure the refinement step); the size is the
+ * voted attempt 1's.
+ */
+function evaluateVoted(sys: System, examples: Example[], votes: number, opts: EvalOptions): ExampleEval[] {
+  const augs = examples.map((ex) => voteAugmentations(ex, votes, opts.voteSeed ?? 0));
+  const runs = evaluateBatch(sys, examples.flatMap((ex, i) => augs[i].map((a) => augmentExample(ex, a))), opts);
+  return examples.map((ex, i) => {
+    const mine = runs.slice(i * votes, (i + 1) * votes);
+    const plain = mine[0];
+    const cands = mine.flatMap((r, k) => r.attempts.map((g, j) => ({ grid: unaugmentGrid(g, augs[i][k]), confidence: r.confidence?.[j] ?? 0 })));
+    const ranked = rankCandidates(cands);
+    const attempts = votedAttempts(ranked);
+    const tgt = plain.target;
+    const firstCorrect = exactMatch(attempts[0], tgt);
+    return {
+      ...plain,
+      size: [attempts[0].length, attempts[0][0].length],
+      attempts,
+      firstCorrect,
+      correct: firstCorrect || exactMatch(attempts[1], tgt),
+      unvoted: plain.attempts,
+      votes: ranked.slice(0, 4),
+    };
+  });
 }
 
 /** One example: a batch of one. */
@@ -158,8 +199,12 @@ export function evaluate(
   const results: ExampleEval[] = [];
   try {
     const size = Math.max(1, opts.batchSize ?? 8);
-    for (let start = 0; start < examples.length; start += size) {
-      for (const r of evaluateBatch(sys, examples.slice(start, start + size), opts)) {
+    const votes = opts.votes ?? 1;
+    // With votes, an example's K augmented copies run in the same batches as any other examples.
+    const perExample = Math.max(1, Math.floor(size / votes));
+    for (let start = 0; start < examples.length; start += perExample) {
+      const chunk = examples.slice(start, start + perExample);
+      for (const r of votes > 1 ? evaluateVoted(sys, chunk, votes, opts) : evaluateBatch(sys, chunk, opts)) {
         opts.onExample?.(r, results.length);
         results.push(r);
       }

@@ -122,7 +122,7 @@ export class HybridPrompter {
   }
 
   private key(ex: Example): string {
-    return `${ex.task.id}#${ex.kind ?? "train"}#${ex.index}`;
+    return `${ex.task.id}#${ex.kind ?? "train"}#${ex.index}${ex.augmentation ? `#${ex.augmentation}` : ""}`;
   }
 
   /** The hint: up to hintTokens greedy tokens after the prompt, without gradient. */

@@ -6,6 +6,7 @@ import { type Example, type Task, escapeHtml, figureHtml, htmlPage, loadDataset,
 import * as torch from "../torch";
 import type { TrainConfig } from "./config";
 import { type EvalSummary, type ExampleEval, evaluate } from "./evaluate";
+import { exactMatch } from "./reward";
 import { loadCheckpoint, resolveCheckpoint } from "./persistence";
 import { autocastFor, runExamples, systemConfig, useThreads } from "./run-setup";
 import { buildSystem } from "./system";
@@ -22,6 +23,9 @@ export interface EvalOptions {
   max: number;
   /** Examples per batched pass (default 8). */
   batchSize?: number;
+  /** Augmentations voted over per example (default 1: none) and their seed. */
+  votes?: number;
+  voteSeed?: number;
   out?: string;
   quiet?: boolean;
   log?: (line: string) => void;
@@ -58,7 +62,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   const autocast = autocastFor(cfg);
   log(`evaluating ${ck.dir} (step ${ck.manifest.step}) on ${examples.length} ${o.split} examples of ${cfg.data}`);
   const bar = progress(examples.length, { label: "eval", quiet: o.quiet });
-  const { summary, results } = evaluate(sys, examples, { autocast, batchSize: o.batchSize, onExample: (_, i) => bar.update(i + 1) });
+  const { summary, results } = evaluate(sys, examples, { autocast, batchSize: o.batchSize, votes: o.votes, voteSeed: o.voteSeed, onExample: (_, i) => bar.update(i + 1) });
   bar.stop();
 
   log(taskTable(results));
@@ -74,6 +78,15 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   writeFileSync(join(outDir, "report.html"), reportHtml(report, tasks));
   log(`wrote ${join(outDir, "eval.json")} and ${join(outDir, "report.html")}`);
   return report;
+}
+
+/** What voting changed for an example: the votes behind the attempts, and whether the unvoted attempts were right. */
+function voteNote(e: ExampleEval): string {
+  if (!e.votes || !e.unvoted) return "";
+  const right = (g: number[][]) => exactMatch(g, e.target);
+  const was = e.unvoted.some(right) ? "right" : "wrong";
+  const now = e.correct ? "right" : "wrong";
+  return `; votes ${e.votes.map((v) => v.votes).join("/")} (top candidates); without voting ${was}, with voting ${now}`;
 }
 
 /** One row per task: outputs, solved within two attempts, first-attempt hits, cell accuracy. */
@@ -112,7 +125,7 @@ function reportHtml(r: EvalReport, tasks: Map<string, Task>): string {
         figureHtml("target", e.target) +
         figureHtml(`attempt 1 (before)`, e.attempts[0], mark(e.attempts[0])) +
         figureHtml(`attempt 2 (after)`, e.attempts[1], mark(e.attempts[1])) +
-        `</div><p>size ${e.size[0]}x${e.size[1]} from ${e.sizeRule ? `the demonstrations (${e.sizeRule})` : e.sizeSource}; cell accuracy ${e.cellAccBefore.toFixed(3)} &rarr; ${e.cellAccAfter.toFixed(3)}; ${tasks.get(e.task)?.train.length ?? 0} demonstrations</p></section>`;
+        `</div><p>size ${e.size[0]}x${e.size[1]} from ${e.sizeRule ? `the demonstrations (${e.sizeRule})` : e.sizeSource}; cell accuracy ${e.cellAccBefore.toFixed(3)} &rarr; ${e.cellAccAfter.toFixed(3)}; ${tasks.get(e.task)?.train.length ?? 0} demonstrations${voteNote(e)}</p></section>`;
     })
     .join("\n");
   return htmlPage(`arc-efe evaluation: ${r.split}`, head + body);
