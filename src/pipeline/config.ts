@@ -41,6 +41,7 @@ export interface TrainConfig {
   lora_dropout: number;
   agent_channels: number;
   agent_steps: number;
+  agent_input_prior: number;
   memory_capacity: number;
   val_fraction: number;
   val_max: number;
@@ -93,6 +94,7 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   lora_dropout: { type: "string", kind: "float", help: "LoRA dropout" },
   agent_channels: { type: "string", kind: "int", min: 8, help: "grid agent channels d" },
   agent_steps: { type: "string", kind: "int", min: 1, help: "refinement steps T" },
+  agent_input_prior: { type: "string", kind: "float", help: "add this times the input's one-hot to every step's logits, head initialised small: the agent starts as the identity (e.g. 2; 0 = off, the default)" },
   memory_capacity: { type: "string", kind: "int", min: 1, help: "episodic memory entries" },
   val_fraction: { type: "string", kind: "float", help: "share of training tasks held out for validation" },
   val_max: { type: "string", kind: "int", min: 0, help: "validation examples at most (0 = no validation)" },
@@ -135,6 +137,7 @@ export const DEFAULTS: TrainConfig = {
   lora_dropout: 0.05,
   agent_channels: 128,
   agent_steps: 5,
+  agent_input_prior: 0,
   memory_capacity: 2048,
   val_fraction: 0.05,
   val_max: 256,

@@ -26,6 +26,8 @@ export interface SystemConfig {
   hintTokens: number;
   agentChannels: number;
   agentSteps: number;
+  /** The agent's input prior (AgentConfig.inputPrior; 0 = none). */
+  agentInputPrior?: number;
   actionDim: number;
   rlLr: number;
   memoryCapacity: number;
@@ -74,7 +76,7 @@ export async function buildSystem(cfg: SystemConfig, opts: BuildOptions = {}): P
     qwen.unfreeze();
   }
   const P = qwen.hiddenSize;
-  const agent = new GridAgent({ promptDim: P, channels: cfg.agentChannels, steps: cfg.agentSteps, groups: Math.min(8, cfg.agentChannels) });
+  const agent = new GridAgent({ promptDim: P, channels: cfg.agentChannels, steps: cfg.agentSteps, groups: Math.min(8, cfg.agentChannels), inputPrior: cfg.agentInputPrior ?? 0 });
   const refiner = new PromptRefiner({ promptDim: P, stateDim: cfg.agentChannels, actionDim: cfg.actionDim, lr: cfg.rlLr, device: cfg.device });
   torch.setRngState(saved);
   saved.dispose();

@@ -118,3 +118,35 @@ describe("reward", () => {
     expect(DEFAULT_REWARD_WEIGHTS).toEqual({ acc: 0.4, size: 0.2, colour: 0.2, exact: 0.2 });
   });
 });
+
+describe("GridAgent input prior", () => {
+  test("an untrained agent with the prior predicts its input (identity) at every step; gradients reach every parameter", () => {
+    for (const channels of [16, 128]) {
+      torch.manualSeed(channels);
+      const agent = new GridAgent({ promptDim: 16, channels, steps: 5, groups: 8, inputPrior: 4 });
+      torch.noGrad(() => agent.block.film.weight.normal_(0, 0.5)); // p matters, as after training starts
+      torch.scope(() => {
+        const grids = [grid(1, 1, () => 7), grid(5, 9, (i, j) => (i * 3 + j * 7) % 10), grid(30, 30, (i, j) => (i * j) % 10)];
+        const out = agent.forwardBatch(grids, torch.randn([3, 16]).mul(3));
+        out.logits.forEach((l, i) => {
+          for (let t = 0; t < 5; t++) expect(l.select(0, t).argmax(-1).tolist()).toEqual(grids[i]);
+        });
+        out.logits.reduce((a, l) => a.add(l.square().mean()), torch.zeros([])).backward();
+        for (const [name, t] of agent.namedParameters()) {
+          if (name.startsWith("size_head")) continue; // the size head is not part of these logits
+          expect({ name, grad: (t.grad?.abs().sum().item() ?? 0) > 0 }).toEqual({ name, grad: true });
+        }
+      });
+    }
+    // Without the prior (checkpoints from before it): the head keeps its default scale and no prior is added.
+    torch.manualSeed(1);
+    const plain = new GridAgent({ promptDim: 16, channels: 16, steps: 5, groups: 4 });
+    torch.manualSeed(1);
+    const zero = new GridAgent({ promptDim: 16, channels: 16, steps: 5, groups: 4, inputPrior: 0 });
+    torch.scope(() => {
+      const g = grid(3, 4, (i, j) => (i + j) % 10);
+      const p = torch.randn(16);
+      expect(plain.forward(g, p).logits.equal(zero.forward(g, p).logits)).toBe(true);
+    });
+  });
+});
