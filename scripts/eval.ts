@@ -4,7 +4,7 @@
 //   bun scripts/eval.ts --checkpoint best            (latest run under runs/)
 //   bun scripts/eval.ts --checkpoint latest --run runs/arc_20261126_101500 --split val
 import { parseArgs } from "node:util";
-import { duplicateFlag, joinNegativeValues, parseInteger } from "../src/util/flags";
+import { duplicateFlag, joinNegativeValues, parseDecimal, parseInteger } from "../src/util/flags";
 
 const OPTIONS = {
   checkpoint: { type: "string", default: "best" },
@@ -17,13 +17,18 @@ const OPTIONS = {
   batch_size: { type: "string" },
   votes: { type: "string" },
   vote_seed: { type: "string" },
+  ttt_steps: { type: "string" },
+  ttt_lr: { type: "string" },
+  ttt_batch: { type: "string" },
+  ttt_seed: { type: "string" },
+  ttt_qwen: { type: "boolean", default: false },
   out: { type: "string" },
   quiet: { type: "boolean", default: false },
   help: { type: "boolean", default: false },
 } as const;
 
 const HELP = `Usage: bun scripts/eval.ts [--checkpoint best|latest|PATH] [--run DIR] [--run_dir runs]
-                         [--split evaluation|training|val] [--data SPEC] [--device cpu|cuda] [--max N] [--batch_size N] [--votes K] [--out DIR]
+                         [--split evaluation|training|val] [--data SPEC] [--device cpu|cuda] [--max N] [--batch_size N] [--votes K] [--ttt_steps N] [--out DIR]
 
   --checkpoint  best (default), latest, or a checkpoint folder
   --run         the run folder (default: the newest run under --run_dir with a checkpoint)
@@ -36,6 +41,10 @@ const HELP = `Usage: bun scripts/eval.ts [--checkpoint best|latest|PATH] [--run 
   --votes       vote over K augmentations of each task (identity + dihedral/colour transforms, mapped back;
                 attempts = the two most voted grids, ties by confidence); default 1 (no voting)
   --vote_seed   seed of the augmentations (default 0)
+  --ttt_steps   test-time training: N AdamW steps per task on its own demonstrations (leave-one-out, random
+                dihedral/colour augmentations, the training loss) before predicting; weights restored after (default 0)
+  --ttt_lr      its learning rate (default 1e-4); --ttt_batch demonstrations per step (default 4);
+  --ttt_seed    its seed (default 0); --ttt_qwen  adapt the LoRA adapters too (runs that train Qwen by LoRA)
   --out         where eval.json and report.html go (default: <run>/eval/<checkpoint>_<split>)`;
 
 async function main(argv: string[]): Promise<number> {
@@ -66,6 +75,18 @@ async function main(argv: string[]): Promise<number> {
   if (votes === null || votes < 1 || votes > 64) return usage(`--votes must be an integer in 1..64, got "${values.votes}"`);
   const voteSeed = values.vote_seed === undefined ? 0 : parseInteger(values.vote_seed as string);
   if (voteSeed === null || voteSeed < 0) return usage(`--vote_seed must be a non-negative integer, got "${values.vote_seed}"`);
+  const int = (k: string, dflt: number, min: number) => {
+    const v = values[k] === undefined ? dflt : parseInteger(values[k] as string);
+    return v === null || v < min ? null : v;
+  };
+  const tttSteps = int("ttt_steps", 0, 0);
+  if (tttSteps === null) return usage(`--ttt_steps must be a non-negative integer, got "${values.ttt_steps}"`);
+  const tttBatch = int("ttt_batch", 4, 1);
+  if (tttBatch === null) return usage(`--ttt_batch must be a positive integer, got "${values.ttt_batch}"`);
+  const tttSeed = int("ttt_seed", 0, 0);
+  if (tttSeed === null) return usage(`--ttt_seed must be a non-negative integer, got "${values.ttt_seed}"`);
+  const tttLr = values.ttt_lr === undefined ? 1e-4 : parseDecimal(values.ttt_lr as string);
+  if (tttLr === null || !(tttLr >= 0)) return usage(`--ttt_lr must be a non-negative number, got "${values.ttt_lr}"`);
   for (const k of ["checkpoint", "run", "run_dir", "data", "out", "batch_size"] as const)
     if (values[k] === "") return usage(`--${k} was given an empty value (an unset shell variable?)`);
   // The device is checked before any checkpoint or model loads (asking about CUDA loads LibTorch only).
@@ -92,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
       batchSize,
       votes,
       voteSeed,
+      ttt: { steps: tttSteps, lr: tttLr, batch: tttBatch, seed: tttSeed, qwen: values.ttt_qwen === true },
       out: values.out as string | undefined,
       quiet: values.quiet === true,
     });

@@ -10,6 +10,7 @@ import type { Tensor } from "../torch";
 import { confidences, predictedSizes } from "./agent";
 import { cellAccuracy, exactMatch } from "./reward";
 import { type StepOptions, defaultPadShare, lastStepPrediction } from "./step";
+import { type TttOptions, withTestTimeTraining } from "./ttt";
 import { augmentExample, rankCandidates, unaugmentGrid, voteAugmentations, votedAttempts } from "./vote";
 import type { System } from "./system";
 
@@ -34,6 +35,8 @@ export interface ExampleEval {
   /** With --votes: the identity augmentation's own two attempts, and the top candidates with their votes. */
   unvoted?: [Grid, Grid];
   votes?: { grid: Grid; votes: number; confidence: number }[];
+  /** With test-time training: its steps, seconds and loss, and this example's answers without it. */
+  ttt?: { steps: number; seconds: number; lossFirst: number; lossLast: number; attemptsBefore: [Grid, Grid]; correctBefore: boolean; cellAccBefore: number };
   /** Cell accuracy at the target size, before and after refinement. */
   cellAccBefore: number;
   cellAccAfter: number;
@@ -61,6 +64,8 @@ export interface EvalSummary {
   tasksSolved: number;
   tasks: number;
   seconds: number;
+  /** With test-time training: tasks adapted, seconds per task, and examples it turned right / wrong (pass@2). */
+  ttt?: { tasks: number; secondsPerTask: number; gained: number; lost: number; cellAccWithout: number };
 }
 
 /** Options of evaluation: autocast as in training, and examples per batch. */
@@ -70,6 +75,8 @@ export interface EvalOptions extends Pick<StepOptions, "autocast" | "agentPadSha
   /** Augmentations voted over per example (1: no voting), and the seed that picks them. */
   votes?: number;
   voteSeed?: number;
+  /** Test-time training per task before its predictions (steps 0 or absent: off). */
+  ttt?: Omit<TttOptions, "autocast">;
 }
 
 /**
@@ -183,6 +190,19 @@ function evaluateVoted(sys: System, examples: Example[], votes: number, opts: Ev
   });
 }
 
+function tttSummary(results: ExampleEval[]): NonNullable<EvalSummary["ttt"]> {
+  const byTask = new Map<string, number>();
+  for (const r of results) if (r.ttt) byTask.set(r.task, r.ttt.seconds);
+  const n = results.length;
+  return {
+    tasks: byTask.size,
+    secondsPerTask: byTask.size ? [...byTask.values()].reduce((a, b) => a + b, 0) / byTask.size : 0,
+    gained: results.filter((r) => r.correct && !r.ttt?.correctBefore).length,
+    lost: results.filter((r) => !r.correct && r.ttt?.correctBefore).length,
+    cellAccWithout: n ? results.reduce((a, r) => a + (r.ttt?.cellAccBefore ?? r.cellAccAfter), 0) / n : 0,
+  };
+}
+
 /** One example: a batch of one. */
 export function evaluateExample(sys: System, ex: Example, opts: EvalOptions = {}): ExampleEval {
   return evaluateBatch(sys, [ex], opts)[0];
@@ -202,9 +222,29 @@ export function evaluate(
     const votes = opts.votes ?? 1;
     // With votes, an example's K augmented copies run in the same batches as any other examples.
     const perExample = Math.max(1, Math.floor(size / votes));
-    for (let start = 0; start < examples.length; start += perExample) {
-      const chunk = examples.slice(start, start + perExample);
-      for (const r of votes > 1 ? evaluateVoted(sys, chunk, votes, opts) : evaluateBatch(sys, chunk, opts)) {
+    const run = (exs: Example[]): ExampleEval[] => {
+      const out: ExampleEval[] = [];
+      for (let start = 0; start < exs.length; start += perExample) {
+        const chunk = exs.slice(start, start + perExample);
+        out.push(...(votes > 1 ? evaluateVoted(sys, chunk, votes, opts) : evaluateBatch(sys, chunk, opts)));
+      }
+      return out;
+    };
+    const ttt = opts.ttt && opts.ttt.steps > 0 ? opts.ttt : null;
+    // Test-time training adapts per task: a task's examples are evaluated together, before and after.
+    const groups = ttt ? [...Map.groupBy(examples, (ex) => ex.task).values()] : [examples];
+    for (const group of groups) {
+      let rs: ExampleEval[];
+      if (ttt) {
+        const plain = run(group);
+        rs = withTestTimeTraining(sys, group[0]!.task, { ...ttt, autocast: opts.autocast }, (rep) =>
+          run(group).map((r, i) => ({
+            ...r,
+            ttt: { steps: rep.steps, seconds: rep.seconds, lossFirst: rep.lossFirst, lossLast: rep.lossLast, attemptsBefore: plain[i]!.attempts, correctBefore: plain[i]!.correct, cellAccBefore: plain[i]!.cellAccAfter },
+          })),
+        );
+      } else rs = run(group);
+      for (const r of rs) {
         opts.onExample?.(r, results.length);
         results.push(r);
       }
@@ -237,6 +277,7 @@ export function evaluate(
       tasksSolved: [...byTask.values()].filter(Boolean).length,
       tasks: byTask.size,
       seconds: (performance.now() - t0) / 1000,
+      ...(opts.ttt && opts.ttt.steps > 0 ? { ttt: tttSummary(results) } : {}),
     },
     results,
   };

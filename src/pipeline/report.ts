@@ -5,7 +5,7 @@ import { basename, join } from "node:path";
 import { type Example, type Task, escapeHtml, figureHtml, htmlPage, loadDataset, testExamples } from "../arc";
 import * as torch from "../torch";
 import type { TrainConfig } from "./config";
-import { type EvalSummary, type ExampleEval, evaluate } from "./evaluate";
+import { type EvalOptions as EvalOptionsOf, type EvalSummary, type ExampleEval, evaluate } from "./evaluate";
 import { exactMatch } from "./reward";
 import { loadCheckpoint, resolveCheckpoint } from "./persistence";
 import { autocastFor, runExamples, systemConfig, useThreads } from "./run-setup";
@@ -26,6 +26,8 @@ export interface EvalOptions {
   /** Augmentations voted over per example (default 1: none) and their seed. */
   votes?: number;
   voteSeed?: number;
+  /** Test-time training per task (steps 0: off). */
+  ttt?: EvalOptionsOf["ttt"];
   out?: string;
   quiet?: boolean;
   log?: (line: string) => void;
@@ -62,18 +64,22 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   const autocast = autocastFor(cfg);
   log(`evaluating ${ck.dir} (step ${ck.manifest.step}) on ${examples.length} ${o.split} examples of ${cfg.data}`);
   const bar = progress(examples.length, { label: "eval", quiet: o.quiet });
-  const { summary, results } = evaluate(sys, examples, { autocast, batchSize: o.batchSize, votes: o.votes, voteSeed: o.voteSeed, onExample: (_, i) => bar.update(i + 1) });
+  const { summary, results } = evaluate(sys, examples, { autocast, batchSize: o.batchSize, votes: o.votes, voteSeed: o.voteSeed, ttt: o.ttt, onExample: (_, i) => bar.update(i + 1) });
   bar.stop();
 
   log(taskTable(results));
   log(`Exact match (attempt 1): ${summary.exactFirst.toFixed(4)} (${summary.exactFirstCount}/${summary.examples}) | pass@2: ${summary.pass2.toFixed(4)} (${summary.pass2Count}/${summary.examples}) | tasks solved: ${summary.tasksSolved}/${summary.tasks}`);
   log(`Size accuracy: ${summary.sizeAcc.toFixed(4)} (${summary.sizeAccCount}/${summary.examples}; ${summary.sizeFromRules} sizes from the demonstrations' rules, ${summary.examples - summary.sizeFromRules} from the size head)`);
+  if (summary.ttt) {
+    const t = summary.ttt;
+    log(`Test-time training: ${o.ttt!.steps} steps a task, ${t.secondsPerTask.toFixed(1)} s a task over ${t.tasks} tasks | pass@2 gained ${t.gained}, lost ${t.lost} | cell acc without it ${t.cellAccWithout.toFixed(4)}`);
+  }
   log(`Cell accuracy: ${summary.cellAcc.toFixed(4)} (before refinement ${summary.cellAccBefore.toFixed(4)}, delta ${summary.accuracyDelta >= 0 ? "+" : ""}${summary.accuracyDelta.toFixed(4)}) | ${summary.seconds.toFixed(1)} s`);
 
   const outDir = o.out ?? join(ck.runDir ?? ck.dir, "eval", `${basename(ck.dir)}_${o.split}`);
   mkdirSync(outDir, { recursive: true });
   const report: EvalReport = { checkpoint: ck.dir, step: ck.manifest.step, split: o.split, data: cfg.data, summary, results, outDir };
-  writeFileSync(join(outDir, "eval.json"), JSON.stringify({ ...report, results: results.map(({ input, ...r }) => r) }, null, 1));
+  writeFileSync(join(outDir, "eval.json"), JSON.stringify({ ...report, results: results.map(({ input, confidence, ...r }) => r) }, null, 1));
   const tasks = new Map(examples.map((e) => [e.task.id, e.task]));
   writeFileSync(join(outDir, "report.html"), reportHtml(report, tasks));
   log(`wrote ${join(outDir, "eval.json")} and ${join(outDir, "report.html")}`);
@@ -82,6 +88,11 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
 
 /** What voting changed for an example: the votes behind the attempts, and whether the unvoted attempts were right. */
 function voteNote(e: ExampleEval): string {
+  const ttt = e.ttt ? `; test-time training (${e.ttt.steps} steps, loss ${e.ttt.lossFirst.toFixed(3)} &rarr; ${e.ttt.lossLast.toFixed(3)}): ${e.ttt.correctBefore ? "right" : "wrong"} before, ${e.correct ? "right" : "wrong"} after` : "";
+  return ttt + votesNote(e);
+}
+
+function votesNote(e: ExampleEval): string {
   if (!e.votes || !e.unvoted) return "";
   const right = (g: number[][]) => exactMatch(g, e.target);
   const was = e.unvoted.some(right) ? "right" : "wrong";

@@ -1,0 +1,113 @@
+// Test-time training (eval.ts --ttt_steps N): before predicting a task's test outputs, a copy of the
+// trained agent (and W_up; the LoRA adapters too with --ttt_qwen) is fine-tuned on the task's own
+// demonstrations, leave-one-out (each demonstration's output predicted with the others in the prompt),
+// each under a random dihedral + colour augmentation, with the training loss (EFE + reward). Afterwards
+// every weight, the episodic memory, the policy's baseline and the generator are put back bit for bit,
+// so a checkpoint evaluates the same before and after, and a task's adaptation never reaches another.
+import { augmentExample } from "./vote";
+import { type Augmentation, randomAugmentation } from "../arc/augment";
+import { type Example, trainingExamples } from "../arc/examples";
+import { Rng, hash32 } from "../arc/rng";
+import type { Task } from "../arc/types";
+import { loraParameters } from "../models/lora";
+import * as torch from "../torch";
+import type { Tensor } from "../torch";
+import { type Autocast, trainBatch } from "./step";
+import { type System, qwenTrainable } from "./system";
+
+export interface TttOptions {
+  /** Optimizer steps per task (0: off). */
+  steps: number;
+  /** AdamW learning rate (default 1e-4). */
+  lr?: number;
+  /** Demonstrations per step (default 4; fewer when the task has fewer). */
+  batch?: number;
+  /** Seed of the augmentations, the examples drawn and the policy's noise (default 0). */
+  seed?: number;
+  /** Also adapt Qwen's LoRA adapters (when Qwen trains by LoRA). */
+  qwen?: boolean;
+  autocast?: Autocast;
+}
+
+export interface TttReport {
+  steps: number;
+  /** Mean training loss over the first and the last step's examples. */
+  lossFirst: number;
+  lossLast: number;
+  seconds: number;
+}
+
+/** What a task's adaptation may change, saved to be put back. */
+function snapshot(sys: System, params: Tensor[]) {
+  const copies = torch.noGrad(() => params.map((p) => torch.keep(p.detach().clone())));
+  const memory = { tensors: Object.fromEntries(Object.entries(sys.memory.stateTensors()).map(([k, t]) => [k, torch.keep(t)])), json: structuredClone(sys.memory.stateJson()) };
+  const refiner = structuredClone(sys.refiner.stateJson());
+  const rng = torch.keep(torch.getRngState());
+  const cudaRng = sys.config.device.startsWith("cuda") ? torch.keep(torch.getRngState(sys.config.device)) : null;
+  return {
+    restore(): void {
+      torch.noGrad(() => params.forEach((p, i) => p.copy_(copies[i]!)));
+      for (const m of [sys.agent, sys.refiner, sys.qwen]) m.zeroGrad();
+      sys.memory.loadState(memory.tensors, memory.json);
+      sys.refiner.loadStateJson(refiner);
+      torch.setRngState(rng);
+      if (cudaRng) torch.setRngState(cudaRng, sys.config.device);
+    },
+    dispose(): void {
+      for (const t of [...copies, ...Object.values(memory.tensors), rng, ...(cudaRng ? [cudaRng] : [])]) t.dispose();
+    },
+  };
+}
+
+/** The parameters test-time training adapts. */
+export function tttParameters(sys: System, qwen: boolean): Tensor[] {
+  const ps = [...sys.agent.parameters(), ...sys.refiner.upParameters()];
+  if (qwen && sys.config.qwenTrain === "lora") ps.push(...loraParameters(sys.qwen));
+  return ps;
+}
+
+/**
+ * Adapts to `task`'s demonstrations, runs `fn` with the adapted weights, and puts everything back
+ * (also when fn throws). A task with fewer than two demonstrations has no leave-one-out example with a
+ * prompt demonstration, so it trains on what it has (one demonstration predicts itself unseen).
+ */
+export function withTestTimeTraining<T>(sys: System, task: Task, o: TttOptions, fn: (report: TttReport) => T): T {
+  const t0 = performance.now();
+  const params = tttParameters(sys, o.qwen === true);
+  // Qwen's trainable weights that do not adapt stop taking gradients meanwhile (no backward through Qwen).
+  const adapted = new Set(params);
+  const held = qwenTrainable(sys).filter((p) => !adapted.has(p));
+  for (const p of held) p.requiresGrad_(false);
+  const saved = snapshot(sys, params);
+  const opt = new torch.AdamW([{ params, lr: o.lr ?? 1e-4 }], { weightDecay: 0 });
+  try {
+    const rng = new Rng(hash32(`ttt#${o.seed ?? 0}#${task.id}`));
+    torch.manualSeed(hash32(`ttt-torch#${o.seed ?? 0}#${task.id}`));
+    const demos = trainingExamples([task]);
+    const per = Math.max(1, Math.min(o.batch ?? 4, demos.length));
+    const losses: number[] = [];
+    for (let s = 0; s < o.steps; s++) {
+      const picked: Example[] = rng.sample(demos, per).map((ex) => {
+        const aug: Augmentation = randomAugmentation(rng);
+        return augmentExample(ex, aug);
+      });
+      const mean = torch.scope(() => {
+        const r = trainBatch(sys, picked, { sizeWeight: 1, autocast: o.autocast ?? null });
+        if (r.loss) r.loss.div(picked.length).backward();
+        return r.logs.reduce((a, l) => a + (l.finite ? l.loss : 0), 0) / picked.length;
+      });
+      losses.push(mean);
+      torch.clipGradNorm(params, 1.0);
+      opt.step();
+      opt.zeroGrad();
+      // The policy's gradients (trainBatch's REINFORCE loss is not backpropagated here) stay zero.
+    }
+    const report: TttReport = { steps: o.steps, lossFirst: losses[0] ?? 0, lossLast: losses.at(-1) ?? 0, seconds: (performance.now() - t0) / 1000 };
+    return fn(report);
+  } finally {
+    saved.restore();
+    saved.dispose();
+    opt.dispose();
+    for (const p of held) p.requiresGrad_(true);
+  }
+}
