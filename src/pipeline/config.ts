@@ -52,6 +52,8 @@ export interface TrainConfig {
   tensorboard: "true" | "false";
   skip_bad_tasks: boolean;
   validate_on_stop: boolean;
+  augment: boolean;
+  val_ttt_steps: number;
 }
 
 interface FlagSpec {
@@ -105,6 +107,8 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   tensorboard: { type: "string", kind: "string", choices: ["true", "false"], help: "TensorBoard event files in <run>/tb/ (tensorboard --logdir runs)" },
   skip_bad_tasks: { type: "boolean", kind: "bool", help: "skip (and list) task files that fail validation; without it, any bad file stops the run, all listed" },
   validate_on_stop: { type: "boolean", kind: "bool", help: "on Ctrl-C/SIGTERM, validate before the final checkpoint (default: checkpoint only)" },
+  augment: { type: "boolean", kind: "bool", help: "train each example under a random dihedral transform and colour permutation (0 kept), prompt and grids alike" },
+  val_ttt_steps: { type: "string", kind: "int", min: 0, help: "test-time training steps per task in validation (eval.ts --ttt_steps; lr 1e-4, 4 demonstrations a step; 0 = off)" },
 };
 
 export const DEFAULTS: TrainConfig = {
@@ -148,6 +152,8 @@ export const DEFAULTS: TrainConfig = {
   tensorboard: "true",
   skip_bad_tasks: false,
   validate_on_stop: false,
+  augment: false,
+  val_ttt_steps: 0,
 };
 
 /** `--preset smoke`: a complete run (prompt, hint, LoRA, agent, RL, memory, checkpoints) in about a minute on 2 CPU cores. */

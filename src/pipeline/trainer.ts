@@ -18,6 +18,7 @@ import { checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfi
 import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig } from "./resume";
 import { RunMonitor } from "./monitor";
 import { createRun, trimMetrics } from "./runs";
+import { trainingAugmentation } from "./augmented";
 import type { ExampleLogs } from "./step";
 import { autocastFor, runExamples, systemConfig, useThreads } from "./run-setup";
 import { type BackwardOptions, backwardBatch, buildOptimizers, optimizerStep } from "./update";
@@ -274,7 +275,7 @@ async function trainRun(
 
   const validate = (): EvalSummary | null => {
     if (valEx.length === 0) return null;
-    const { summary: s, results } = evaluate(sys, valEx, { autocast, batchSize: cfg.batch_size });
+    const { summary: s, results } = evaluate(sys, valEx, { autocast, batchSize: cfg.batch_size, ...((cfg.val_ttt_steps ?? 0) > 0 ? { ttt: { steps: cfg.val_ttt_steps, lr: 1e-4, batch: 4, seed: cfg.seed } } : {}) });
     io.out(`Val Accuracy: ${s.exactFirst.toFixed(4)} (${s.exactFirstCount}/${s.examples}) | pass@2: ${s.pass2.toFixed(4)} (${s.pass2Count}/${s.examples}) | cell acc: ${s.cellAcc.toFixed(4)} | accuracy delta: ${s.accuracyDelta >= 0 ? "+" : ""}${s.accuracyDelta.toFixed(4)} | ${s.seconds.toFixed(1)} s`);
     monitor.log({ type: "val", step, epochs_done: epoch, ...s });
     monitor.validated(step, results, s.seconds);
@@ -323,7 +324,8 @@ async function trainRun(
           if (stopped !== "done") break;
         }
         const lambda = sizeWeight(step, totalBatches);
-        const batch = order.slice(batchInEpoch * cfg.batch_size, (batchInEpoch + 1) * cfg.batch_size).map((i) => trainEx[i]);
+        let batch = order.slice(batchInEpoch * cfg.batch_size, (batchInEpoch + 1) * cfg.batch_size).map((i) => trainEx[i]);
+        if (cfg.augment) batch = batch.map((ex, j) => trainingAugmentation(ex, cfg.seed, epoch, batchInEpoch, j));
         const { logs } = runBatch(sys, batch, { step: step + 1, sizeWeight: lambda, autocast, scaler, perUpdate, maxBatchTokens: cfg.max_batch_tokens ?? 0 }, io);
         for (const l of logs) {
           addExample(win, l);

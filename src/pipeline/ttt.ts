@@ -4,7 +4,7 @@
 // each under a random dihedral + colour augmentation, with the training loss (EFE + reward). Afterwards
 // every weight, the episodic memory, the policy's baseline and the generator are put back bit for bit,
 // so a checkpoint evaluates the same before and after, and a task's adaptation never reaches another.
-import { augmentExample } from "./vote";
+import { augmentExample } from "./augmented";
 import { type Augmentation, randomAugmentation } from "../arc/augment";
 import { type Example, trainingExamples } from "../arc/examples";
 import { Rng, hash32 } from "../arc/rng";

@@ -2,7 +2,7 @@
 // task (the identity, then distinct dihedral transforms with colour permutations that keep 0), each
 // prediction mapped back by the exact inverse, candidates ranked by votes, ties by mean confidence.
 // Attempts 1 and 2 are the two best distinct grids (ARC's pass@2).
-import { type Augmentation, DIHEDRAL_NAMES, augmentTask, randomColourPerm, unaugmentGrid } from "../arc/augment";
+import { type Augmentation, randomColourPerm, unaugmentGrid } from "../arc/augment";
 import type { Example } from "../arc/examples";
 import { Rng, hash32 } from "../arc/rng";
 import type { Grid } from "../arc/types";
@@ -41,9 +41,6 @@ export function votedAttempts(ranked: Ranked[]): [Grid, Grid] {
   return [ranked[0].grid, (ranked[1] ?? ranked[0]).grid];
 }
 
-/** A short label of an augmentation (the prompt cache's key, the report). */
-export const augmentationLabel = (a: Augmentation): string => `${DIHEDRAL_NAMES[a.dihedral ?? 0]}${a.colours ? `+c${a.colours.join("")}` : ""}`;
-
 /**
  * K augmentations for an example, deterministic in (seed, task, pair): the identity first, then distinct
  * dihedral transforms (all 8 before any repeats), each with a random colour permutation keeping 0.
@@ -57,9 +54,5 @@ export function voteAugmentations(ex: Example, k: number, seed: number): Augment
   return out;
 }
 
-/** The example under an augmentation (the whole task transformed; the label keys cached prompt vectors). */
-export function augmentExample(ex: Example, aug: Augmentation): Example {
-  return { ...ex, task: augmentTask(ex.task, aug), augmentation: augmentationLabel(aug) };
-}
-
 export { unaugmentGrid };
+export { augmentExample } from "./augmented";
