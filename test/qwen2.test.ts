@@ -41,7 +41,7 @@ let tmp: string;
 let gold: Golden;
 beforeAll(() => {
   if (!existsSync(join(GOLDEN, "qwen2-tiny-golden.json")))
-    throw new Error(`golden data not found at ${GOLDEN} (test/fixtures/golden, or $ARC_GOLDEN_DIR)`);
+    throw new Error(`golden data not found at ${GOLDEN}`);
   gold = JSON.parse(readFileSync(join(GOLDEN, "qwen2-tiny-golden.json"), "utf8"));
   tmp = mkdtempSync(join(tmpdir(), "qwen2-test-"));
 });
@@ -481,7 +481,8 @@ describe("host round trips (generate, padded forward)", () => {
   afterAll(() => m.dispose());
 
   // Three left-padded rows. With repetition penalty 2 the golden model's greedy tokens vary:
-  // row 0: 404 404 43 43 ..., row 1: 961 961 961 961 51 ..., row 2: 536 (x9) 781 ... (20 tokens).
+  // row 0: 989 998 337 ..., row 1: 842 926 314 ... (no 337 or 55 in 20 tokens), row 2: 213 577 ... 390 55 ...;
+  // without it, greedy repeats: row 0 35 35 194 ..., row 1 842 (x8) 1009 ..., row 2 213 ... (12 tokens).
   const rows = [[3, 14, 15, 92, 65, 35], [27, 18, 28], [7, 7, 100, 200, 5]];
   const leftIds = rows.map((r) => [...Array(6 - r.length).fill(0), ...r]);
   const leftMask = rows.map((r) => [...Array(6 - r.length).fill(0), ...r.map(() => 1)]);
@@ -507,19 +508,20 @@ describe("host round trips (generate, padded forward)", () => {
   }
 
   test("rows that stop at their EOS at different steps (before and after an 8-step check) = each row alone", () => {
-    const eos = [43, 781];
+    const eos = [337, 55];
     const want = rows.map((r) => naiveGreedy(r, 20, eos, 2));
     expect(want.map((w) => w.length)).toEqual([3, 20, 10]); // row 0 stops at step 2, row 2 at step 9, row 1 never
     const opts = { maxNewTokens: 20, eosTokenIds: eos, repetitionPenalty: 2 };
     expect(m.generate(leftIds, { ...opts, attentionMask: leftMask })).toEqual(want);
     torch.scope(() => expect(m.generate(torch.tensor(leftIds, { dtype: "int64" }), { ...opts, attentionMask: torch.tensor(leftMask, { dtype: "int64" }) })).toEqual(want));
     // Without the penalty too (finished rows are fed padding, never their junk).
-    const plain = rows.map((r) => naiveGreedy(r, 12, [5, 35], 1));
-    expect(m.generate(leftIds, { maxNewTokens: 12, eosTokenIds: [5, 35], attentionMask: leftMask })).toEqual(plain);
+    const plain = rows.map((r) => naiveGreedy(r, 12, [35, 1009], 1));
+    expect(plain.map((w) => w.length)).toEqual([1, 9, 12]); // row 0 stops at once, row 1 after the first 8-step check, row 2 never
+    expect(m.generate(leftIds, { maxNewTokens: 12, eosTokenIds: [35, 1009], attentionMask: leftMask })).toEqual(plain);
   });
 
   test("prefill in length buckets (prefillPadShare 0 and 0.1), decode together: each row alone", () => {
-    const eos = [43, 781];
+    const eos = [337, 55];
     const want = rows.map((r) => naiveGreedy(r, 20, eos, 2));
     for (const share of [0, 0.1]) expect({ share, out: m.generate(leftIds, { maxNewTokens: 20, eosTokenIds: eos, repetitionPenalty: 2, attentionMask: leftMask, prefillPadShare: share }) }).toEqual({ share, out: want });
     // Buckets really run: a spy sees one forward per bucket before the first decode step (rows of 6, 3, 5
@@ -574,8 +576,8 @@ describe("host round trips (generate, padded forward)", () => {
     };
     try {
       // Every row's first token is an EOS.
-      const r = torch.countSyncs(() => m.generate(leftIds, { maxNewTokens: 40, eosTokenIds: [404, 961, 536], repetitionPenalty: 2, attentionMask: leftMask }));
-      expect(r.result).toEqual([[404], [961], [536]]);
+      const r = torch.countSyncs(() => m.generate(leftIds, { maxNewTokens: 40, eosTokenIds: [989, 842, 213], repetitionPenalty: 2, attentionMask: leftMask }));
+      expect(r.result).toEqual([[989], [842], [213]]);
       expect(calls.n).toBe(8); // steps 0..7, then the check
       expect(r.syncs).toBe(2);
     } finally {

@@ -54,7 +54,7 @@ describe("safetensors", () => {
     expect(buf.readBigInt64LE(8 + n + 8)).toBe(3n);
   });
 
-  test("reads the golden Qwen2 checkpoint (transformers' save_pretrained)", () => {
+  test("reads the golden Qwen2 checkpoint (save_pretrained's layout: tied, no lm_head)", () => {
     const w = torch.safetensors.loadFile(GOLDEN);
     expect(Object.keys(w).length).toBe(2 * 12 + 2);
     expect(w["model.embed_tokens.weight"].shape).toEqual([1024, 64]);
