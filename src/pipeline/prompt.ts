@@ -100,8 +100,22 @@ export class HybridPrompter {
     this.tail = tokenizer.encode(this.tailText);
   }
 
-  /** The prompt for an example: never the example's own output; demonstrations dropped from the end to fit. */
+  /**
+   * The prompt for an example: never the example's own output; demonstrations dropped from the end to fit.
+   * Kept per example object (for as long as the example lives), so measuring a batch's lengths before
+   * the step (--max_batch_tokens) and each validation pass tokenize a prompt once.
+   */
   build(ex: Example): BuiltPrompt {
+    const seen = this.built.get(ex);
+    if (seen && seen.maxPromptTokens === this.config.maxPromptTokens) return seen.prompt;
+    const prompt = this.buildUncached(ex);
+    this.built.set(ex, { maxPromptTokens: this.config.maxPromptTokens, prompt });
+    return prompt;
+  }
+
+  private readonly built = new WeakMap<Example, { maxPromptTokens: number; prompt: BuiltPrompt }>();
+
+  private buildUncached(ex: Example): BuiltPrompt {
     const ctx = context(ex);
     const enc = (s: string) => this.tokenizer.encode(s);
     const demoTexts = ctx.demos.map((d, i) => `Example ${i + 1}\nInput:\n${gridText(d.input)}\nOutput:\n${gridText(d.output)}\n\n`);

@@ -120,3 +120,37 @@ export function restoreTrainingState<W>(p: TrainingParts, loaded: LoadedCheckpoi
   const { step, epoch, batchInEpoch, window, epochWindow, lastValidation } = st.position;
   return { step, epoch, batchInEpoch, window, epochWindow, lastValidation };
 }
+
+/** A system's mutable state held in memory, to be put back: see snapshotSystem. */
+export interface SystemSnapshot {
+  /** Puts the weights, memory, refiner baseline and (unless `rng: false`) the generators back as they were. */
+  restore(opts?: { rng?: boolean }): void;
+  dispose(): void;
+}
+
+/**
+ * Saves what a step or an adaptation changes besides the optimizer: copies of `params` (none by default),
+ * the episodic memory, the refiner's baseline and the CPU (and the run's CUDA) generator. The copies are
+ * kept out of every scope until dispose().
+ */
+export function snapshotSystem(sys: System, params: Tensor[] = []): SystemSnapshot {
+  const copies = torch.noGrad(() => params.map((p) => torch.keep(p.detach().clone())));
+  const memory = { tensors: Object.fromEntries(Object.entries(sys.memory.stateTensors()).map(([k, t]) => [k, torch.keep(t)])), json: structuredClone(sys.memory.stateJson()) };
+  const refiner = structuredClone(sys.refiner.stateJson());
+  const device = sys.config.device as torch.Device;
+  const rng = torch.keep(torch.getRngState());
+  const cudaRng = device.startsWith("cuda") ? torch.keep(torch.getRngState(device)) : null;
+  return {
+    restore(opts = {}) {
+      torch.noGrad(() => params.forEach((p, i) => p.copy_(copies[i]!)));
+      sys.memory.loadState(memory.tensors, memory.json);
+      sys.refiner.loadStateJson(refiner);
+      if (opts.rng === false) return;
+      torch.setRngState(rng);
+      if (cudaRng) torch.setRngState(cudaRng, device);
+    },
+    dispose() {
+      for (const t of [...copies, ...Object.values(memory.tensors), rng, ...(cudaRng ? [cudaRng] : [])]) t.dispose();
+    },
+  };
+}

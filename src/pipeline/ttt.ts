@@ -14,6 +14,7 @@ import * as torch from "../torch";
 import type { Tensor } from "../torch";
 import { type Autocast, trainBatch } from "./step";
 import { type System, qwenTrainable } from "./system";
+import { snapshotSystem } from "./training-state";
 
 export interface TttOptions {
   /** Optimizer steps per task (0: off). */
@@ -37,28 +38,6 @@ export interface TttReport {
   seconds: number;
 }
 
-/** What a task's adaptation may change, saved to be put back. */
-function snapshot(sys: System, params: Tensor[]) {
-  const copies = torch.noGrad(() => params.map((p) => torch.keep(p.detach().clone())));
-  const memory = { tensors: Object.fromEntries(Object.entries(sys.memory.stateTensors()).map(([k, t]) => [k, torch.keep(t)])), json: structuredClone(sys.memory.stateJson()) };
-  const refiner = structuredClone(sys.refiner.stateJson());
-  const rng = torch.keep(torch.getRngState());
-  const cudaRng = sys.config.device.startsWith("cuda") ? torch.keep(torch.getRngState(sys.config.device)) : null;
-  return {
-    restore(): void {
-      torch.noGrad(() => params.forEach((p, i) => p.copy_(copies[i]!)));
-      for (const m of [sys.agent, sys.refiner, sys.qwen]) m.zeroGrad();
-      sys.memory.loadState(memory.tensors, memory.json);
-      sys.refiner.loadStateJson(refiner);
-      torch.setRngState(rng);
-      if (cudaRng) torch.setRngState(cudaRng, sys.config.device);
-    },
-    dispose(): void {
-      for (const t of [...copies, ...Object.values(memory.tensors), rng, ...(cudaRng ? [cudaRng] : [])]) t.dispose();
-    },
-  };
-}
-
 /** The parameters test-time training adapts. */
 export function tttParameters(sys: System, qwen: boolean): Tensor[] {
   const ps = [...sys.agent.parameters(), ...sys.refiner.upParameters()];
@@ -78,7 +57,7 @@ export function withTestTimeTraining<T>(sys: System, task: Task, o: TttOptions, 
   const adapted = new Set(params);
   const held = qwenTrainable(sys).filter((p) => !adapted.has(p));
   for (const p of held) p.requiresGrad_(false);
-  const saved = snapshot(sys, params);
+  const saved = snapshotSystem(sys, params);
   const opt = new torch.AdamW([{ params, lr: o.lr ?? 1e-4 }], { weightDecay: 0 });
   try {
     const rng = new Rng(hash32(`ttt#${o.seed ?? 0}#${task.id}`));
@@ -107,6 +86,7 @@ export function withTestTimeTraining<T>(sys: System, task: Task, o: TttOptions, 
   } finally {
     saved.restore();
     saved.dispose();
+    for (const m of [sys.agent, sys.refiner, sys.qwen]) m.zeroGrad();
     opt.dispose();
     for (const p of held) p.requiresGrad_(true);
   }

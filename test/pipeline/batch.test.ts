@@ -7,9 +7,9 @@ import type { Example, Grid, Task } from "../../src/arc";
 import { Rng } from "../../src/arc/rng";
 import { loraParameters } from "../../src/models/lora";
 import { evaluate } from "../../src/pipeline/evaluate";
-import type { EpisodicMemoryState } from "../../src/pipeline/memory";
 import { type BatchResult, type ExampleLogs, trainBatch } from "../../src/pipeline/step";
 import { type System, buildSystem } from "../../src/pipeline/system";
+import { snapshotSystem } from "../../src/pipeline/training-state";
 import * as torch from "../../src/torch";
 import type { Tensor } from "../../src/torch";
 import { tinySystemConfig } from "../helpers/system";
@@ -45,22 +45,6 @@ const zeroGrad = () => {
 };
 const grads = (): Map<string, Tensor> => new Map(params().map(([n, t]) => [n, torch.keep(t.grad ? t.grad.clone() : torch.zerosLike(t))]));
 
-/** The state a batch reads: memory, baseline, and the generator. */
-interface Snapshot {
-  memory: { tensors: Record<string, Tensor>; json: EpisodicMemoryState };
-  refiner: ReturnType<System["refiner"]["stateJson"]>;
-  rng: Tensor;
-}
-const snapshot = (): Snapshot => ({
-  memory: { tensors: Object.fromEntries(Object.entries(sys.memory.stateTensors()).map(([k, t]) => [k, torch.keep(t)])), json: structuredClone(sys.memory.stateJson()) },
-  refiner: structuredClone(sys.refiner.stateJson()),
-  rng: torch.keep(torch.getRngState()),
-});
-const restore = (s: Snapshot, rng = true) => {
-  sys.memory.loadState(s.memory.tensors, s.memory.json);
-  sys.refiner.loadStateJson(s.refiner);
-  if (rng) torch.setRngState(s.rng);
-};
 const backward = (r: BatchResult) => (r.loss ? r.loss.add(r.policyLoss) : r.policyLoss).backward();
 
 const relClose = (a: Tensor, b: Tensor, tol: number) => {
@@ -104,7 +88,8 @@ describe("trainBatch", () => {
   // Share 1: one padded Qwen pass and one agent pass; 0: every length and grid size in its own pass; 0.2 between.
   test.each([1, 0.2, 0])("a batch of 4 equals 4 batches of one from the same state: losses, logs, gradients, memory, baseline (padding share %p)", (share) => {
     torch.scope(() => {
-      const s0 = snapshot();
+      const s0 = snapshotSystem(sys); // the state a batch reads: memory, baseline, the generator
+      const baseline0 = sys.refiner.baseline;
       sys.prompter.config.maxPadShare = share;
       const opts = { sizeWeight: 0.8, agentPadShare: share };
 
@@ -117,10 +102,10 @@ describe("trainBatch", () => {
       const baselineBatch = sys.refiner.baseline;
 
       // Four batches of one, each reading the state the batch read (the generator runs on, as in the batch).
-      restore(s0);
+      s0.restore();
       zeroGrad();
       const ones = examples.map((ex) => {
-        restore(s0, false);
+        s0.restore({ rng: false });
         const r = trainBatch(sys, [ex], opts);
         backward(r);
         return r;
@@ -135,9 +120,9 @@ describe("trainBatch", () => {
       expect([...gBatch].filter(([, g]) => g.abs().sum().item() === 0).map(([n]) => n)).toEqual([]);
 
       // The memory's writes and threshold, and the baseline, as if the four had been applied in order.
-      restore(s0);
+      s0.restore();
       const written: boolean[] = [];
-      let b = s0.refiner.baseline;
+      let b = baseline0;
       ones.forEach((r, i) => {
         const l = r.logs[0];
         written.push(sys.memory.update(r.p.select(0, 0), r.actions.select(0, 0), l.after.R, l.r).written);
@@ -149,7 +134,8 @@ describe("trainBatch", () => {
       const memSeq = { json: sys.memory.stateJson(), tensors: sys.memory.stateTensors() };
       expect({ ...memBatch.json, reads: 0, hitReads: 0 }).toEqual({ ...memSeq.json, reads: 0, hitReads: 0 });
       for (const k of Object.keys(memSeq.tensors)) expect(relClose(memBatch.tensors[k], memSeq.tensors[k], 1e-6)).toBe(true);
-      restore(s0);
+      s0.restore();
+      s0.dispose();
       zeroGrad();
     });
   });

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { type Example, loadTask } from "../../src/arc";
 import { type System, buildSystem } from "../../src/pipeline/system";
 import { trainBatch } from "../../src/pipeline/step";
+import { snapshotSystem } from "../../src/pipeline/training-state";
 import { backwardBatch, buildOptimizers, splitByTokens } from "../../src/pipeline/update";
 import * as torch from "../../src/torch";
 import { FIXTURE_ARC } from "../helpers/fixtures";
@@ -43,13 +44,9 @@ describe("backwardBatch", () => {
     const zero = () => {
       for (const m of [sys.agent, sys.refiner, sys.qwen]) m.zeroGrad();
     };
-    const memory = { tensors: Object.fromEntries(Object.entries(sys.memory.stateTensors()).map(([k, t]) => [k, torch.keep(t)])), json: structuredClone(sys.memory.stateJson()) };
-    const refiner = structuredClone(sys.refiner.stateJson());
-    const rng = torch.keep(torch.getRngState());
+    const saved = snapshotSystem(sys);
     const reset = () => {
-      sys.memory.loadState(memory.tensors, memory.json);
-      sys.refiner.loadStateJson(refiner);
-      torch.setRngState(rng);
+      saved.restore();
       zero();
     };
     const { scaler } = buildOptimizers(sys, { agentLr: 1e-3, qwenLr: 1e-3, weightDecay: 0, scaleLoss: false });
