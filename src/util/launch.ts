@@ -152,6 +152,8 @@ export function launch(o: LaunchOptions, io: LaunchIO = defaultIO): Promise<numb
           if (tail) io.err(`launch: rank ${env.RANK}'s last error output:\n${tail}`);
           endAll("SIGTERM");
         }
+        else if (stopSignal && status !== 0 && status !== 128 + SIGNAL_NUMBERS[stopSignal]!)
+          io.err(`launch: rank ${env.RANK} ${signal ? `was killed by ${signal}` : `exited with code ${code}`} after ${stopSignal}`);
         if (--running === 0) {
           if (killTimer) clearTimeout(killTimer);
           process.off("SIGINT", onInt);

@@ -13,9 +13,13 @@ async function run(args: string[], env: Record<string, string> = {}, signalAfter
   let out = "";
   const reader = (async () => {
     const dec = new TextDecoder();
+    let sent = false; // once: a second signal makes the launcher SIGKILL its ranks
     for await (const chunk of proc.stdout) {
       out += dec.decode(chunk);
-      if (signalAfter && out.split(signalAfter.text).length - 1 === signalAfter.count) proc.kill(signalAfter.signal);
+      if (signalAfter && !sent && out.split(signalAfter.text).length - 1 === signalAfter.count) {
+        sent = true;
+        proc.kill(signalAfter.signal);
+      }
     }
   })();
   const err = await new Response(proc.stderr).text();
