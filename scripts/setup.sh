@@ -43,6 +43,9 @@ apt_install() {
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
+# Gloo's headers: LibTorch's ProcessGroupGloo.hpp (torch.distributed) includes them, and neither Debian's
+# libtorch-dev nor pip's wheels ship them. Without them the addon builds with no torch.distributed.
+[ -f /usr/include/gloo/context.h ] || need+=(libgloo-dev)
 
 if [ "$variant" = debian ]; then
   [ -f /usr/lib/x86_64-linux-gnu/cmake/Torch/TorchConfig.cmake ] || [ -f /usr/lib/aarch64-linux-gnu/cmake/Torch/TorchConfig.cmake ] || need+=(libtorch-dev)

@@ -22,6 +22,7 @@ export { Adam, AdamW, clipGradNorm, gradNorm, adamKernel, type AdamKernel, type 
 export { manualSeed, getRngState, setRngState } from "./torch/random";
 export * as F from "./torch/functional";
 export * as cuda from "./torch/cuda";
+export * as distributed from "./torch/distributed";
 export * as safetensors from "./torch/safetensors";
 
 import { N } from "./torch/native";
