@@ -42,6 +42,12 @@ export class Rng {
   next(): number {
     return this.nextU32() / 4294967296;
   }
+  /** Standard normal (Box-Muller on two uniforms; 1 - u keeps the log finite). */
+  normal(): number {
+    const u = 1 - this.next();
+    const v = this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
   /** Uniform integer in [lo, hi] (inclusive). */
   int(lo: number, hi: number): number {
     return lo + Math.floor(this.next() * (hi - lo + 1));

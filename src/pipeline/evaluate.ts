@@ -252,6 +252,11 @@ export function evaluate(
   } finally {
     for (const [m, t] of modes) m.train(t);
   }
+  return { summary: summarizeEval(results, (performance.now() - t0) / 1000, opts.ttt !== undefined && opts.ttt.steps > 0), results };
+}
+
+/** The summary of evaluated examples (evaluate's, or a data-parallel run's gathered from its ranks). */
+export function summarizeEval(results: ExampleEval[], seconds: number, withTtt: boolean): EvalSummary {
   const n = results.length;
   const mean = (f: (r: ExampleEval) => number) => (n ? results.reduce((a, r) => a + f(r), 0) / n : 0);
   const byTask = new Map<string, boolean>();
@@ -262,23 +267,20 @@ export function evaluate(
   const cellAcc = mean((r) => r.cellAccAfter);
   const cellAccBefore = mean((r) => r.cellAccBefore);
   return {
-    summary: {
-      examples: n,
-      exactFirst: n ? exactFirstCount / n : 0,
-      exactFirstCount,
-      pass2: n ? pass2Count / n : 0,
-      pass2Count,
-      sizeAcc: n ? sizeAccCount / n : 0,
-      sizeAccCount,
-      sizeFromRules: results.filter((r) => r.sizeSource === "task").length,
-      cellAcc,
-      cellAccBefore,
-      accuracyDelta: cellAcc - cellAccBefore,
-      tasksSolved: [...byTask.values()].filter(Boolean).length,
-      tasks: byTask.size,
-      seconds: (performance.now() - t0) / 1000,
-      ...(opts.ttt && opts.ttt.steps > 0 ? { ttt: tttSummary(results) } : {}),
-    },
-    results,
+    examples: n,
+    exactFirst: n ? exactFirstCount / n : 0,
+    exactFirstCount,
+    pass2: n ? pass2Count / n : 0,
+    pass2Count,
+    sizeAcc: n ? sizeAccCount / n : 0,
+    sizeAccCount,
+    sizeFromRules: results.filter((r) => r.sizeSource === "task").length,
+    cellAcc,
+    cellAccBefore,
+    accuracyDelta: cellAcc - cellAccBefore,
+    tasksSolved: [...byTask.values()].filter(Boolean).length,
+    tasks: byTask.size,
+    seconds,
+    ...(withTtt ? { ttt: tttSummary(results) } : {}),
   };
 }

@@ -16,6 +16,7 @@
 // The policy math runs in the module's dtype (float32 by default) with autocast switched off, so
 // log-probabilities stay precise under AMP; delta() follows the caller's autocast as part of the main graph.
 // Every method accepts one example ([P], [d], a number) or a batch ([B, P], [B, d], B numbers).
+import { Rng, seedOf } from "../arc/rng";
 import * as nn from "../nn";
 import * as torch from "../torch";
 import type { DType, Device, Tensor } from "../torch";
@@ -59,6 +60,32 @@ export interface ActOptions {
   deterministic?: boolean;
   /** Added to the mean (episodic memory's read): [k] or [B, k]; null/undefined for none. */
   memoryBias?: Tensor | null;
+  /** Standard normal noise of the action's shape (see actionNoise); default: drawn from torch's generator. */
+  noise?: Tensor | null;
+}
+
+/** Where a batch's policy noise comes from: the run's seed, the batch's step and each row's place in the batch. */
+export interface NoiseKey {
+  seed: number;
+  step: number;
+  /** Each example's row in the whole (global) batch; default 0..B-1. */
+  rows?: number[];
+}
+
+/**
+ * Standard normal noise [B, k], each row a function of (seed, step, row) alone: a row gets the same
+ * numbers whether the batch runs in one process, is split across data-parallel ranks or into passes,
+ * and whatever else drew from torch's generator before it (a host draw: k numbers per row).
+ */
+export function actionNoise(key: NoiseKey, batch: number, k: number, device: torch.Device): Tensor {
+  const rows = key.rows ?? Array.from({ length: batch }, (_, i) => i);
+  if (rows.length !== batch) throw new RangeError(`actionNoise: ${rows.length} rows for a batch of ${batch}`);
+  const v = new Float32Array(batch * k);
+  rows.forEach((row, i) => {
+    const rng = new Rng(seedOf(key.seed, "policy-noise", key.step, row));
+    for (let j = 0; j < k; j++) v[i * k + j] = rng.normal();
+  });
+  return torch.fromTypedArray(v, [batch, k], { device });
 }
 
 export interface PolicyAction {
@@ -294,7 +321,7 @@ export class PromptRefiner extends nn.Module {
         const logStd = head.logStd;
         const action = opts.deterministic
           ? mean.detach()
-          : torch.noGrad(() => mean.add(logStd.exp().mul(this.noise(mean.shape))));
+          : torch.noGrad(() => mean.add(logStd.exp().mul(opts.noise ? opts.noise.to({ dtype: this.dtype, device: this.device }).reshape(mean.shape) : this.noise(mean.shape))));
         return { action, logProb: gaussianLogProb(action, mean, logStd), entropy: gaussianEntropy(logStd), mean, logStd };
       }),
     );
@@ -330,7 +357,7 @@ export class PromptRefiner extends nn.Module {
    * REINFORCE with the EMA baseline: loss = -(r - b) log pi - entropyCoef H (means over a batch), then
    * b <- decay b + (1 - decay) r for each reward in order. Rewards must be finite (a NaN would poison b).
    */
-  loss(logProb: Tensor, entropy: Tensor, reward: number | number[]): PolicyLoss {
+  loss(logProb: Tensor, entropy: Tensor, reward: number | number[], opts: { advanceBaseline?: boolean } = {}): PolicyLoss {
     const rs = typeof reward === "number" ? [reward] : reward;
     if (rs.length !== Math.max(1, logProb.numel())) throw new RangeError(`PromptRefiner.loss: ${rs.length} rewards for ${logProb.numel()} log-probabilities`);
     for (const r of rs) if (!Number.isFinite(r)) throw new RangeError(`PromptRefiner.loss: reward must be finite, got ${r}`);
@@ -344,12 +371,18 @@ export class PromptRefiner extends nn.Module {
       const h = entropy.ndim === 0 ? entropy : entropy.mean();
       return pg.sub(h.mul(this.entropyCoef));
     });
-    for (const r of rs) {
+    if (opts.advanceBaseline !== false) this.advanceBaseline(rs);
+    const advantage = advantages.reduce((a, x) => a + x, 0) / advantages.length;
+    return { loss, advantage, advantages, baseline: b };
+  }
+
+  /** b <- decay b + (1 - decay) r for each reward in order (what loss() does unless told not to). */
+  advanceBaseline(rewards: number[]): void {
+    for (const r of rewards) {
+      if (!Number.isFinite(r)) throw new RangeError(`PromptRefiner: reward must be finite, got ${r}`);
       this._baseline = this.baselineDecay * this._baseline + (1 - this.baselineDecay) * r;
       this._updates += 1;
     }
-    const advantage = advantages.reduce((a, x) => a + x, 0) / advantages.length;
-    return { loss, advantage, advantages, baseline: b };
   }
 
   /** Learning rate of the policy's Adam (every group). */

@@ -17,6 +17,7 @@ import { type AgentBatchOutput, confidences, predictedSizes } from "./agent";
 import { type EfeDevice, efeLossDevice, efeTermsFrom } from "./efe";
 import { gridTensor, resizeHard, resizeLogits } from "./resize";
 import { type RewardMetrics, reward } from "./reward";
+import { type NoiseKey, actionNoise } from "./policy";
 import type { System } from "./system";
 import { type StageTimer, untimed } from "../util/stage-timer";
 
@@ -36,6 +37,38 @@ export interface StepOptions {
   agentPadShare?: number;
   /** Wall time of the stages, for benchmarks (the callback synchronises the device if it wants exact times). */
   timer?: StageTimer;
+  /** The policy's noise keyed by (seed, step, row) (the trainer's); default: drawn from torch's generator. */
+  noise?: NoiseKey;
+  /**
+   * Leave the batch's state updates (memory reads counted, baseline, memory writes) to the caller, who
+   * applies them with applyStateUpdates (data-parallel ranks apply every rank's, in global order). The
+   * logs' memoryWritten/theta are then filled by the caller too.
+   */
+  deferStateUpdates?: boolean;
+}
+
+/** What a batch changes in the system besides the weights, applied in example order by applyStateUpdates. */
+export interface StateUpdates {
+  /** [B, P] the prompt vectors and [B, k] the actions, detached. */
+  p: Tensor;
+  actions: Tensor;
+  /** R_after and r = R_after - R_before per example; the memory's read hits per example. */
+  rAfter: number[];
+  r: number[];
+  hits: number[];
+}
+
+/**
+ * Applies a batch's state updates in example order: the read counters, the policy's EMA baseline (each
+ * reward in order) and the memory's writes with its threshold. Returns each example's write and threshold.
+ */
+export function applyStateUpdates(sys: System, u: StateUpdates): { written: boolean; theta: number }[] {
+  sys.memory.countReads(u.hits);
+  sys.refiner.advanceBaseline(u.r);
+  return u.r.map((r, i) => {
+    const m = sys.memory.update(u.p.select(0, i), u.actions.select(0, i), u.rAfter[i], r);
+    return { written: m.written, theta: m.theta };
+  });
 }
 
 export interface ExampleLogs {
@@ -89,9 +122,8 @@ export interface BatchResult {
   policyLoss: Tensor;
   logs: ExampleLogs[];
   stats: BatchStats;
-  /** [B, P] the prompt vectors and [B, k] the actions, detached (what the memory was offered). */
-  p: Tensor;
-  actions: Tensor;
+  /** The batch's state updates: already applied unless opts.deferStateUpdates. */
+  updates: StateUpdates;
 }
 
 export interface ExampleResult {
@@ -148,7 +180,8 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
   // bias). The confidence stands in for R_before, which evaluation cannot compute (see agent.ts).
   const { mem, act, after } = timer.time("agent", () => {
     const mem = sys.memory.readBatch(p);
-    const act = sys.refiner.act(p, before.pooled, confidences(before), { memoryBias: mem.bias });
+    const noise = opts.noise ? actionNoise(opts.noise, B, sys.refiner.actionDim, sys.refiner.device) : null;
+    const act = sys.refiner.act(p, before.pooled, confidences(before), { memoryBias: mem.bias, noise });
     const pRefined = p.add(sys.refiner.delta(act.action));
     // 4. Agent again with p' (the graph the main loss uses).
     const after: AgentBatchOutput = maybeAutocast(ac, () => sys.agent.forwardBatch(queries, pRefined, agentOpts));
@@ -198,17 +231,16 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
     off += n;
     return efeTermsFrom(t.total, v, t.steps, t.sizeWeight);
   });
-  sys.memory.countReads(hits);
 
   const rw = sys.config.rewardWeights;
   const rBefore = targets.map((t, i) => reward(predBefore[i], sizeBefore[i], t, rw));
   const rAfter = targets.map((t, i) => reward(predAfter[i], sizeAfter[i], t, rw));
   const r = rAfter.map((a, i) => a.R - rBefore[i].R);
   // refiner.loss averages over the batch; the sum is what B batches of one would backpropagate.
-  const pol = sys.refiner.loss(act.logProb, act.entropy, r);
+  const pol = sys.refiner.loss(act.logProb, act.entropy, r, { advanceBaseline: false });
   const policyLoss = pol.loss.mul(B);
-  const pDetached = p.detach();
-  const updates = examples.map((_, i) => sys.memory.update(pDetached.select(0, i), act.action.select(0, i), rAfter[i].R, r[i]));
+  const updates: StateUpdates = { p: p.detach(), actions: act.action, rAfter: rAfter.map((x) => x.R), r, hits };
+  const applied = opts.deferStateUpdates ? null : applyStateUpdates(sys, updates);
 
   const finite = efe.filter((t) => t.finite).map((t) => t.total);
   const loss = finite.length === 0 ? null : finite.length === 1 ? finite[0] : torch.stack(finite).sum();
@@ -236,8 +268,8 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
       baseline: pol.baseline,
       sizeError: Math.abs(sizeAfter[i][0] - h) + Math.abs(sizeAfter[i][1] - w),
       memoryHits: hits[i],
-      memoryWritten: updates[i].written,
-      theta: updates[i].theta,
+      memoryWritten: applied?.[i]?.written ?? false,
+      theta: applied?.[i]?.theta ?? sys.memory.theta,
       promptTokens: prompt.tokens[i],
       hint: prompt.hints[i],
       finite: t.finite,
@@ -247,8 +279,7 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
     loss,
     policyLoss,
     logs,
-    p: pDetached,
-    actions: act.action,
+    updates,
     stats: {
       examples: B,
       realTokens: prompt.realTokens,

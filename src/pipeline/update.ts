@@ -10,7 +10,7 @@ import type { Example } from "../arc";
 import * as torch from "../torch";
 import type { Tensor } from "../torch";
 import { untimed } from "../util/stage-timer";
-import { type BatchStats, type ExampleLogs, type StepOptions, trainBatch } from "./step";
+import { type BatchStats, type ExampleLogs, type StateUpdates, type StepOptions, trainBatch } from "./step";
 import { type System, qwenTrainable } from "./system";
 
 export interface Optimizers {
@@ -82,25 +82,49 @@ const addStats = (a: BatchStats, b: BatchStats): BatchStats => ({
 });
 export const emptyStats = (): BatchStats => ({ examples: 0, realTokens: 0, paddedTokens: 0, cells: 0, paddedCells: 0, agentPasses: 0 });
 
-/** Forward and backward of a batch (both losses; the main one through the scaler). Gradients accumulate. */
-export function backwardBatch(sys: System, examples: Example[], o: BackwardOptions): { logs: ExampleLogs[]; stats: BatchStats } {
+/**
+ * Forward and backward of a batch (both losses; the main one through the scaler). Gradients accumulate.
+ * With o.deferStateUpdates the passes' state updates come back, concatenated in example order, for the
+ * caller to apply (they belong to the caller's scope).
+ */
+export function backwardBatch(sys: System, examples: Example[], o: BackwardOptions): { logs: ExampleLogs[]; stats: BatchStats; updates: StateUpdates | null } {
   const timer = o.timer ?? untimed;
   const cap = o.maxBatchTokens ?? 0;
   const passes = cap > 0 ? splitByTokens(examples, examples.map((ex) => sys.prompter.build(ex).ids.length + sys.config.hintTokens), cap) : [examples];
+  const rows = o.noise ? (o.noise.rows ?? examples.map((_, i) => i)) : [];
   const logs: ExampleLogs[] = [];
+  const deferred: StateUpdates[] = [];
   let stats = emptyStats();
+  let start = 0;
   for (const pass of passes) {
-    torch.scope(() => {
-      const r = trainBatch(sys, pass, o);
+    // Each pass keeps its examples' noise rows, so splitting a batch does not change its noise.
+    const noise = o.noise && { ...o.noise, rows: rows.slice(start, start + pass.length) };
+    start += pass.length;
+    const updates = torch.scope(() => {
+      const r = trainBatch(sys, pass, { ...o, noise });
       timer.time("backward", () => {
         if (r.loss) o.scaler.scale(r.loss.div(o.perUpdate)).backward();
         r.policyLoss.div(o.perUpdate).backward();
       });
       logs.push(...r.logs);
       stats = addStats(stats, r.stats);
+      return o.deferStateUpdates ? r.updates : null;
     });
+    if (updates) deferred.push(updates);
   }
-  return { logs, stats };
+  return { logs, stats, updates: deferred.length ? concatUpdates(deferred) : null };
+}
+
+/** Several batches' state updates as one, in order. */
+export function concatUpdates(us: StateUpdates[]): StateUpdates {
+  if (us.length === 1) return us[0];
+  return {
+    p: torch.cat(us.map((u) => u.p)),
+    actions: torch.cat(us.map((u) => u.actions)),
+    rAfter: us.flatMap((u) => u.rAfter),
+    r: us.flatMap((u) => u.r),
+    hits: us.flatMap((u) => u.hits),
+  };
 }
 
 /** Unscale, clip, step both optimizers, zero the gradients. Returns Qwen's gradient norm (before clipping; 0 when frozen). */

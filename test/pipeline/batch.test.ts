@@ -125,7 +125,7 @@ describe("trainBatch", () => {
       let b = baseline0;
       ones.forEach((r, i) => {
         const l = r.logs[0];
-        written.push(sys.memory.update(r.p.select(0, 0), r.actions.select(0, 0), l.after.R, l.r).written);
+        written.push(sys.memory.update(r.updates.p.select(0, 0), r.updates.actions.select(0, 0), l.after.R, l.r).written);
         b = 0.95 * b + 0.05 * l.r;
         expect(batch.logs[i].theta).toBeCloseTo(sys.memory.theta, 12);
       });
