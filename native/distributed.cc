@@ -23,6 +23,7 @@
 
 #ifdef ARC_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 
@@ -156,7 +157,11 @@ auto classicStore(O& o, int) -> decltype(o.useLibUV = false, void()) {
 template <class O>
 void classicStore(O&, long) {}
 
-void init(const std::string& backend, int64_t rank, int64_t size, const std::string& addr, int64_t port, int64_t timeoutMs) {
+// agentStore: torchrun's agent already serves a TCPStore at addr:port (TORCHELASTIC_USE_AGENT_STORE),
+// so every rank, rank 0 included, is a client of it, under `prefix` (PyTorch's "/worker/attempt_N", so
+// a restarted attempt does not read the keys of an earlier one).
+void init(const std::string& backend, int64_t rank, int64_t size, const std::string& addr, int64_t port, int64_t timeoutMs,
+          bool agentStore, const std::string& prefix) {
   if (backend == "nccl") throw arc::ArgError("backend \"nccl\": this build has no NCCL (use \"gloo\")");
   if (backend != "gloo") throw arc::ArgError("backend must be \"gloo\" or \"nccl\", not \"" + backend + "\"");
   if (gGroup) throw arc::ArgError("the process group is already initialized (destroyProcessGroup() first)");
@@ -175,12 +180,14 @@ void init(const std::string& backend, int64_t rank, int64_t size, const std::str
   // (retrying until the timeout).
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(port);
-  so.isServer = rank == 0;
+  so.isServer = rank == 0 && !agentStore;
   so.numWorkers = static_cast<std::size_t>(size);
-  so.waitWorkers = true;
+  so.waitWorkers = !agentStore;
   so.timeout = g->timeout;
   classicStore(so, 0);
-  g->store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+  if (!prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
+  g->store = store;
 
   auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
   const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");  // PyTorch's variable: bind to this interface
@@ -290,7 +297,7 @@ struct Group {
   int size = 1;
 };
 Group* gGroup = nullptr;  // never set: without Gloo there is no group
-void init(const std::string& backend, int64_t, int64_t, const std::string&, int64_t, int64_t) {
+void init(const std::string& backend, int64_t, int64_t, const std::string&, int64_t, int64_t, bool, const std::string&) {
   if (backend == "nccl") throw arc::ArgError("backend \"nccl\": this build has no NCCL (use \"gloo\")");
   noGloo();
 }
@@ -307,8 +314,8 @@ int64_t sizeOf() { return gGroup ? gGroup->size : -1; }
 
 }  // namespace
 
-// distInit(backend, rank, worldSize, masterAddr, masterPort, timeoutMs): blocks until every rank joined.
-OP(distInit, init(a.str(0), a.i64(1), a.i64(2), a.str(3), a.i64(4), a.i64(5));)
+// distInit(backend, rank, worldSize, masterAddr, masterPort, timeoutMs, agentStore, prefix): blocks until every rank joined.
+OP(distInit, init(a.str(0), a.i64(1), a.i64(2), a.str(3), a.i64(4), a.i64(5), a.b(6), a.str(7));)
 OP(distDestroy, destroy();)
 OP(distIsInitialized, return initialized();)
 OP(distRank, return rankOf();)

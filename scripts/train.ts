@@ -37,7 +37,9 @@ async function main(argv: string[]): Promise<number> {
     const r = await train(parsed.config, parsed.explicit);
     return r.signal ? SIGNAL_EXIT[r.signal] : 0;
   } catch (e) {
-    console.error(`train: ${(e as Error).message}`);
+    // A data-parallel rank names itself: the launcher repeats the failed rank's last lines.
+    const rank = Number(process.env.WORLD_SIZE) > 1 ? ` (rank ${process.env.RANK})` : "";
+    console.error(`train${rank}: ${(e as Error).message}`);
     if (process.env.ARC_DEBUG) console.error((e as Error).stack);
     return e instanceof UsageError || e instanceof RunLockedError ? 2 : 1;
   }

@@ -54,6 +54,7 @@ export interface TrainConfig {
   validate_on_stop: boolean;
   augment: boolean;
   val_ttt_steps: number;
+  dist_timeout: number;
 }
 
 interface FlagSpec {
@@ -109,6 +110,7 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   validate_on_stop: { type: "boolean", kind: "bool", help: "on Ctrl-C/SIGTERM, validate before the final checkpoint (default: checkpoint only)" },
   augment: { type: "boolean", kind: "bool", help: "train each example under a random dihedral transform and colour permutation (0 kept), prompt and grids alike" },
   val_ttt_steps: { type: "string", kind: "int", min: 0, help: "test-time training steps per task in validation (eval.ts --ttt_steps; lr 1e-4, 4 demonstrations a step; 0 = off)" },
+  dist_timeout: { type: "string", kind: "float", help: "data-parallel runs (WORLD_SIZE > 1): seconds a rank waits for the others in a collective before it fails" },
 };
 
 export const DEFAULTS: TrainConfig = {
@@ -154,6 +156,7 @@ export const DEFAULTS: TrainConfig = {
   validate_on_stop: false,
   augment: false,
   val_ttt_steps: 0,
+  dist_timeout: 1800,
 };
 
 /** `--preset smoke`: a complete run (prompt, hint, LoRA, agent, RL, memory, checkpoints) in about a minute on 2 CPU cores. */
@@ -259,6 +262,7 @@ export function validateConfig(c: TrainConfig, env: { cudaAvailable: boolean; cu
   for (const k of ["agent_lr", "qwen_lr", "rl_lr"] as const) if (!(c[k] > 0)) throw new UsageError(`--${k} must be positive, got ${c[k]}`);
   if (!(c.weight_decay >= 0)) throw new UsageError(`--weight_decay must be >= 0, got ${c.weight_decay}`);
   if (!(c.clip > 0)) throw new UsageError(`--clip must be positive, got ${c.clip}`);
+  if (!(c.dist_timeout > 0)) throw new UsageError(`--dist_timeout must be positive (seconds), got ${c.dist_timeout}`);
   if (!(c.val_fraction >= 0 && c.val_fraction < 1)) throw new UsageError(`--val_fraction must be in [0, 1), got ${c.val_fraction}`);
   if (!(c.lora_dropout >= 0 && c.lora_dropout < 1)) throw new UsageError(`--lora_dropout must be in [0, 1), got ${c.lora_dropout}`);
   if (c.agent_channels % Math.min(8, c.agent_channels) !== 0) throw new UsageError(`--agent_channels must be a multiple of 8, got ${c.agent_channels}`);

@@ -14,7 +14,7 @@ import { latestRun, writeFileAtomic } from "./runs";
  */
 export const RESUMABLE_OVERRIDES: readonly string[] = [
   "epochs", "max_batches", "log_every", "ckpt_every", "keep_last", "device", "quiet", "backup_dir", "num_threads",
-  "run_dir", "validate_on_stop", "tensorboard",
+  "run_dir", "validate_on_stop", "tensorboard", "dist_timeout",
 ];
 
 export interface Candidate {
@@ -99,9 +99,9 @@ const isObject = (v: unknown): v is Record<string, any> => v !== null && typeof 
 /**
  * The run's saved config: config.json, or (when it is missing or unreadable) the config in the state.json
  * of the newest checkpoint that verifies and carries one (`dirs`, newest first), which is then written
- * back to config.json. Flags added since the run started get their defaults.
+ * back to config.json (unless opts.restore is false). Flags added since the run started get their defaults.
  */
-export function savedConfig(runDir: string, dirs: readonly string[], warn: (line: string) => void): TrainConfig {
+export function savedConfig(runDir: string, dirs: readonly string[], warn: (line: string) => void, opts: { restore?: boolean } = {}): TrainConfig {
   const path = join(runDir, "config.json");
   const cj = readJson(path);
   if (cj.ok && isObject(cj.value)) return { ...DEFAULTS, ...cj.value } as TrainConfig;
@@ -111,6 +111,8 @@ export function savedConfig(runDir: string, dirs: readonly string[], warn: (line
     const st = readJson(join(dir, STATE));
     if (!st.ok || !isObject(st.value) || !isObject(st.value.config)) continue;
     try {
+      // A data-parallel run's other ranks read only; rank 0 restores the file.
+      if (opts.restore === false) return { ...DEFAULTS, ...st.value.config } as TrainConfig;
       writeFileAtomic(path, JSON.stringify(st.value.config, null, 2) + "\n");
       warn(`${path} is ${why}; restored it from ${dir}/${STATE}`);
     } catch (e) {

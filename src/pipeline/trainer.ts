@@ -2,37 +2,43 @@
 // gradient accumulation, the RL policy's own optimizer, the episodic memory, logs, validation,
 // checkpoints that survive crashes, and exact resume. Around it: one trainer per run (a lock), checks
 // that fail before any work is spent, and a stop on SIGINT/SIGTERM that checkpoints first.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ArcDataError, BadTaskFilesError, type Dataset, type Example, epochOrder, loadDataset, splitTasks } from "../arc";
 import * as torch from "../torch";
 import { releaseFreeMemory } from "../util/malloc";
 import { progress } from "../util/progress";
-import { type BestMetric, type TrainConfig, UsageError } from "./config";
+import { type BestMetric, DEFAULTS, type TrainConfig, UsageError } from "./config";
 import { sizeWeight } from "./efe";
-import { type EvalSummary, evaluate } from "./evaluate";
+import { type EvalSummary, evaluate, summarizeEval } from "./evaluate";
 import { type RunLock, acquireRunLock } from "./lock";
 import {
-  checkpointBytes, listCheckpoints, loadCheckpoint, mirrorCheckpoint, pruneCheckpoints, saveCheckpoint, updateBest, verifyCheckpoint,
+  STATE, checkpointBytes, listCheckpoints, loadCheckpoint, mirrorCheckpoint, pruneCheckpoints, saveCheckpoint, updateBest, verifyCheckpoint,
 } from "./persistence";
 import { checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfig, probeWritable } from "./preflight";
 import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig } from "./resume";
+import { type DataParallel, anyRank, averageGradients, broadcastParameters, dataParallelFromEnv, gatherLogs, gatherStateUpdates, rankRows, shareFrom } from "./ddp";
 import { RunMonitor } from "./monitor";
 import { createRun, trimMetrics } from "./runs";
 import { trainingAugmentation } from "./augmented";
-import type { ExampleLogs } from "./step";
+import { type ExampleLogs, applyStateUpdates } from "./step";
 import { autocastFor, runExamples, systemConfig, useThreads } from "./run-setup";
 import { type BackwardOptions, backwardBatch, buildOptimizers, optimizerStep } from "./update";
 import { type StopSignal, listenForStop, yieldToSignals } from "./stop";
 import { type System, buildSystem } from "./system";
-import { type TrainingParts, captureTrainingState, restoreTrainingState } from "./training-state";
+import { type RankGenerators, type TrainingParts, captureTrainingState, modelTensors, restoreTrainingState, savedWorld } from "./training-state";
 
 export { RESUMABLE_OVERRIDES } from "./resume";
 
 export interface TrainIO {
   out: (line: string) => void;
   err: (line: string) => void;
+  /** Called with the trained system once the run has ended well (tests and benchmarks read its state). */
+  onFinish?: (sys: System) => void;
 }
 const consoleIO: TrainIO = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
+/** Data-parallel ranks other than 0 print nothing but their errors (which the script prints as they end it). */
+const silentIO: TrainIO = { out: () => {}, err: () => {} };
 
 export interface TrainResult {
   runDir: string;
@@ -116,35 +122,55 @@ function metricValue(s: EvalSummary, m: BestMetric): number {
 
 // ---- the loop ------------------------------------------------------------------------------------
 
-export async function train(config: TrainConfig, explicit: Partial<TrainConfig> = {}, io: TrainIO = consoleIO): Promise<TrainResult> {
+export async function train(config: TrainConfig, explicit: Partial<TrainConfig> = {}, consoleOut: TrainIO = consoleIO): Promise<TrainResult> {
+  // WORLD_SIZE > 1: one rank of a data-parallel run (ddp.ts). Every rank joins the process group first,
+  // so a rank that fails any later check ends the others' collectives instead of leaving them waiting.
+  let dp: DataParallel | null;
+  try {
+    dp = dataParallelFromEnv();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (dp && !torch.distributed.isInitialized()) {
+    torch.distributed.initProcessGroup({ backend: "gloo", timeoutMs: (config.dist_timeout ?? DEFAULTS.dist_timeout) * 1000 });
+  }
+  const lead = !dp || dp.rank === 0;
+  const io = lead ? consoleOut : { ...silentIO, onFinish: consoleOut.onFinish };
   // A resume locks its run before reading anything in it, so nothing is judged from a folder another
-  // trainer is writing. A new run is locked the moment its folder exists.
+  // trainer is writing. A new run is locked the moment its folder exists. Only rank 0 writes, so only it locks.
   let lock: RunLock | null = null;
-  const takeLock = (dir: string) => acquireRunLock(dir, { onTakeover: (m) => io.err(m) });
+  const takeLock = (dir: string) => (lead ? acquireRunLock(dir, { onTakeover: (m) => io.err(m) }) : null);
   try {
     let cfg = config;
     let candidates: ResumeCandidates | null = null;
     let first: Candidate | null = null;
     if (config.resume) {
       const dir = resumeDir(config);
+      // Another world size is refused before the lock is taken: every rank fails alike, and a rank 0 ended
+      // by the launcher as the others fail leaves no lock behind. (Checked again on the checkpoint loaded.)
+      const trainedWith = newestWorld(dir);
+      if (trainedWith !== null && trainedWith !== (dp?.world ?? 1)) throw worldSizeError(dir, trainedWith, dp?.world ?? 1);
       lock = takeLock(dir);
       candidates = new ResumeCandidates(dir, io.err);
       if (candidates.empty) throw new UsageError(`--resume ${dir}: the run has no checkpoint yet (start a new run without --resume)`);
       first = candidates.next();
       if (!first) throw new UsageError(`--resume ${dir}: no intact checkpoint (${candidates.rejected.join("; ")})`);
-      cfg = resumedConfig(dir, savedConfig(dir, candidates.dirs, io.err), explicit, config);
+      cfg = resumedConfig(dir, savedConfig(dir, candidates.dirs, io.err, { restore: lead }), explicit, config);
     }
 
     // Everything that can fail without a model, before a run folder or a model exists.
     const ds = await loadRunData(cfg, io);
     checkSplit(ds.training, splitTasks(ds.training, cfg.val_fraction, cfg.seed), cfg);
     const qwenConfig = modelFolderConfig(cfg.model);
-    const resumed = lock ? candidates!.runDir : null;
-    if (resumed) {
-      probeWritable(resumed, `--resume ${resumed}`);
-      probeWritable(join(resumed, "checkpoints"), `--resume ${resumed}`);
-    } else probeWritable(cfg.run_dir, `--run_dir ${cfg.run_dir}`);
-    if (cfg.backup_dir) probeWritable(cfg.backup_dir, `--backup_dir ${cfg.backup_dir}`);
+    const resumed = candidates ? candidates.runDir : null;
+    // Only rank 0 writes (a probe included): the others leave the folders alone.
+    if (lead) {
+      if (resumed) {
+        probeWritable(resumed, `--resume ${resumed}`);
+        probeWritable(join(resumed, "checkpoints"), `--resume ${resumed}`);
+      } else probeWritable(cfg.run_dir, `--run_dir ${cfg.run_dir}`);
+      if (cfg.backup_dir) probeWritable(cfg.backup_dir, `--backup_dir ${cfg.backup_dir}`);
+    }
     const perCheckpoint = first ? checkpointBytes(first.manifest) : estimateCheckpointBytes(cfg, qwenConfig);
     const kept = `--keep_last ${cfg.keep_last}, best/ and the one being written`;
     for (const [dir, more] of [[resumed ?? cfg.run_dir, cfg.keep_last + 2 - (resumed ? listCheckpoints(resumed).length : 0)], [cfg.backup_dir, 2]] as const) {
@@ -153,16 +179,39 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
     }
 
     // A new run's folder is made once the model has loaded too, so nothing that fails leaves an empty one.
+    // In a data-parallel run rank 0 makes it and the others learn its name.
     const openRun = (): { dir: string } => {
       if (resumed) return { dir: resumed };
+      if (!lead) return { dir: shareFrom("") };
       const run = createRun(cfg.run_dir, { ...cfg, resume: null });
       lock = takeLock(run.dir);
+      if (dp) shareFrom(run.dir);
       return run;
     };
-    return await trainRun(cfg, openRun, ds, candidates, first, io);
+    return await trainRun(cfg, openRun, ds, candidates, first, io, dp);
   } finally {
     lock?.release();
   }
+}
+
+/** The world size of a run's newest checkpoint whose state.json parses (null: none does). */
+function newestWorld(dir: string): number | null {
+  for (const ck of listCheckpoints(dir).reverse()) {
+    try {
+      return savedWorld(JSON.parse(readFileSync(join(ck.dir, STATE), "utf8")));
+    } catch {
+      // unreadable: the candidates' own checks will say why; try an older one
+    }
+  }
+  return null;
+}
+
+/** A resume launched with another number of data-parallel processes than the run trained with. */
+function worldSizeError(dir: string, trained: number, now: number): UsageError {
+  return new UsageError(
+    `--resume ${dir}: the run trained with ${trained} data-parallel process(es) and this launch has ${now} (WORLD_SIZE); ` +
+      `resume it with ${trained === 1 ? "one process (no launcher)" : `--nproc_per_node ${trained} in all`}: the data order, the memory's writes and each rank's random streams follow the world size`,
+  );
 }
 
 /** The run's data, with the bad-task policy applied; a data problem is a usage error (exit code 2). */
@@ -185,24 +234,39 @@ async function trainRun(
   candidates: ResumeCandidates | null,
   first: Candidate | null,
   io: TrainIO,
+  dp: DataParallel | null,
 ): Promise<TrainResult> {
   useThreads(cfg.num_threads);
   torch.manualSeed(cfg.seed);
+  const rank = dp?.rank ?? 0;
+  const world = dp?.world ?? 1;
+  const lead = rank === 0;
+  // Each data-parallel rank takes its own GPU (--device cuda: cuda:LOCAL_RANK); the run records --device as given.
+  const savedCfg = cfg;
+  if (dp && cfg.device === "cuda") {
+    const n = torch.cuda.deviceCount();
+    if (dp.localRank >= n) throw new UsageError(`--device cuda: LOCAL_RANK ${dp.localRank} has no GPU of its own (this machine has ${n}); start at most ${n} processes per machine, or give --device cuda:N to share one`);
+    cfg = { ...cfg, device: `cuda:${dp.localRank}` };
+  }
 
   const { train: trainEx, val: valEx } = runExamples(ds, cfg);
   if (trainEx.length === 0) throw new UsageError(`--data ${cfg.data}: no training examples`);
-  const batchesPerEpoch = Math.ceil(trainEx.length / cfg.batch_size);
+  // The global batch: batch_size examples on each of the world's ranks.
+  const globalBatch = cfg.batch_size * world;
+  const batchesPerEpoch = Math.ceil(trainEx.length / globalBatch);
   // The λ_size schedule spans the whole planned run; --max_batches only stops early (so a run stopped
   // and resumed follows the same schedule as one that never stopped).
   const totalBatches = cfg.epochs * batchesPerEpoch;
   const barTotal = cfg.max_batches > 0 ? Math.min(cfg.max_batches, totalBatches) : totalBatches;
 
-  const sys = await buildSystem(systemConfig(cfg), { quiet: cfg.quiet });
+  const sys = await buildSystem(systemConfig(cfg), { quiet: cfg.quiet || !lead });
+  // DDP's start: every rank from rank 0's weights (the same seed made them equal; this makes it certain).
+  if (dp) broadcastParameters([...new Set(Object.values(modelTensors(sys)))]);
   const run = openRun();
   const optimizers = buildOptimizers(sys, { agentLr: cfg.agent_lr, qwenLr: cfg.qwen_lr, weightDecay: cfg.weight_decay, scaleLoss: cfg.device.startsWith("cuda") && cfg.amp_dtype === "fp16" });
   const { opt, policyOpt, scaler } = optimizers;
   const autocast = autocastFor(cfg);
-  const parts: TrainingParts = { config: cfg, sys, opt, policyOpt, scaler };
+  const parts: TrainingParts = { config: cfg, savedConfig: savedCfg, sys, opt, policyOpt, scaler, rank, world };
 
   // Position in training, and the running sums (all restored on resume).
   let step = 0;
@@ -222,24 +286,35 @@ async function trainRun(
         torch.scope(() => {
           // The candidate was hashed when it was verified: no second pass over (possibly GBs of) weights.
           const loaded = loadCheckpoint(ck!.dir, { device: cfg.device as torch.Device, verify: false });
+          if (savedWorld(loaded.state) !== world) throw worldSizeError(run.dir, savedWorld(loaded.state), world);
           ({ step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation } = restoreTrainingState<Window>(parts, loaded));
         });
         resumeFrom = ck!.dir;
       } catch (e) {
+        if (e instanceof UsageError) throw e;
         candidates.reject(ck!.dir, `it verifies but cannot be loaded: ${(e as Error).message.split("\n")[0]}`);
       }
     }
     if (!resumeFrom) throw new Error(`--resume ${run.dir}: no checkpoint could be loaded (${candidates.rejected.join("; ")})`);
-    const dropped = trimMetrics(run.dir, (r) => !(r.step > step));
+    const dropped = lead ? trimMetrics(run.dir, (r) => !(r.step > step)) : 0;
     io.err(`resuming ${run.dir} from ${resumeFrom} (step ${step}, epoch ${epoch + 1}, batch ${batchInEpoch})${dropped ? `; dropped ${dropped} metrics records past it` : ""}`);
   } else {
-    io.err(`run ${run.dir}: ${trainEx.length} training examples (${batchesPerEpoch} batches/epoch), ${valEx.length} validation, model ${cfg.model} on ${cfg.device}`);
+    io.err(`run ${run.dir}: ${trainEx.length} training examples (${batchesPerEpoch} batches/epoch${dp ? ` of ${globalBatch} over ${world} ranks` : ""}), ${valEx.length} validation, model ${cfg.model} on ${cfg.device}`);
   }
 
+  // Every rank's generators, for rank 0's checkpoint (a collective: every rank calls save at the same steps).
+  const rankGenerators = (): RankGenerators | undefined => {
+    if (!dp) return undefined;
+    const dev = cfg.device as torch.Device;
+    return { cpu: torch.distributed.allGather(torch.getRngState()), cuda: dev.startsWith("cuda") ? torch.distributed.allGather(torch.getRngState(dev).to({ device: "cpu" })) : null };
+  };
   const save = (): string => {
-    const dir = torch.scope(() =>
-      saveCheckpoint(run.dir, { step, epoch, ...captureTrainingState(parts, { step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation }) }),
-    );
+    const dir = torch.scope(() => {
+      const ranks = rankGenerators();
+      if (!lead) return join(run.dir, "checkpoints", `step_${String(step).padStart(9, "0")}`);
+      return saveCheckpoint(run.dir, { step, epoch, ...captureTrainingState(parts, { step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation }, ranks) });
+    });
+    if (!lead) return dir;
     pruneCheckpoints(run.dir, cfg.keep_last, { protect: [dir] });
     if (cfg.backup_dir) backUp(dir);
     watchDisk(dir);
@@ -275,10 +350,19 @@ async function trainRun(
 
   const validate = (): EvalSummary | null => {
     if (valEx.length === 0) return null;
-    const { summary: s, results } = evaluate(sys, valEx, { autocast, batchSize: cfg.batch_size, ...((cfg.val_ttt_steps ?? 0) > 0 ? { ttt: { steps: cfg.val_ttt_steps, lr: 1e-4, batch: 4, seed: cfg.seed } } : {}) });
+    const ttt = (cfg.val_ttt_steps ?? 0) > 0;
+    // Data-parallel: rank r validates examples r, r + W, ...; rank 0 summarises them all in their order.
+    const shard = dp ? rankRows(valEx.length, rank, world).map((i) => valEx[i]) : valEx;
+    let { summary: s, results } = evaluate(sys, shard, { autocast, batchSize: cfg.batch_size, ...(ttt ? { ttt: { steps: cfg.val_ttt_steps, lr: 1e-4, batch: 4, seed: cfg.seed } } : {}) });
+    if (dp) {
+      const all = torch.distributed.allGatherObject({ results, seconds: s.seconds }) as { results: typeof results; seconds: number }[];
+      results = valEx.map((_, i) => all[i % world].results[Math.floor(i / world)]);
+      s = summarizeEval(results, Math.max(...all.map((a) => a.seconds)), ttt);
+    }
+    if (!lead) return s;
     io.out(`Val Accuracy: ${s.exactFirst.toFixed(4)} (${s.exactFirstCount}/${s.examples}) | pass@2: ${s.pass2.toFixed(4)} (${s.pass2Count}/${s.examples}) | cell acc: ${s.cellAcc.toFixed(4)} | accuracy delta: ${s.accuracyDelta >= 0 ? "+" : ""}${s.accuracyDelta.toFixed(4)} | ${s.seconds.toFixed(1)} s`);
-    monitor.log({ type: "val", step, epochs_done: epoch, ...s });
-    monitor.validated(step, results, s.seconds);
+    monitor?.log({ type: "val", step, epochs_done: epoch, ...s });
+    monitor?.validated(step, results, s.seconds);
     return s;
   };
 
@@ -288,7 +372,7 @@ async function trainRun(
     validatedStep = step;
     lastValidation = validate() ?? lastValidation;
     const dir = save();
-    if (lastValidation) {
+    if (lastValidation && lead) {
       const value = metricValue(lastValidation, cfg.best_metric);
       try {
         if (updateBest(run.dir, dir, cfg.best_metric, value, true)) io.err(`best ${cfg.best_metric} = ${value.toFixed(4)} at step ${step}: ${run.dir}/checkpoints/best`);
@@ -304,8 +388,8 @@ async function trainRun(
     io.err(`\n${sig}: finishing ${cfg.grad_accum > 1 ? `this optimizer step (--grad_accum ${cfg.grad_accum} batches)` : "this batch"}, then ${cfg.validate_on_stop ? "validating and " : ""}saving a checkpoint (${sig === "SIGINT" ? "Ctrl-C" : "the signal"} again quits at once; the last checkpoint stays intact)`),
   );
   // metrics.jsonl, TensorBoard event files (cut back to the resume step) and report.html.
-  const monitor = new RunMonitor(run.dir, cfg, { step, resumed: resumeFrom !== null, batchSize: cfg.batch_size, optimizers: [{ opt }, { name: "rl", opt: policyOpt }], warn: io.err });
-  const bar = progress(barTotal, { label: "train", quiet: cfg.quiet, rateAs: { per: cfg.batch_size, name: "ex" } });
+  const monitor = lead ? new RunMonitor(run.dir, savedCfg, { step, resumed: resumeFrom !== null, batchSize: globalBatch, optimizers: [{ opt }, { name: "rl", opt: policyOpt }], warn: io.err }) : null;
+  const bar = progress(barTotal, { label: "train", quiet: cfg.quiet || !lead, rateAs: { per: globalBatch, name: "ex" } });
   bar.update(step);
   let lastCheckpoint: string | null = resumeFrom;
   let stopped: TrainResult["stopped"] = "done";
@@ -319,18 +403,23 @@ async function trainRun(
         await yieldToSignals();
         // Stops happen only at optimizer-step boundaries, so a checkpoint never holds half-accumulated gradients.
         if (step % cfg.grad_accum === 0) {
+          // Data-parallel ranks stop together: a signal that reached one rank stops all at this step.
           if (cfg.max_batches > 0 && step >= cfg.max_batches) stopped = "max_batches";
-          else if (stop.signal) stopped = "interrupted";
+          else if (dp ? anyRank(stop.signal !== null) : stop.signal) stopped = "interrupted";
           if (stopped !== "done") break;
         }
         const lambda = sizeWeight(step, totalBatches);
-        let batch = order.slice(batchInEpoch * cfg.batch_size, (batchInEpoch + 1) * cfg.batch_size).map((i) => trainEx[i]);
-        if (cfg.augment) batch = batch.map((ex, j) => trainingAugmentation(ex, cfg.seed, epoch, batchInEpoch, j));
-        const { logs } = runBatch(sys, batch, { step: step + 1, sizeWeight: lambda, autocast, scaler, perUpdate, maxBatchTokens: cfg.max_batch_tokens ?? 0 }, io);
+        // The global batch is one slice of the epoch's order; this rank takes its rows of it (ddp.ts).
+        const slice = order.slice(batchInEpoch * globalBatch, (batchInEpoch + 1) * globalBatch);
+        const rows = rankRows(slice.length, rank, world);
+        let batch = rows.map((g) => trainEx[slice[g]]);
+        if (cfg.augment) batch = batch.map((ex, j) => trainingAugmentation(ex, cfg.seed, epoch, batchInEpoch, rows[j]));
+        const o = { step: step + 1, sizeWeight: lambda, autocast, scaler, perUpdate, maxBatchTokens: cfg.max_batch_tokens ?? 0, noise: { seed: cfg.seed, step: step + 1, rows } };
+        const logs = dp ? dataParallelBatch(sys, batch, o, dp, slice.length, io) : runBatch(sys, batch, o, io).logs;
         for (const l of logs) {
           addExample(win, l);
           addExample(ep, l);
-          monitor.example(l);
+          monitor?.example(l);
         }
         for (const w of [win, ep]) {
           w.batches++;
@@ -342,6 +431,7 @@ async function trainRun(
         // Optimizer steps at accumulation boundaries and at the end of an epoch.
         const boundary = step % cfg.grad_accum === 0 || batchInEpoch === batchesPerEpoch;
         if (boundary) {
+          if (dp) averageGradients([...opt.params(), ...optimizers.policyParams]);
           const qn = optimizerStep(optimizers, cfg.clip).qwenGradNorm;
           for (const w of [win, ep]) {
             w.qwenGrad += qn;
@@ -351,10 +441,10 @@ async function trainRun(
         if (step % cfg.log_every === 0) {
           const s = windowStats(win);
           io.out(batchLine(step, s));
-          monitor.log({ type: "batch", step, epoch: epoch + 1, batch: batchInEpoch, ...s, theta: sys.memory.theta, memory: sys.memory.size, scale: scaler.getScale(), ...monitor.batchExtras(step), time: new Date().toISOString() });
+          monitor?.log({ type: "batch", step, epoch: epoch + 1, batch: batchInEpoch, ...s, theta: sys.memory.theta, memory: sys.memory.size, scale: scaler.getScale(), ...monitor.batchExtras(step), time: new Date().toISOString() });
           win = emptyWindow();
         }
-        bar.update(step, `EFE ${windowStats(ep).efe.toFixed(3)} ${monitor.barExtra()}`);
+        bar.update(step, `EFE ${windowStats(ep).efe.toFixed(3)} ${monitor?.barExtra() ?? ""}`);
         if (boundary && batchInEpoch < batchesPerEpoch && step % cfg.ckpt_every === 0) lastCheckpoint = save();
       }
       if (stopped !== "done") break;
@@ -372,7 +462,7 @@ async function trainRun(
       io.out(`  Memory threshold   ${ms.theta.toFixed(4)}   (${ms.size} entries, ${ms.writes} writes, read hit rate ${(ms.reads ? ms.hitReads / ms.reads : 0).toFixed(2)})`);
       io.out(`  Mask ratio         ${s.mask.toFixed(4)}`);
       io.out(`  d_acc / d_size     ${s.d_acc >= 0 ? "+" : ""}${s.d_acc.toFixed(4)} / ${s.d_size.toFixed(2)}${s.skipped ? `   (skipped ${s.skipped} non-finite)` : ""}`);
-      monitor.log({ type: "epoch", step, epoch: epoch + 1, ...s, theta: sys.memory.theta, memory: sys.memory.size });
+      monitor?.log({ type: "epoch", step, epoch: epoch + 1, ...s, theta: sys.memory.theta, memory: sys.memory.size });
       ep = emptyWindow();
       epoch++;
       batchInEpoch = 0;
@@ -384,14 +474,33 @@ async function trainRun(
       if (stopped === "max_batches" || cfg.validate_on_stop) lastCheckpoint = validateAndSave();
       else lastCheckpoint = save();
     }
+    // No rank ends before rank 0's last checkpoint is written.
+    if (dp) torch.distributed.barrier();
   } finally {
     bar.stop();
-    monitor.close();
+    monitor?.close();
     stop.dispose();
   }
-  const signal = stopped === "interrupted" ? stop.signal : null;
+  // A data-parallel stop asked on another rank: this rank was not signalled itself.
+  const signal = stopped === "interrupted" ? (stop.signal ?? "SIGTERM") : null;
+  io.onFinish?.(sys);
   io.err(`${stopped === "done" ? "finished" : stopped === "max_batches" ? `stopped after --max_batches ${cfg.max_batches}` : `stopped by ${signal}`}: ${step} batches; checkpoint ${lastCheckpoint}`);
   return { runDir: run.dir, step, lastCheckpoint, stopped, signal, lastValidation };
+}
+
+/**
+ * One data-parallel batch on this rank: forward and backward of its rows (none on a rank a short last
+ * batch leaves empty), then every rank's state updates and logs gathered and applied in global row order.
+ * Returns the global batch's logs.
+ */
+function dataParallelBatch(sys: System, batch: Example[], o: BackwardOptions & { step: number }, dp: DataParallel, size: number, io: TrainIO): ExampleLogs[] {
+  return torch.scope(() => {
+    const local = batch.length > 0 ? runBatch(sys, batch, { ...o, deferStateUpdates: true }, io) : { logs: [], updates: null };
+    const counts = Array.from({ length: dp.world }, (_, r) => rankRows(size, r, dp.world).length);
+    const updates = gatherStateUpdates(local.updates, counts, { prompt: sys.memory.keyDim, action: sys.refiner.actionDim, device: sys.config.device });
+    const applied = applyStateUpdates(sys, updates);
+    return gatherLogs(local.logs, counts).map((l, i) => ({ ...l, memoryWritten: applied[i].written, theta: applied[i].theta }));
+  });
 }
 
 /** One batch: forward and backward of both losses (as several passes under --max_batch_tokens), logs. */

@@ -17,6 +17,17 @@ export interface TrainingParts {
   opt: Optimizer;
   policyOpt: Optimizer;
   scaler: torch.GradScaler;
+  /** The config a checkpoint records (default `config`; a data-parallel rank runs on cuda:LOCAL_RANK but records --device as given). */
+  savedConfig?: TrainConfig;
+  /** Data-parallel runs: this process's rank and the number of ranks (default 0 of 1). */
+  rank?: number;
+  world?: number;
+}
+
+/** Every rank's generator states, in rank order (a data-parallel run's rank 0 saves them all). */
+export interface RankGenerators {
+  cpu: Tensor[];
+  cuda: Tensor[] | null;
 }
 
 interface Optimizer {
@@ -73,7 +84,11 @@ export function restoreSystem(sys: System, ck: LoadedCheckpoint): void {
  * The tensor files and state.json of a checkpoint at `position` (call inside a torch.scope: the
  * optimizer and RNG tensors it gathers are the scope's). Pass both to saveCheckpoint.
  */
-export function captureTrainingState<W>(p: TrainingParts, position: TrainingPosition<W>): { tensors: Record<string, Record<string, Tensor>>; state: Record<string, unknown> } {
+export function captureTrainingState<W>(
+  p: TrainingParts,
+  position: TrainingPosition<W>,
+  ranks?: RankGenerators,
+): { tensors: Record<string, Record<string, Tensor>>; state: Record<string, unknown> } {
   const { config: cfg, sys, scaler } = p;
   const optState = p.opt.stateDict();
   const polState = p.policyOpt.stateDict();
@@ -82,6 +97,13 @@ export function captureTrainingState<W>(p: TrainingParts, position: TrainingPosi
   for (const [k, t] of Object.entries(polState.tensors)) optimizer[`policy.${k}`] = t;
   const rng: Record<string, Tensor> = { cpu: torch.getRngState() };
   if (cfg.device.startsWith("cuda")) rng.cuda = torch.getRngState(cfg.device as torch.Device);
+  // Rank r > 0's generators as cpu.rank<r> (and cuda.rank<r>): each rank resumes its own streams.
+  ranks?.cpu.forEach((t, r) => {
+    if (r > 0) rng[`cpu.rank${r}`] = t;
+  });
+  ranks?.cuda?.forEach((t, r) => {
+    if (r > 0) rng[`cuda.rank${r}`] = t;
+  });
   const { step, epoch, batchInEpoch, window, epochWindow, lastValidation } = position;
   return {
     tensors: { model: modelTensors(sys), optimizer, memory: sys.memory.stateTensors(), rng },
@@ -93,7 +115,8 @@ export function captureTrainingState<W>(p: TrainingParts, position: TrainingPosi
       memory: sys.memory.stateJson(),
       refiner: sys.refiner.stateJson(),
       validation: lastValidation,
-      config: cfg,
+      config: p.savedConfig ?? cfg,
+      dataParallel: { world: p.world ?? 1 },
     },
   };
 }
@@ -115,11 +138,19 @@ export function restoreTrainingState<W>(p: TrainingParts, loaded: LoadedCheckpoi
   sys.memory.loadState(loaded.tensors.memory ?? {}, st.memory);
   sys.refiner.loadStateJson(st.refiner);
   p.scaler.loadStateDict(st.scaler);
-  torch.setRngState(loaded.tensors.rng.cpu);
-  if (cfg.device.startsWith("cuda") && loaded.tensors.rng.cuda) torch.setRngState(loaded.tensors.rng.cuda, cfg.device as torch.Device);
+  const saved = savedWorld(st);
+  if (saved !== (p.world ?? 1)) throw new Error(`the checkpoint is of a run with ${saved} data-parallel process(es), this one has ${p.world ?? 1}`);
+  const rank = p.rank ?? 0;
+  const own = (name: string) => loaded.tensors.rng?.[rank === 0 ? name : `${name}.rank${rank}`];
+  if (!own("cpu")) throw new Error(`the generator state of rank ${rank} is missing`);
+  torch.setRngState(own("cpu")!);
+  if (cfg.device.startsWith("cuda") && own("cuda")) torch.setRngState(own("cuda")!, cfg.device as torch.Device);
   const { step, epoch, batchInEpoch, window, epochWindow, lastValidation } = st.position;
   return { step, epoch, batchInEpoch, window, epochWindow, lastValidation };
 }
+
+/** The number of data-parallel processes a checkpoint's run had (1 for runs saved before data parallelism). */
+export const savedWorld = (state: any): number => state?.dataParallel?.world ?? 1;
 
 /** A system's mutable state held in memory, to be put back: see snapshotSystem. */
 export interface SystemSnapshot {

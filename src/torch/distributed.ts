@@ -48,8 +48,15 @@ function checkInt(what: string, n: number, min: number, max = Number.MAX_SAFE_IN
   return n;
 }
 
+// ARC_DIST_DEBUG=1 prints every collective with its caller to stderr: ranks that disagree on the order
+// of collectives wait on each other until the timeout, and the two traces show where they parted.
+const TRACE = !!process.env.ARC_DIST_DEBUG;
+const callerOf = (stack: string | undefined): string =>
+  (stack ?? "").split("\n").slice(3).map((l) => l.trim().replace(/^at /, "")).find((l) => !l.includes("/torch/")) ?? "?";
+
 /** Runs one native call, naming the API function in its error instead of the native one. */
 function call<T>(name: string, fn: () => T): T {
+  if (TRACE) process.stderr.write(`[rank ${N.distIsInitialized() ? N.distRank() : "?"}] ${name} from ${callerOf(new Error().stack)}\n`);
   try {
     return fn();
   } catch (e) {
@@ -80,7 +87,18 @@ export function initProcessGroup(opts: InitOptions = {}): void {
   const masterPort = opts.masterPort !== undefined ? checkInt("masterPort", opts.masterPort, 1, 65535) : intFromEnv("MASTER_PORT", 1, 65535);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!(timeoutMs >= 1)) throw new TorchError(`initProcessGroup: timeoutMs must be positive, not ${timeoutMs}`);
-  call("initProcessGroup", () => N.distInit(backend, rank, worldSize, masterAddr, masterPort, Math.round(timeoutMs)));
+  // Under torchrun (2.x) its agent serves the store on MASTER_PORT and says so; every rank is then a client,
+  // under the attempt's prefix, as PyTorch's own env:// rendezvous does.
+  const agentStore = opts.masterPort === undefined && process.env.TORCHELASTIC_USE_AGENT_STORE === "True";
+  const prefix = agentStore ? `/worker/attempt_${process.env.TORCHELASTIC_RESTART_COUNT ?? "0"}` : "";
+  try {
+    call("initProcessGroup", () => N.distInit(backend, rank, worldSize, masterAddr, masterPort, Math.round(timeoutMs), agentStore, prefix));
+  } catch (e) {
+    // A torchrun of another PyTorch than this LibTorch serves a store whose protocol it may not speak.
+    if (agentStore && e instanceof TorchError)
+      throw new TorchError(`${e.message} (under torchrun, whose agent serves the store: use the torchrun of the PyTorch this addon was built against, LibTorch ${N.version()}, or scripts/launch.ts)`);
+    throw e;
+  }
 }
 
 /** Leaves the process group (its threads stop); initProcessGroup may be called again. */

@@ -4,9 +4,9 @@
 // the bound is killed and the test fails (a hang is a failure, not a slow pass).
 import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import * as torch from "../../src/torch";
+import { freePort } from "../../src/util/ports";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const WORKER = join(ROOT, "test", "helpers", "dist-worker.ts");
@@ -14,18 +14,6 @@ const BOUND_MS = 150_000; // generous: 3 Bun processes loading LibTorch on a loa
 const TEST_MS = BOUND_MS + 30_000;
 
 const D = torch.distributed;
-
-/** A port free on 127.0.0.1 right now (the OS picks it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Worker {
   code: number | null;
