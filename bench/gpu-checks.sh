@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every check that needs the GPU machine, in one call (device time is scarce: aim under 8 minutes).
-# From the project root, after `bash ../shared/gpu/pack.sh`, with `.gpu` carried:
+# From the project root, after `bash ../shared/gpu/pack.sh` and a copy of Gloo's headers into the pack
+# (the GPU machine has no libgloo-dev; torch.distributed needs them to build):
+#   mkdir -p .gpu/gloo-include && cp -r /usr/include/gloo .gpu/gloo-include/
 #   run: bash .gpu/remote.sh 'bash bench/gpu-checks.sh'     (timeout_s ~540; results under $OUT)
 # The addon builds by the README's python3 route against the machine's PyTorch (remote.sh's LIBTORCH
 # wins, which names the same torch). Steps are independent: a failing one is recorded and the next
@@ -28,6 +30,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > 
 python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)' >> "$OUT/gpu.txt" 2>&1
 # The CUDA build needs a toolkit (nvcc, headers): record where one is, for the next session's plans.
 { echo "nvcc: $(command -v nvcc || echo none)"; ls -d /usr/local/cuda* 2>/dev/null; echo "CUDA_HOME=${CUDA_HOME:-} CUDA_PATH=${CUDA_PATH:-}"; } >> "$OUT/gpu.txt" 2>&1
+[ -d .gpu/gloo-include/gloo ] && export ARC_GLOO_INCLUDE=$PWD/.gpu/gloo-include
 step build 240 "bun scripts/build-native.mjs --force && bun scripts/build-native.mjs --print && readelf -d build/Release/arc_torch.node | grep NEEDED"
 step cuda_tests 150 "bun test --timeout 120000 test/cuda test/qwen2.test.ts test/torch"
 step ops 40 "bun bench/ops.ts --device cuda > $OUT/ops-cuda.json"
@@ -37,4 +40,10 @@ step qwen 120 "bun bench/qwen.ts --device cuda --hf > $OUT/qwen-cuda.jsonl"
 step train_fp16 150 "bun bench/train.ts --device cuda --model qwen-1.5b-random --amp_dtype fp16 --batch_sizes 1,4,8,16 --examples 96 --warmup 2 --out $OUT/train-cuda-fp16.json"
 step train_bf16 120 "bun bench/train.ts --device cuda --model qwen-1.5b-random --amp_dtype bf16 --batch_sizes 8,16 --examples 96 --warmup 2 --out $OUT/train-cuda-bf16.json"
 step smoke 90 "bun scripts/train.ts --preset smoke --max_batches 10 --device cuda --run_dir /tmp/gpu-runs --quiet && bun scripts/eval.ts --checkpoint best --run_dir /tmp/gpu-runs --split val --quiet"
+# Data parallel: the Gloo tests on this machine's cores, then NCCL on the GPU (a group of one: NCCL refuses
+# two ranks on one GPU): the all-reduce of Qwen2.5-1.5B-sized gradients next to Gloo's over 2 CPU ranks in
+# the same step, and the trainer in a group of one over NCCL against no group.
+step dist_tests 120 "bun test --timeout 120000 test/torch/distributed.test.ts test/pipeline/ddp.test.ts"
+step nccl_allreduce 120 "bun bench/ddp.ts --skip_train --backend nccl --ranks 1 --out $OUT/ddp-nccl-allreduce.json && bun bench/ddp.ts --skip_train --backend gloo --ranks 2 --out $OUT/ddp-gloo-allreduce.json"
+step nccl_trainer 90 "bun bench/ddp.ts --device cuda --backend nccl --group_of_one --skip_allreduce --out $OUT/ddp-nccl-trainer.json"
 echo "done in $(( $(date +%s) - t_start )) s; results in $OUT" | tee -a "$OUT/summary.txt"

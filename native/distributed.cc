@@ -1,5 +1,6 @@
 // torch.distributed over LibTorch's own c10d: a TCPStore rendezvous and a ProcessGroupGloo (CPU
-// tensors), driven from JS with blocking collectives. No communication code of our own: bucketing of
+// tensors) or, in CUDA builds, a ProcessGroupNCCL (tensors on the rank's GPU), driven from JS with
+// blocking collectives. No communication code of our own: bucketing of
 // many tensors into a few flat buffers is the only thing done here besides calling c10d.
 //
 // Differences between the LibTorch versions handled here:
@@ -13,7 +14,8 @@
 // functions exist and say what to install.
 //
 // Every Work is waited with the group's timeout: a timeout, or a peer that died (Gloo sees its socket
-// close), becomes a c10::Error and so a JS TorchError; nothing here waits without a bound.
+// close), becomes a c10::Error and so a JS TorchError; nothing here waits without a bound. (NCCL's
+// collectives run on the GPU: its watchdog aborts one that outlives the timeout, as in PyTorch.)
 #include "common.h"
 
 #include <chrono>
@@ -26,12 +28,22 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
+#ifdef ARC_WITH_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#include <torch/cuda.h>
+#endif
 
 using arc::Args;
 
 namespace {
 
-constexpr bool kHaveNccl = false;  // no NCCL process group is built (CPU/Gloo only for now)
+// NCCL: CUDA builds whose LibTorch has ProcessGroupNCCL and whose nccl.h was found (CMakeLists.txt).
+#ifdef ARC_WITH_NCCL
+constexpr bool kHaveNccl = true;
+#else
+constexpr bool kHaveNccl = false;
+#endif
 
 [[noreturn]] void noGloo() {
   throw arc::ArgError(
@@ -44,11 +56,30 @@ constexpr bool kHaveGloo = true;
 
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;  // the gloo backend, or
+#ifdef ARC_WITH_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;  // the nccl one
+#endif
   int rank = 0;
   int size = 1;
+  int device = -1;  // nccl: this rank's CUDA device; gloo: -1 (CPU tensors)
   std::chrono::milliseconds timeout{0};
 };
+
+// Calls fn with the group's backend (both have the same collective methods; neither's base class is
+// spelled, as it differs between LibTorch versions).
+template <class F>
+void withBackend(Group& g, F&& fn) {
+#ifdef ARC_WITH_NCCL
+  if (g.nccl) return fn(g.nccl);
+#endif
+  fn(g.pg);
+}
+
+// The device a group's tensors live on.
+at::Device commDevice(const Group& g) {
+  return g.device < 0 ? at::Device(at::kCPU) : at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(g.device));
+}
 // Heap-held and never destroyed at exit: Gloo's threads and the store's server thread may still run
 // when the process ends, and tearing them down from a static destructor can hang.
 Group* gGroup = nullptr;
@@ -69,6 +100,10 @@ template <class W>
 void waitFor(W& work, const Group& g) {
   try {
     work->wait(g.timeout);
+#ifdef ARC_WITH_NCCL
+    // NCCL's wait orders the current stream after the collective; these calls block until it is done.
+    if (g.device >= 0) torch::cuda::synchronize(g.device);
+#endif
   } catch (const c10::Error& e) {
     throw std::runtime_error("failed on rank " + std::to_string(g.rank) + " of " + std::to_string(g.size) + " (timeout " +
                              std::to_string(g.timeout.count()) + " ms; a peer that died, left or stalled ends a collective): " +
@@ -86,12 +121,13 @@ at::ScalarType wireType(at::ScalarType t) {
   return (t == at::kBFloat16 || t == at::kHalf) ? at::kFloat : t;
 }
 
-void checkCpu(const std::vector<at::Tensor>& ts) {
+void checkDevice(const Group& g, const std::vector<at::Tensor>& ts) {
+  const auto want = commDevice(g);
   for (size_t i = 0; i < ts.size(); ++i) {
     if (!ts[i].defined()) throw arc::ArgError("tensor " + std::to_string(i) + " is undefined");
-    if (!ts[i].device().is_cpu())
-      throw arc::ArgError("the gloo backend takes CPU tensors; tensor " + std::to_string(i) + " is on " +
-                          ts[i].device().str() + " (move it to the CPU first)");
+    if (ts[i].device() != want)
+      throw arc::ArgError(std::string(g.device < 0 ? "the gloo backend takes CPU tensors" : "the nccl backend takes tensors on this rank's GPU, ") +
+                          (g.device < 0 ? "" : want.str()) + "; tensor " + std::to_string(i) + " is on " + ts[i].device().str());
   }
 }
 
@@ -99,8 +135,8 @@ void checkCpu(const std::vector<at::Tensor>& ts) {
 // buffers of at most bucketBytes (a tensor larger than that has its own), then copies flat back into
 // the tensors. fn works in place on a contiguous 1-d tensor of the wire type.
 template <class F>
-void forEachBucket(const std::vector<at::Tensor>& tensors, int64_t bucketBytes, F&& fn) {
-  checkCpu(tensors);
+void forEachBucket(const Group& g, const std::vector<at::Tensor>& tensors, int64_t bucketBytes, F&& fn) {
+  checkDevice(g, tensors);
   if (bucketBytes < 1) throw arc::ArgError("bucketBytes must be positive");
   at::NoGradGuard noGrad;
   std::vector<at::ScalarType> order;
@@ -161,9 +197,14 @@ void classicStore(O&, long) {}
 // so every rank, rank 0 included, is a client of it, under `prefix` (PyTorch's "/worker/attempt_N", so
 // a restarted attempt does not read the keys of an earlier one).
 void init(const std::string& backend, int64_t rank, int64_t size, const std::string& addr, int64_t port, int64_t timeoutMs,
-          bool agentStore, const std::string& prefix) {
-  if (backend == "nccl") throw arc::ArgError("backend \"nccl\": this build has no NCCL (use \"gloo\")");
-  if (backend != "gloo") throw arc::ArgError("backend must be \"gloo\" or \"nccl\", not \"" + backend + "\"");
+          bool agentStore, const std::string& prefix, int64_t device) {
+  if (backend == "nccl" && !kHaveNccl) throw arc::ArgError("backend \"nccl\": this build has no NCCL (use \"gloo\")");
+  if (backend != "gloo" && backend != "nccl") throw arc::ArgError("backend must be \"gloo\" or \"nccl\", not \"" + backend + "\"");
+#ifdef ARC_WITH_NCCL
+  if (backend == "nccl" && (device < 0 || device >= static_cast<int64_t>(torch::cuda::device_count())))
+    throw arc::ArgError("backend \"nccl\": device " + std::to_string(device) + " is not one of this machine's " +
+                        std::to_string(torch::cuda::device_count()) + " GPU(s)");
+#endif
   if (gGroup) throw arc::ArgError("the process group is already initialized (destroyProcessGroup() first)");
   if (size < 1) throw arc::ArgError("worldSize must be at least 1, not " + std::to_string(size));
   if (rank < 0 || rank >= size)
@@ -189,6 +230,17 @@ void init(const std::string& backend, int64_t rank, int64_t size, const std::str
   if (!prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
   g->store = store;
 
+#ifdef ARC_WITH_NCCL
+  if (backend == "nccl") {
+    g->device = static_cast<int>(device);
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
+    auto nopts = c10d::ProcessGroupNCCL::Options::create();
+    nopts->timeout = g->timeout;
+    g->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(g->store, g->rank, g->size, nopts);
+    gGroup = g.release();
+    return;
+  }
+#endif
   auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
   const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");  // PyTorch's variable: bind to this interface
   if (ifname && *ifname)
@@ -211,10 +263,12 @@ void allReduce(std::vector<at::Tensor> tensors, const std::string& op, int64_t b
   c10d::AllreduceOptions o;
   o.reduceOp = reduceOp(op);
   o.timeout = g.timeout;
-  forEachBucket(tensors, bucketBytes, [&](at::Tensor& flat) {
+  forEachBucket(g, tensors, bucketBytes, [&](at::Tensor& flat) {
     std::vector<at::Tensor> v{flat};
-    auto work = g.pg->allreduce(v, o);
-    waitFor(work, g);
+    withBackend(g, [&](auto& pg) {
+      auto work = pg->allreduce(v, o);
+      waitFor(work, g);
+    });
     // Gloo has no AVG (1.13): a sum divided by the world size; integers divide with floor, like //.
     if (op == "avg") {
       if (at::isFloatingType(flat.scalar_type())) flat.div_(g.size);
@@ -231,10 +285,12 @@ void broadcast(std::vector<at::Tensor> tensors, int64_t src, int64_t bucketBytes
   o.rootRank = src;
   o.rootTensor = 0;
   o.timeout = g.timeout;
-  forEachBucket(tensors, bucketBytes, [&](at::Tensor& flat) {
+  forEachBucket(g, tensors, bucketBytes, [&](at::Tensor& flat) {
     std::vector<at::Tensor> v{flat};
-    auto work = g.pg->broadcast(v, o);
-    waitFor(work, g);
+    withBackend(g, [&](auto& pg) {
+      auto work = pg->broadcast(v, o);
+      waitFor(work, g);
+    });
   });
 }
 
@@ -242,8 +298,13 @@ void barrier() {
   auto& g = group();
   c10d::BarrierOptions o;
   o.timeout = g.timeout;
-  auto work = g.pg->barrier(o);
-  waitFor(work, g);
+#ifdef ARC_WITH_NCCL
+  if (g.device >= 0) o.device_ids = {g.device};  // NCCL's barrier is an all-reduce on this device
+#endif
+  withBackend(g, [&](auto& pg) {
+    auto work = pg->barrier(o);
+    waitFor(work, g);
+  });
 }
 
 std::vector<at::Tensor> rawAllGather(Group& g, const at::Tensor& t) {
@@ -252,8 +313,10 @@ std::vector<at::Tensor> rawAllGather(Group& g, const at::Tensor& t) {
   std::vector<at::Tensor> in{t};
   c10d::AllgatherOptions o;
   o.timeout = g.timeout;
-  auto work = g.pg->allgather(out, in, o);
-  waitFor(work, g);
+  withBackend(g, [&](auto& pg) {
+    auto work = pg->allgather(out, in, o);
+    waitFor(work, g);
+  });
   return out[0];
 }
 
@@ -267,7 +330,7 @@ std::string describe(const int64_t* meta) {
 // rank (Gloo itself would misread the buffers or wait for bytes that never come).
 std::vector<at::Tensor> allGather(const at::Tensor& t) {
   auto& g = group();
-  checkCpu({t});
+  checkDevice(g, {t});
   constexpr int64_t kMaxDims = 16;
   if (t.dim() > kMaxDims) throw arc::ArgError("at most 16 dimensions");
   auto meta = at::full({2 + kMaxDims}, -1, at::kLong);
@@ -275,8 +338,9 @@ std::vector<at::Tensor> allGather(const at::Tensor& t) {
   m[0] = t.dim();
   m[1] = static_cast<int64_t>(t.scalar_type());
   for (int64_t d = 0; d < t.dim(); ++d) m[2 + d] = t.size(d);
-  auto metas = rawAllGather(g, meta);
+  auto metas = rawAllGather(g, meta.to(commDevice(g)));
   for (int r = 0; r < g.size; ++r) {
+    metas[r] = metas[r].cpu();
     auto mr = metas[r].data_ptr<int64_t>();
     if (!std::equal(m, m + 2 + kMaxDims, mr))
       throw arc::ArgError("every rank must pass the same shape and dtype; rank " + std::to_string(g.rank) + " has " +
@@ -297,7 +361,7 @@ struct Group {
   int size = 1;
 };
 Group* gGroup = nullptr;  // never set: without Gloo there is no group
-void init(const std::string& backend, int64_t, int64_t, const std::string&, int64_t, int64_t, bool, const std::string&) {
+void init(const std::string& backend, int64_t, int64_t, const std::string&, int64_t, int64_t, bool, const std::string&, int64_t) {
   if (backend == "nccl") throw arc::ArgError("backend \"nccl\": this build has no NCCL (use \"gloo\")");
   noGloo();
 }
@@ -314,8 +378,9 @@ int64_t sizeOf() { return gGroup ? gGroup->size : -1; }
 
 }  // namespace
 
-// distInit(backend, rank, worldSize, masterAddr, masterPort, timeoutMs, agentStore, prefix): blocks until every rank joined.
-OP(distInit, init(a.str(0), a.i64(1), a.i64(2), a.str(3), a.i64(4), a.i64(5), a.b(6), a.str(7));)
+// distInit(backend, rank, worldSize, masterAddr, masterPort, timeoutMs, agentStore, prefix, device): blocks until
+// every rank joined. device: the CUDA device of an nccl group (-1 for gloo).
+OP(distInit, init(a.str(0), a.i64(1), a.i64(2), a.str(3), a.i64(4), a.i64(5), a.b(6), a.str(7), a.i64(8));)
 OP(distDestroy, destroy();)
 OP(distIsInitialized, return initialized();)
 OP(distRank, return rankOf();)

@@ -55,6 +55,7 @@ export interface TrainConfig {
   augment: boolean;
   val_ttt_steps: number;
   dist_timeout: number;
+  dist_backend: "gloo" | "nccl";
 }
 
 interface FlagSpec {
@@ -111,6 +112,7 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   augment: { type: "boolean", kind: "bool", help: "train each example under a random dihedral transform and colour permutation (0 kept), prompt and grids alike" },
   val_ttt_steps: { type: "string", kind: "int", min: 0, help: "test-time training steps per task in validation (eval.ts --ttt_steps; lr 1e-4, 4 demonstrations a step; 0 = off)" },
   dist_timeout: { type: "string", kind: "float", help: "data-parallel runs (WORLD_SIZE > 1): seconds a rank waits for the others in a collective before it fails" },
+  dist_backend: { type: "string", kind: "string", choices: ["gloo", "nccl"], help: "data-parallel runs: gloo (CPU tensors; CUDA gradients go through host copies) or nccl (CUDA builds, --device cuda, one GPU per rank); given under a launcher with WORLD_SIZE=1, a group of one" },
 };
 
 export const DEFAULTS: TrainConfig = {
@@ -157,6 +159,7 @@ export const DEFAULTS: TrainConfig = {
   augment: false,
   val_ttt_steps: 0,
   dist_timeout: 1800,
+  dist_backend: "gloo",
 };
 
 /** `--preset smoke`: a complete run (prompt, hint, LoRA, agent, RL, memory, checkpoints) in about a minute on 2 CPU cores. */

@@ -9,7 +9,8 @@
 //     reward baseline, the read counters) is gathered from every rank and applied by each in global row
 //     order, so every rank holds the same memory and baseline as the single process would.
 // The policy's noise is keyed by (seed, step, global row) (policy.ts' actionNoise), so a row's action does
-// not depend on which rank computed it. Gloo reduces CPU tensors: CUDA tensors travel through host copies.
+// not depend on which rank computed it. The collectives take tensors on the group's device (dist.device():
+// the CPU for Gloo, the rank's GPU for NCCL); tensors elsewhere travel through copies.
 import * as torch from "../torch";
 import type { Tensor } from "../torch";
 import type { ExampleLogs, StateUpdates } from "./step";
@@ -23,10 +24,13 @@ export interface DataParallel {
   localRank: number;
 }
 
-/** The data-parallel place from torchrun's environment, or null for a single process (WORLD_SIZE unset or 1). */
-export function dataParallelFromEnv(env: NodeJS.ProcessEnv = process.env): DataParallel | null {
+/**
+ * The data-parallel place from torchrun's environment, or null for a single process: WORLD_SIZE unset, or
+ * 1 unless `alone` (a group of one, for --dist_backend given explicitly: what a world-size-1 run costs).
+ */
+export function dataParallelFromEnv(env: NodeJS.ProcessEnv = process.env, alone = false): DataParallel | null {
   const w = env.WORLD_SIZE;
-  if (w === undefined || w.trim() === "" || w.trim() === "1") return null;
+  if (w === undefined || w.trim() === "" || (w.trim() === "1" && !alone)) return null;
   const num = (name: string, min: number, max: number): number => {
     const v = env[name];
     const n = Number(v);
@@ -47,22 +51,29 @@ export function rankRows(size: number, rank: number, world: number): number[] {
   return rows;
 }
 
-/** Runs a collective on CPU tensors: CUDA tensors go through host copies, written back afterwards. */
-function onHost(tensors: Tensor[], fn: (host: Tensor[]) => void): void {
+/** Runs a collective on the group's device: tensors elsewhere go through copies, written back afterwards. */
+function onCommDevice(tensors: Tensor[], fn: (onDevice: Tensor[]) => void): void {
+  const dev = dist.device();
   torch.noGrad(() =>
     torch.scope(() => {
-      const host = tensors.map((t) => (t.device === "cpu" ? t : t.to({ device: "cpu" })));
-      fn(host);
+      const moved = tensors.map((t) => (t.device === dev ? t : t.to({ device: dev })));
+      fn(moved);
       tensors.forEach((t, i) => {
-        if (host[i] !== t) t.copy_(host[i]);
+        if (moved[i] !== t) t.copy_(moved[i]);
       });
     }),
   );
 }
 
+/** Every rank's copy of t (same shape on every rank), on t's device. */
+export function allGatherAnywhere(t: Tensor): Tensor[] {
+  const dev = dist.device();
+  return torch.scope(() => dist.allGather(t.device === dev ? t : t.to({ device: dev })).map((x) => (x.device === t.device ? x : x.to({ device: t.device }))));
+}
+
 /** Rank src's values into every rank's parameters (DDP's initial broadcast). */
 export function broadcastParameters(params: Tensor[], src = 0): void {
-  onHost(params, (host) => dist.broadcast(host, src));
+  onCommDevice(params, (host) => dist.broadcast(host, src));
 }
 
 /**
@@ -77,7 +88,7 @@ export function averageGradients(params: Tensor[]): void {
     torch.scope(() => {
       const grads = params.map((p) => p.grad);
       const has = torch.fromTypedArray(Int32Array.from(grads, (g) => (g ? 1 : 0)), [params.length]);
-      dist.allReduce([has], { op: "max" });
+      onCommDevice([has], (t) => dist.allReduce(t, { op: "max" }));
       const any = has.data() as Int32Array;
       const reduced: Tensor[] = [];
       params.forEach((p, i) => {
@@ -89,7 +100,7 @@ export function averageGradients(params: Tensor[]): void {
         }
         reduced.push(g);
       });
-      onHost(reduced, (host) => dist.allReduce(host, { op: "avg" }));
+      onCommDevice(reduced, (host) => dist.allReduce(host, { op: "avg" }));
     }),
   );
 }
@@ -113,8 +124,8 @@ export function gatherStateUpdates(u: StateUpdates | null, counts: number[], dim
     if (t && t.shape[0] > 0) out.narrow(0, 0, t.shape[0]).copy_(t.to({ dtype: "float32", device: "cpu" }));
     return out;
   };
-  const ps = dist.allGather(padded(u?.p, dims.prompt));
-  const as = dist.allGather(padded(u?.actions, dims.action));
+  const ps = allGatherAnywhere(padded(u?.p, dims.prompt));
+  const as = allGatherAnywhere(padded(u?.actions, dims.action));
   const host = dist.allGatherObject(u ? { rAfter: u.rAfter, r: u.r, hits: u.hits } : { rAfter: [], r: [], hits: [] }) as { rAfter: number[]; r: number[]; hits: number[] }[];
   const order = globalOrder(counts);
   const pick = (parts: Tensor[]) => torch.stack(order.map(([r, j]) => parts[r].select(0, j))).to({ device: dims.device });
@@ -138,7 +149,7 @@ export function gatherLogs(logs: ExampleLogs[], counts: number[]): ExampleLogs[]
 export function anyRank(flag: boolean): boolean {
   return torch.scope(() => {
     const t = torch.fromTypedArray(Int32Array.of(flag ? 1 : 0), [1]);
-    dist.allReduce([t], { op: "max" });
+    onCommDevice([t], (x) => dist.allReduce(x, { op: "max" }));
     return (t.data() as Int32Array)[0] === 1;
   });
 }

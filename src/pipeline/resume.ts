@@ -14,7 +14,7 @@ import { latestRun, writeFileAtomic } from "./runs";
  */
 export const RESUMABLE_OVERRIDES: readonly string[] = [
   "epochs", "max_batches", "log_every", "ckpt_every", "keep_last", "device", "quiet", "backup_dir", "num_threads",
-  "run_dir", "validate_on_stop", "tensorboard", "dist_timeout",
+  "run_dir", "validate_on_stop", "tensorboard", "dist_timeout", "dist_backend",
 ];
 
 export interface Candidate {

@@ -17,7 +17,7 @@ import {
 } from "./persistence";
 import { checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfig, probeWritable } from "./preflight";
 import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig } from "./resume";
-import { type DataParallel, anyRank, averageGradients, broadcastParameters, dataParallelFromEnv, gatherLogs, gatherStateUpdates, rankRows, shareFrom } from "./ddp";
+import { type DataParallel, allGatherAnywhere, anyRank, averageGradients, broadcastParameters, dataParallelFromEnv, gatherLogs, gatherStateUpdates, rankRows, shareFrom } from "./ddp";
 import { RunMonitor } from "./monitor";
 import { createRun, trimMetrics } from "./runs";
 import { trainingAugmentation } from "./augmented";
@@ -127,12 +127,14 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
   // so a rank that fails any later check ends the others' collectives instead of leaving them waiting.
   let dp: DataParallel | null;
   try {
-    dp = dataParallelFromEnv();
+    dp = dataParallelFromEnv(process.env, explicit.dist_backend !== undefined);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
   if (dp && !torch.distributed.isInitialized()) {
-    torch.distributed.initProcessGroup({ backend: "gloo", timeoutMs: (config.dist_timeout ?? DEFAULTS.dist_timeout) * 1000 });
+    const backend = config.dist_backend ?? DEFAULTS.dist_backend;
+    if (backend === "nccl" && !config.device.startsWith("cuda")) throw new UsageError(`--dist_backend nccl reduces CUDA tensors: it needs --device cuda (this run has --device ${config.device}; gloo works on both)`);
+    torch.distributed.initProcessGroup({ backend, timeoutMs: (config.dist_timeout ?? DEFAULTS.dist_timeout) * 1000, ...(config.device.startsWith("cuda:") ? { device: Number(config.device.slice(5)) } : {}) });
   }
   const lead = !dp || dp.rank === 0;
   const io = lead ? consoleOut : { ...silentIO, onFinish: consoleOut.onFinish };
@@ -306,7 +308,7 @@ async function trainRun(
   const rankGenerators = (): RankGenerators | undefined => {
     if (!dp) return undefined;
     const dev = cfg.device as torch.Device;
-    return { cpu: torch.distributed.allGather(torch.getRngState()), cuda: dev.startsWith("cuda") ? torch.distributed.allGather(torch.getRngState(dev).to({ device: "cpu" })) : null };
+    return { cpu: allGatherAnywhere(torch.getRngState()), cuda: dev.startsWith("cuda") ? allGatherAnywhere(torch.getRngState(dev).to({ device: "cpu" })) : null };
   };
   const save = (): string => {
     const dir = torch.scope(() => {

@@ -1,11 +1,12 @@
-// torch.distributed: collectives between processes over LibTorch's own c10d (a TCPStore rendezvous and
-// ProcessGroupGloo on CPU tensors), shaped like PyTorch's:
+// torch.distributed: collectives between processes over LibTorch's own c10d (a TCPStore rendezvous, and
+// ProcessGroupGloo on CPU tensors or, in CUDA builds, ProcessGroupNCCL on the rank's GPU), shaped like PyTorch's:
 //   torch.distributed.initProcessGroup();           // RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT from torchrun
 //   torch.distributed.allReduce(grads, { op: "avg" });
 //   torch.distributed.destroyProcessGroup();
 // Every call blocks until the collective is done on this rank. Each one is bounded by the group's
 // timeout (timeoutMs): a timeout or a peer that died throws a TorchError instead of hanging.
 import { fromTypedArray } from "./creation";
+import type { Device } from "./dtype";
 import { scope } from "./memory";
 import { N, TorchError } from "./native";
 import { type Tensor, h, wrapAll } from "./tensor";
@@ -14,8 +15,10 @@ export type Backend = "gloo" | "nccl";
 export type ReduceOp = "sum" | "avg" | "max" | "min";
 
 export interface InitOptions {
-  /** "gloo" (CPU tensors; the default). "nccl" is not built yet: asking for it is an error. */
+  /** "gloo" (CPU tensors; the default) or "nccl" (CUDA tensors on `device`; CUDA builds with NCCL). */
   backend?: Backend;
+  /** nccl: this rank's GPU index (default: $LOCAL_RANK). */
+  device?: number;
   /** Bound on the rendezvous and on every collective, in ms (default 30 minutes, like PyTorch). */
   timeoutMs?: number;
   /** This process's rank in [0, worldSize) (default: $RANK). */
@@ -92,13 +95,22 @@ export function initProcessGroup(opts: InitOptions = {}): void {
   const agentStore = opts.masterPort === undefined && process.env.TORCHELASTIC_USE_AGENT_STORE === "True";
   const prefix = agentStore ? `/worker/attempt_${process.env.TORCHELASTIC_RESTART_COUNT ?? "0"}` : "";
   try {
-    call("initProcessGroup", () => N.distInit(backend, rank, worldSize, masterAddr, masterPort, Math.round(timeoutMs), agentStore, prefix));
+    const device = backend === "nccl" ? (opts.device ?? localRank()) : -1;
+  call("initProcessGroup", () => N.distInit(backend, rank, worldSize, masterAddr, masterPort, Math.round(timeoutMs), agentStore, prefix, device));
+  groupDevice = backend === "nccl" ? (`cuda:${device}` as Device) : "cpu";
   } catch (e) {
     // A torchrun of another PyTorch than this LibTorch serves a store whose protocol it may not speak.
     if (agentStore && e instanceof TorchError)
       throw new TorchError(`${e.message} (under torchrun, whose agent serves the store: use the torchrun of the PyTorch this addon was built against, LibTorch ${N.version()}, or scripts/launch.ts)`);
     throw e;
   }
+}
+
+let groupDevice: Device = "cpu";
+/** Where the group's collectives take their tensors: "cpu" (gloo) or this rank's "cuda:N" (nccl). */
+export function device(): Device {
+  requireGroup("device");
+  return groupDevice;
 }
 
 /** Leaves the process group (its threads stop); initProcessGroup may be called again. */
@@ -141,7 +153,7 @@ const bucketArg = (b: number | undefined, op: string): number => {
 
 /**
  * Reduces the tensors across all ranks, in place. Tensors of one dtype are flattened into buckets
- * (one collective each); float16 and bfloat16 are reduced in float32 and cast back. CPU tensors only.
+ * (one collective each); float16 and bfloat16 are reduced in float32 and cast back. Tensors on device() (the CPU for gloo, this rank's GPU for nccl).
  */
 export function allReduce(tensors: Tensor[], opts: AllReduceOptions = {}): void {
   if (tensors.length === 0) return;
@@ -169,11 +181,12 @@ export function allGather(t: Tensor): Tensor[] {
 export function allGatherObject(obj: unknown): unknown[] {
   const bytes = new TextEncoder().encode(JSON.stringify(obj) ?? "null");
   return scope(() => {
-    const sizes = allGather(fromTypedArray(new BigInt64Array([BigInt(bytes.length)]), [1])).map((t) => Number(t.item()));
+    const dev = { device: device() };
+    const sizes = allGather(fromTypedArray(new BigInt64Array([BigInt(bytes.length)]), [1], dev)).map((t) => Number(t.item()));
     const max = Math.max(1, ...sizes);
     const padded = new Uint8Array(max);
     padded.set(bytes);
-    const parts = allGather(fromTypedArray(padded, [max]));
+    const parts = allGather(fromTypedArray(padded, [max], dev)).map((p) => p.to({ device: "cpu" }));
     const dec = new TextDecoder();
     return parts.map((p, r) => JSON.parse(dec.decode((p.data() as Uint8Array).subarray(0, sizes[r]))));
   });

@@ -287,3 +287,22 @@ describe.skipIf(!torchrun)("torchrun --no-python (the torchrun of this build's P
     3 * BOUND_MS,
   );
 });
+
+describe("a process group of one (--dist_backend given with WORLD_SIZE=1)", () => {
+  test(
+    "trains bit for bit what a process without a group trains",
+    async () => {
+      const [alone, group] = [fresh("alone"), fresh("group-of-one")];
+      const args = ["--batch_size", "3", "--max_batches", "4"];
+      single([...args, "--run_dir", alone]);
+      const one = await ranks(1, [...args, "--dist_backend", "gloo", "--run_dir", group]);
+      expect(one.err).toContain("over 1 ranks");
+      const [a, b] = [onlyRun(alone), onlyRun(group)];
+      for (const file of ["model.safetensors", "optimizer.safetensors", "memory.safetensors"]) {
+        expect(readFileSync(join(ckpt(b, 4), file)).equals(readFileSync(join(ckpt(a, 4), file)))).toBe(true);
+      }
+      expect(batches(b).map((r) => r.loss)).toEqual(batches(a).map((r) => r.loss));
+    },
+    2 * BOUND_MS,
+  );
+});

@@ -169,7 +169,7 @@ describe("torch.distributed in this process (no group)", () => {
   const full = { RANK: "0", WORLD_SIZE: "2", MASTER_ADDR: "127.0.0.1", MASTER_PORT: "29500" };
 
   test("this build has Gloo", () => {
-    expect(D.availableBackends()).toEqual(["gloo"]);
+    expect(D.availableBackends()).toContain("gloo");
     expect(D.isAvailable()).toBe(true);
   });
 
@@ -194,9 +194,13 @@ describe("torch.distributed in this process (no group)", () => {
     expect(D.isInitialized()).toBe(false);
   });
 
-  test("nccl is refused clearly; so is an unknown backend; calls before init say so", () => {
+  test("NCCL is built into CUDA builds (and only there); asking for it where it cannot run is refused clearly, as is an unknown backend; calls before init say so", () => {
     const o = { rank: 0, worldSize: 1, masterAddr: "127.0.0.1", masterPort: 1 };
-    expect(() => D.initProcessGroup({ ...o, backend: "nccl" })).toThrow("initProcessGroup: backend \"nccl\": this build has no NCCL");
+    const cudaBuild = torch.version().cuda;
+    expect(D.availableBackends()).toEqual(cudaBuild ? ["gloo", "nccl"] : ["gloo"]);
+    if (!cudaBuild) expect(() => D.initProcessGroup({ ...o, backend: "nccl" })).toThrow("initProcessGroup: backend \"nccl\": this build has no NCCL");
+    else if (torch.cuda.deviceCount() === 0) expect(() => D.initProcessGroup({ ...o, backend: "nccl" })).toThrow(/backend "nccl": device 0 is not one of this machine's 0 GPU/);
+    expect(() => D.initProcessGroup({ ...o, backend: "nccl", device: 99 })).toThrow(cudaBuild ? /device 99 is not one of this machine's/ : /this build has no NCCL/);
     expect(() => D.initProcessGroup({ ...o, backend: "mpi" as any })).toThrow('backend must be "gloo" or "nccl"');
     expect(() => D.rank()).toThrow("not initialized");
     expect(() => D.worldSize()).toThrow("not initialized");
