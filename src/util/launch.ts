@@ -3,6 +3,7 @@
 // SIGINT/SIGTERM to every rank, and when one rank fails ends the others and exits with that rank's code,
 // repeating the end of its error output. No restarts (torchrun's --max_restarts 0, its default).
 import { type ChildProcess, spawn } from "node:child_process";
+import { constants } from "node:os";
 import { parseArgs } from "node:util";
 import { parseInteger } from "./flags";
 
@@ -86,7 +87,7 @@ export function rankEnv(o: LaunchOptions, localRank: number): Record<string, str
 }
 
 const SCRIPT = /\.(ts|js|mjs|cjs|tsx)$/;
-/** Seconds a rank gets to stop after SIGTERM before SIGKILL (the trainer checkpoints on SIGTERM). */
+/** Milliseconds a rank gets to stop after SIGTERM before SIGKILL (the trainer checkpoints on SIGTERM). */
 const GRACE_MS = 30_000;
 /** How much of a failed rank's stderr the summary repeats. */
 const TAIL_BYTES = 2000;
@@ -171,4 +172,5 @@ export function launch(o: LaunchOptions, io: LaunchIO = defaultIO): Promise<numb
   });
 }
 
-const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGSEGV: 11, SIGTERM: 15, SIGABRT: 6 };
+/** The platform's signal numbers (a process ended by signal N exits 128 + N, as shells report it). */
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = constants.signals;
