@@ -5,9 +5,12 @@
 // others with an error (and the last checkpoint resumes), and a resume with another world size is refused.
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
+import { syntheticDataset } from "../../src/arc";
 import * as torch from "../../src/torch";
+import { DEFAULTS, type TrainConfig } from "../../src/pipeline/config";
+import { runExamples } from "../../src/pipeline/run-setup";
 import { type DataParallel, dataParallelFromEnv, rankRows } from "../../src/pipeline/ddp";
 import { actionNoise } from "../../src/pipeline/policy";
 import { latestVerifiedCheckpoint, verifyCheckpoint } from "../../src/pipeline/persistence";
@@ -285,6 +288,54 @@ describe.skipIf(!torchrun)("torchrun --no-python (the torchrun of this build's P
       expect(batches(onlyRun(viaTorchrun)).map((x) => x.loss)).toEqual(batches(onlyRun(viaLaunch)).map((x) => x.loss));
     },
     3 * BOUND_MS,
+  );
+});
+
+/** A split folder of synthetic tasks whose training examples (after the validation split) number 1 mod 4. */
+function shortLastBatchData(): { dir: string; examples: number } {
+  for (let i = 0; i < 400; i++) {
+    const ds = syntheticDataset({ training: 3 + (i % 8), evaluation: 2, seed: Math.floor(i / 8) });
+    const examples = runExamples(ds, { ...DEFAULTS, val_max: 8 } as TrainConfig).train.length;
+    if (examples % 4 !== 1) continue;
+    const dir = fresh("short-data");
+    for (const [split, list] of [["training", ds.training], ["evaluation", ds.evaluation]] as const) {
+      mkdirSync(join(dir, split));
+      for (const t of list) writeFileSync(join(dir, split, `${t.id}.json`), JSON.stringify({ train: t.train, test: t.test }));
+    }
+    return { dir, examples };
+  }
+  throw new Error("no small synthetic dataset with 1 mod 4 training examples");
+}
+
+describe("a short last batch", () => {
+  test(
+    "an epoch whose last global batch has one example (rank 1 gets none) trains what one process trains",
+    async () => {
+      const data = shortLastBatchData();
+      const [oneDir, twoDir] = [fresh("short-one"), fresh("short-two")];
+      const common = ["--data", data.dir, "--epochs", "1", "--val_max", "8"];
+      single([...common, "--batch_size", "4", "--run_dir", oneDir]);
+      const two = await ranks(2, [...common, "--batch_size", "2", "--run_dir", twoDir]);
+      expect(two.states[1]).toEqual({ ...two.states[0], rank: 1 });
+      const [a, b] = [onlyRun(oneDir), onlyRun(twoDir)];
+      const last = Math.ceil(data.examples / 4);
+      const end = (dir: string) => readdirSync(join(dir, "checkpoints")).filter((n) => n.startsWith("step_")).sort().at(-1)!;
+      expect(end(b)).toBe(end(a));
+      expect(end(a)).toBe(`step_${String(last).padStart(9, "0")}`);
+      // 1e-4, not 1e-5: LoRA's B starts at zero, and Adam's first steps divide each gradient element by its
+      // own size, so elements whose gradient is at rounding level turn float32 sum-order differences into
+      // visible ones (a lost or doubled row would be off by far more, in every tensor).
+      for (const file of ["model.safetensors", "memory.safetensors"]) {
+        const errs = relativeErrors(join(a, "checkpoints", end(a), file), join(b, "checkpoints", end(b), file));
+        expect([...errs].filter(([, e]) => !(e <= 1e-4))).toEqual([]);
+        const worst = [...errs].sort((x, y) => y[1] - x[1])[0];
+        console.error(`short last batch, ${file}: worst relative difference ${worst[1].toExponential(2)} (${worst[0]})`);
+      }
+      const epochs = (dir: string) => readMetrics(dir).filter((r) => r.type === "epoch");
+      expect(epochs(b).length).toBe(1);
+      expect(Math.abs(epochs(b)[0].loss - epochs(a)[0].loss) / Math.abs(epochs(a)[0].loss)).toBeLessThan(1e-5);
+    },
+    2 * BOUND_MS,
   );
 });
 
