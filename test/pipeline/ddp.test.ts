@@ -256,18 +256,19 @@ describe("data-parallel training (2 ranks over Gloo on 127.0.0.1)", () => {
 });
 
 // torchrun's agent serves the store itself (TORCHELASTIC_USE_AGENT_STORE): every rank is its client. Its
-// protocol is its PyTorch's, so the test uses the torchrun beside the LibTorch the addon was built against
-// (scripts/setup.sh --torch pip-* records it in .libtorch); Debian's LibTorch has none beside it.
+// protocol is its PyTorch's, so the test runs torchrun (`python -m torch.distributed.run`, which is what the
+// torchrun script runs) from the venv of the LibTorch the addon was built against (scripts/setup.sh --torch
+// pip-* records it in .libtorch); Debian's LibTorch has no Python beside it.
 const torchrun = (() => {
   try {
     const torchDir = readFileSync(join(ROOT, ".libtorch"), "utf8").trim();
-    const bin = join(torchDir, "..", "..", "..", "..", "bin", "torchrun");
-    return existsSync(bin) ? bin : null;
+    const python = join(torchDir, "..", "..", "..", "..", "bin", "python");
+    return existsSync(python) ? [python, "-m", "torch.distributed.run"] : null;
   } catch {
     return null;
   }
 })();
-if (!torchrun) console.error("ddp.test: no torchrun beside this build's LibTorch (.libtorch): the torchrun test reports itself skipped");
+if (!torchrun) console.error("ddp.test: no Python venv beside this build's LibTorch (.libtorch): the torchrun test reports itself skipped");
 
 describe.skipIf(!torchrun)("torchrun --no-python (the torchrun of this build's PyTorch)", () => {
   test(
@@ -276,7 +277,7 @@ describe.skipIf(!torchrun)("torchrun --no-python (the torchrun of this build's P
       const [viaTorchrun, viaLaunch] = [fresh("torchrun"), fresh("launch")];
       const args = ["--batch_size", "2", "--max_batches", "4"];
       const port = await freePort();
-      const r = spawnSync(torchrun!, ["--nproc_per_node", "2", "--master_port", String(port), "--no-python", process.execPath, RANK, ...COMMON, ...TIMEOUT, ...args, "--run_dir", viaTorchrun], {
+      const r = spawnSync(torchrun![0], [...torchrun!.slice(1), "--nproc_per_node", "2", "--master_port", String(port), "--no-python", process.execPath, RANK, ...COMMON, ...TIMEOUT, ...args, "--run_dir", viaTorchrun], {
         cwd: ROOT,
         encoding: "utf8",
         timeout: BOUND_MS,
