@@ -13,11 +13,12 @@
 //
 // Unlike huggingface_hub, a file already in the cache for the revision's cached commit is returned
 // without asking the Hub whether the branch moved (pass `refresh: true` to ask).
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, copyFileSync, lstatSync, unlinkSync, writeFileSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, copyFileSync, lstatSync, unlinkSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { createHash, type Hash } from "node:crypto";
 import { homedir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
+import { fsyncFile, renameInto, writeFileAtomic } from "./util/durable";
 import { progress } from "./util/progress.ts";
 
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
@@ -154,13 +155,6 @@ function readRef(storage: string, revision: string): string | null {
   } catch {
     return null;
   }
-}
-
-function writeFileAtomic(path: string, data: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }
 
 /** Where a file is in the cache (following refs/<revision>), or null. No request. */
@@ -318,7 +312,7 @@ async function headMeta(ctx: Ctx, filename: string): Promise<FileMeta> {
     const commit = r.headers.get("x-repo-commit");
     if (err.code === "entry-not-found" && commit && isCommitHash(commit)) {
       // Remember the absence, as huggingface_hub does, so offline runs know the file is optional.
-      writeFileAtomic(join(ctx.storage, ".no_exist", commit, filename), "");
+      writeFileAtomic(join(ctx.storage, ".no_exist", commit, filename), "", { mkdir: true });
     }
     throw err;
   }
@@ -453,7 +447,10 @@ async function downloadBlob(ctx: Ctx, filename: string, meta: FileMeta, blob: st
       );
     }
   }
-  renameSync(tmp, blob);
+  // Complete and verified: under its final name only now (fsynced first, so a power cut cannot leave a
+  // blob that is whole by name and short on disk).
+  fsyncFile(tmp);
+  renameInto(tmp, blob);
 }
 
 interface Downloaded {
@@ -483,7 +480,7 @@ async function download(ctx: Ctx, filename: string): Promise<Downloaded> {
     const why = e instanceof NetworkError ? e.message : `${ctx.endpoint} did not answer within ${ctx.timeoutMs} ms`;
     throw offlineError(ctx.repoId, ctx.storage, ctx.revision, [filename], `the Hub cannot be reached (${why})`);
   }
-  if (ctx.revision !== meta.commit) writeFileAtomic(join(ctx.storage, "refs", ctx.revision), meta.commit);
+  if (ctx.revision !== meta.commit) writeFileAtomic(join(ctx.storage, "refs", ctx.revision), meta.commit, { mkdir: true });
   const pointer = join(ctx.storage, "snapshots", meta.commit, filename);
   if (existsSync(pointer)) return { path: pointer, commit: meta.commit };
   const blob = join(ctx.storage, "blobs", meta.etag);

@@ -1,10 +1,11 @@
 // Download of the public ARC datasets: once, as the GitHub archive of the repository, into a cache folder.
 // The archive goes to a `.partial` file renamed when complete, and is unpacked into a temporary folder
 // renamed into place, so an interrupted download or unpack never leaves a half dataset that looks whole.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { unzipSync } from "fflate";
+import { fsyncDir, renameInto, writeFileSynced } from "../util/durable";
 import { progress } from "../util/progress.ts";
 import { ArcDataError } from "./errors.ts";
 
@@ -145,7 +146,7 @@ async function fetchToFile(url: string, name: DatasetName, zipFile: string, dest
     fsyncSync(fd);
     closeSync(fd);
     fd = -1;
-    renameSync(partial, zipFile);
+    renameInto(partial, zipFile);
   } finally {
     clearTimeout(timer);
     if (fd >= 0) closeSync(fd);
@@ -184,10 +185,10 @@ export function unpackInto(zip: Uint8Array, dest: string, replace: boolean): { t
     for (const [n, data] of Object.entries(files)) {
       const m = TASK_ENTRY.exec(n);
       if (m && m[1] === prefix) {
-        writeFileSync(path.join(tmp, m[2]!, m[3]!), data);
+        writeFileSynced(path.join(tmp, m[2]!, m[3]!), data);
         count[m[2] as "training" | "evaluation"]++;
       } else if (!m && n.startsWith(prefix.split("/")[0] ?? "")) {
-        writeFileSync(path.join(tmp, path.basename(n)), data);
+        writeFileSynced(path.join(tmp, path.basename(n)), data);
       }
     }
     if (replace) rmSync(dest, { recursive: true, force: true });
@@ -196,7 +197,8 @@ export function unpackInto(zip: Uint8Array, dest: string, replace: boolean): { t
       if (isComplete(dest)) return count;
       rmSync(dest, { recursive: true, force: true });
     }
-    renameSync(tmp, dest);
+    for (const d of ["training", "evaluation", "."]) fsyncDir(path.join(tmp, d));
+    renameInto(tmp, dest);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

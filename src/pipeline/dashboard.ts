@@ -11,7 +11,8 @@ import { basename, join } from "node:path";
 import { escapeHtml, figureHtml, htmlPage } from "../arc/render";
 import type { Grid } from "../arc/types";
 import type { ExampleEval } from "./evaluate";
-import { readMetrics, writeFileAtomic } from "./runs";
+import { writeFileAtomic } from "../util/durable";
+import { readMetrics } from "./runs";
 
 export const REPORT_FILE = "report.html";
 export const GALLERY_FILE = "val_latest.json";

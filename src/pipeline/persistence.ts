@@ -18,14 +18,12 @@
 //   updateBest(run.dir, dir, "val_accuracy", acc);          // checkpoints/best/, swapped in atomically
 //   const ck = latestVerifiedCheckpoint(run.dir, { onSkip: (d, why) => console.warn(`skipping ${d}: ${why}`) });
 //   const { state, tensors } = loadCheckpoint(ck.dir, { device: "cuda" });   // tensors live in the current torch.scope
-import { createHash, randomBytes } from "node:crypto";
-import {
-  constants as fsConstants, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync,
-  readSync, renameSync, rmSync, statSync,
-} from "node:fs";
+import { randomBytes } from "node:crypto";
+import { constants as fsConstants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import * as torch from "../torch";
-import { fsyncDir, hasCheckpoint, latestRun, writeFileAtomic, writeFileSynced } from "./runs";
+import { fsyncDir, fsyncFile, installFolder, removeFolder, sha256File, writeFileAtomic, writeFileSynced } from "../util/durable";
+import { hasCheckpoint, latestRun } from "./runs";
 
 export const CHECKPOINT_FORMAT = "arc-efe-checkpoint";
 export const CHECKPOINT_VERSION = 1;
@@ -91,35 +89,6 @@ const auxName = (kind: "tmp" | "old" | "del", name: string) => `.${kind}-${name}
 
 // ---- file helpers ----------------------------------------------------------------------------------
 
-/** The read buffer of sha256File, made once: a fresh 8 MiB per file hashed was garbage the GC saw late. */
-let hashBuffer: Buffer | null = null;
-
-/** sha256 (hex) of a file, read in 8 MiB pieces so multi-GB files need no more memory than that. */
-export function sha256File(path: string): string {
-  const hash = createHash("sha256");
-  const fd = openSync(path, "r");
-  try {
-    const buf = (hashBuffer ??= Buffer.allocUnsafe(8 << 20));
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      hash.update(n === buf.length ? buf : buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest("hex");
-}
-
-function fsyncFile(path: string): void {
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 function fileEntry(path: string): FileEntry {
   return { bytes: statSync(path).size, sha256: sha256File(path) };
 }
@@ -142,34 +111,11 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/**
- * Moves a finished temporary folder to its final name: an existing folder there is renamed aside first
- * and removed after the new one is in place; the parent is fsynced. `tmp` must already be fsynced.
- */
-function installDir(tmp: string, final: string): void {
-  const parent = dirname(final);
-  let aside: string | null = null;
-  if (existsSync(final)) {
-    aside = join(parent, auxName("old", basename(final)));
-    renameSync(final, aside);
-  }
-  try {
-    renameSync(tmp, final);
-  } catch (e) {
-    if (aside) renameSync(aside, final);
-    throw e;
-  }
-  fsyncDir(parent);
-  if (aside) rmSync(aside, { recursive: true, force: true });
-}
+/** Moves a finished (fsynced) temporary folder to its final name, an existing one set aside as .old-… meanwhile. */
+const installDir = (tmp: string, final: string): void => installFolder(tmp, final, join(dirname(final), auxName("old", basename(final))));
 
 /** Renames a folder aside (.del-…) then deletes it, so no half-deleted folder keeps a final name. */
-function removeDir(dir: string): void {
-  const aside = join(dirname(dir), auxName("del", basename(dir)));
-  renameSync(dir, aside);
-  fsyncDir(dirname(dir));
-  rmSync(aside, { recursive: true, force: true });
-}
+const removeDir = (dir: string): void => removeFolder(dir, join(dirname(dir), auxName("del", basename(dir))));
 
 /**
  * Removes the write protocol's leftovers in a checkpoints folder: .tmp-/.del- folders of writers that are

@@ -5,7 +5,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { DEFAULTS, type TrainConfig, UsageError } from "./config";
 import { BEST, MANIFEST, STATE, type CheckpointManifest, listCheckpoints, verifyCheckpoint } from "./persistence";
-import { latestRun, writeFileAtomic } from "./runs";
+import { writeFileAtomic } from "../util/durable";
+import { latestRun } from "./runs";
 
 /**
  * Flags a resumed run may change (how long it runs, how it logs and saves, where): none of them changes

@@ -6,8 +6,9 @@
 //   latestRun("runs");                               // newest run that has a checkpoint (for --resume)
 //
 // Folder names use local time, like Python's datetime.now().strftime("%Y%m%d_%H%M%S").
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { fsyncDir, writeFileAtomic, writeFileSynced } from "../util/durable";
 
 export const RUN_PREFIX = "arc_";
 /** `arc_YYYYMMDD_HHMMSS`, with `_N` (N >= 2) when several runs start in the same second. */
@@ -40,44 +41,6 @@ const pad = (n: number, w = 2) => String(n).padStart(w, "0");
 /** `arc_YYYYMMDD_HHMMSS` for a time (local). */
 export function runName(date: Date = new Date()): string {
   return `${RUN_PREFIX}${date.getFullYear()}${pad(date.getMonth() + 1)}${pad(date.getDate())}_${pad(date.getHours())}${pad(date.getMinutes())}${pad(date.getSeconds())}`;
-}
-
-/** fsyncs a folder so a rename or a new entry in it survives a power cut. */
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Writes a whole file and fsyncs it (no rename: for files inside a folder that is itself renamed in). */
-export function writeFileSynced(path: string, data: string | Uint8Array): void {
-  const fd = openSync(path, "w");
-  try {
-    const buf = typeof data === "string" ? Buffer.from(data) : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Replaces `path` atomically: writes `<path>.tmp-<pid>`, fsyncs, renames, fsyncs the folder. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    writeFileSynced(tmp, data);
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {}
-    throw e;
-  }
-  fsyncDir(dirname(path));
 }
 
 export interface CreateRunOptions {

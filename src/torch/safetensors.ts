@@ -2,8 +2,9 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {str: str}}, then the raw bytes.
 // Reading maps the file (tensors view it without a copy where aligned); writing goes to a temporary file
 // that is fsynced and renamed, so a crash never leaves a half-written file under the final name.
-import { closeSync, existsSync, openSync, readSync, fstatSync, renameSync, unlinkSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, fstatSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { replaceFile } from "../util/durable";
 import { type DType, type Device, DTYPE_CODE, ELEMENT_SIZE, deviceCode } from "./dtype";
 import { N, TorchError } from "./native";
 import { Tensor, wrap } from "./tensor";
@@ -188,12 +189,6 @@ export function saveFile(path: string, tensors: Record<string, Tensor>, metadata
   let json = JSON.stringify(header);
   // Pad with spaces to a multiple of 8 so the data section (and every tensor in it) stays aligned.
   json += " ".repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    N.safetensorsSave(tmp, json, list.map((t) => t._h));
-    renameSync(tmp, path);
-  } catch (e) {
-    if (existsSync(tmp)) unlinkSync(tmp);
-    throw e;
-  }
+  // The native writer fsyncs the file itself.
+  replaceFile(path, (tmp) => N.safetensorsSave(tmp, json, list.map((t) => t._h)), { synced: true });
 }
