@@ -2,7 +2,7 @@
 // refinement step, the size head's output size, and the last step resized to the size evaluation uses.
 // `bun scripts/agent.ts --help`.
 import type { Grid } from "../src/arc/types.ts";
-import { COMMON_HELP, buildStageSystem, exampleLabel, parseStageArgs, resolveExample, runStage } from "./prompt.ts";
+import { COMMON_HELP, buildStageSystem, exampleHeader, exampleLabel, parseStageArgs, resolveExample, runStage } from "./lib/stage.ts";
 
 const USAGE = `Usage: bun scripts/agent.ts --task ID [--pair N] [options]
 
@@ -51,10 +51,7 @@ async function main(argv: string[]): Promise<void> {
   );
   const ms = performance.now() - t0;
   const out = {
-    task: ex.task.id,
-    kind: ex.kind ?? "train",
-    pair: ex.index,
-    data: where,
+    ...exampleHeader(ex, where),
     input: ctx.query,
     steps: res.grids,
     size_head: res.head,

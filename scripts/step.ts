@@ -1,7 +1,7 @@
 // One training example on its own (DESIGN §5, trainExample): prompt -> agent -> refine -> agent again ->
 // reward -> policy loss -> memory -> EFE loss, then the backward passes the trainer makes; prints every
 // logged quantity and the gradient norms. `bun scripts/step.ts --help`.
-import { COMMON_HELP, UsageError, buildStageSystem, exampleLabel, parseStageArgs, resolveExample, runStage } from "./prompt.ts";
+import { COMMON_HELP, UsageError, buildStageSystem, exampleHeader, exampleLabel, parseStageArgs, resolveExample, runStage } from "./lib/stage.ts";
 
 const USAGE = `Usage: bun scripts/step.ts --task ID [--pair N] [options]
 
@@ -74,7 +74,7 @@ async function main(argv: string[]): Promise<void> {
   }
 
   if (args.json) {
-    process.stdout.write(JSON.stringify({ task: ex.task.id, kind: ex.kind ?? "train", pair: ex.index, data: where, size_weight: sizeWeight, runs }) + "\n");
+    process.stdout.write(JSON.stringify({ ...exampleHeader(ex, where), size_weight: sizeWeight, runs }) + "\n");
     return;
   }
   const f = (v: unknown): string => {
