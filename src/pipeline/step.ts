@@ -169,6 +169,11 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
   const dev = sys.agent.stem.weight.device;
   const agentOpts = { maxPadShare: opts.agentPadShare ?? defaultPadShare(sys) };
 
+  // The policy's keyed noise is made on the host and copied first: a copy from pageable host memory waits
+  // for the device's queue, which is near empty here (the last step's host reads drained it) and would be
+  // full of this batch's prompt and agent work later.
+  const noise = opts.noise ? actionNoise(opts.noise, B, sys.refiner.actionDim, sys.refiner.device) : null;
+
   // 1. Prompt vectors p [B, P] (gradient into Qwen's trainable weights).
   const prompt = maybeAutocast(ac, () => sys.prompter.embedBatch(examples, { timer }));
   const p = prompt.p;
@@ -180,7 +185,6 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
   // bias). The confidence stands in for R_before, which evaluation cannot compute (see agent.ts).
   const { mem, act, after } = timer.time("agent", () => {
     const mem = sys.memory.readBatch(p);
-    const noise = opts.noise ? actionNoise(opts.noise, B, sys.refiner.actionDim, sys.refiner.device) : null;
     const act = sys.refiner.act(p, before.pooled, confidences(before), { memoryBias: mem.bias, noise });
     const pRefined = p.add(sys.refiner.delta(act.action));
     // 4. Agent again with p' (the graph the main loss uses).
