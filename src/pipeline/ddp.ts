@@ -13,7 +13,7 @@
 // the CPU for Gloo, the rank's GPU for NCCL); tensors elsewhere travel through copies.
 import * as torch from "../torch";
 import type { Tensor } from "../torch";
-import type { ExampleLogs, StateUpdates } from "./step";
+import type { StateUpdates } from "./step";
 
 const dist = torch.distributed;
 
@@ -139,11 +139,17 @@ export function gatherStateUpdates(u: StateUpdates | null, counts: number[], dim
   };
 }
 
-/** Every rank's example logs, in global row order (JSON: a NaN of a non-finite example arrives as null). */
-export function gatherLogs(logs: ExampleLogs[], counts: number[]): ExampleLogs[] {
-  const all = dist.allGatherObject(logs) as ExampleLogs[][];
+/**
+ * Every rank's rows of a global batch (its logs, its validation results), in global row order: JSON, so
+ * a NaN (a non-finite example's log) arrives as null.
+ */
+export function gatherRows<T>(rows: T[], counts: number[]): T[] {
+  const all = dist.allGatherObject(rows) as T[][];
   return globalOrder(counts).map(([r, j]) => all[r][j]);
 }
+
+/** Each rank's row count when `size` rows are spread as rankRows spreads them. */
+export const rowCounts = (size: number, world: number): number[] => Array.from({ length: world }, (_, r) => rankRows(size, r, world).length);
 
 /** Whether any rank asks to stop (so all stop at the same step; one tiny collective). */
 export function anyRank(flag: boolean): boolean {

@@ -13,11 +13,11 @@ import { sizeWeight } from "./efe";
 import { type EvalSummary, evaluate, summarizeEval } from "./evaluate";
 import { type RunLock, acquireRunLock } from "./lock";
 import {
-  STATE, checkpointBytes, listCheckpoints, loadCheckpoint, mirrorCheckpoint, pruneCheckpoints, saveCheckpoint, updateBest, verifyCheckpoint,
+  STATE, checkpointBytes, stepDirName, listCheckpoints, loadCheckpoint, mirrorCheckpoint, pruneCheckpoints, saveCheckpoint, updateBest, verifyCheckpoint,
 } from "./persistence";
 import { checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfig, probeWritable } from "./preflight";
 import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig } from "./resume";
-import { type DataParallel, allGatherAnywhere, anyRank, averageGradients, broadcastParameters, dataParallelFromEnv, gatherLogs, gatherStateUpdates, rankRows, shareFrom } from "./ddp";
+import { type DataParallel, allGatherAnywhere, anyRank, averageGradients, broadcastParameters, dataParallelFromEnv, gatherRows, gatherStateUpdates, rankRows, rowCounts, shareFrom } from "./ddp";
 import { RunMonitor } from "./monitor";
 import { createRun, trimMetrics } from "./runs";
 import { trainingAugmentation } from "./augmented";
@@ -313,7 +313,7 @@ async function trainRun(
   const save = (): string => {
     const dir = torch.scope(() => {
       const ranks = rankGenerators();
-      if (!lead) return join(run.dir, "checkpoints", `step_${String(step).padStart(9, "0")}`);
+      if (!lead) return join(run.dir, "checkpoints", stepDirName(step));
       return saveCheckpoint(run.dir, { step, epoch, ...captureTrainingState(parts, { step, epoch, batchInEpoch, window: win, epochWindow: ep, lastValidation }, ranks) });
     });
     if (!lead) return dir;
@@ -357,9 +357,9 @@ async function trainRun(
     const shard = dp ? rankRows(valEx.length, rank, world).map((i) => valEx[i]) : valEx;
     let { summary: s, results } = evaluate(sys, shard, { autocast, batchSize: cfg.batch_size, ...(ttt ? { ttt: { steps: cfg.val_ttt_steps, lr: 1e-4, batch: 4, seed: cfg.seed } } : {}) });
     if (dp) {
-      const all = torch.distributed.allGatherObject({ results, seconds: s.seconds }) as { results: typeof results; seconds: number }[];
-      results = valEx.map((_, i) => all[i % world].results[Math.floor(i / world)]);
-      s = summarizeEval(results, Math.max(...all.map((a) => a.seconds)), ttt);
+      const seconds = Math.max(...(torch.distributed.allGatherObject(s.seconds) as number[]));
+      results = gatherRows(results, rowCounts(valEx.length, world));
+      s = summarizeEval(results, seconds, ttt);
     }
     if (!lead) return s;
     io.out(`Val Accuracy: ${s.exactFirst.toFixed(4)} (${s.exactFirstCount}/${s.examples}) | pass@2: ${s.pass2.toFixed(4)} (${s.pass2Count}/${s.examples}) | cell acc: ${s.cellAcc.toFixed(4)} | accuracy delta: ${s.accuracyDelta >= 0 ? "+" : ""}${s.accuracyDelta.toFixed(4)} | ${s.seconds.toFixed(1)} s`);
@@ -498,10 +498,10 @@ async function trainRun(
 function dataParallelBatch(sys: System, batch: Example[], o: BackwardOptions & { step: number }, dp: DataParallel, size: number, io: TrainIO): ExampleLogs[] {
   return torch.scope(() => {
     const local = batch.length > 0 ? runBatch(sys, batch, { ...o, deferStateUpdates: true }, io) : { logs: [], updates: null };
-    const counts = Array.from({ length: dp.world }, (_, r) => rankRows(size, r, dp.world).length);
+    const counts = rowCounts(size, dp.world);
     const updates = gatherStateUpdates(local.updates, counts, { prompt: sys.memory.keyDim, action: sys.refiner.actionDim, device: sys.config.device });
     const applied = applyStateUpdates(sys, updates);
-    return gatherLogs(local.logs, counts).map((l, i) => ({ ...l, memoryWritten: applied[i].written, theta: applied[i].theta }));
+    return gatherRows(local.logs, counts).map((l, i) => ({ ...l, memoryWritten: applied[i].written, theta: applied[i].theta }));
   });
 }
 
