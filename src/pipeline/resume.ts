@@ -4,7 +4,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { DEFAULTS, type TrainConfig, UsageError } from "./config";
-import { BEST, MANIFEST, STATE, type CheckpointManifest, listCheckpoints, verifyCheckpoint } from "./persistence";
+import { MANIFEST, STATE, type CheckpointManifest, listCheckpoints, verifyCheckpoint } from "./checkpoint";
+import { BEST } from "./retention";
 import { writeFileAtomic } from "../util/durable";
 import { latestRun } from "./runs";
 

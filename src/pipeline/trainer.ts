@@ -12,9 +12,9 @@ import { type BestMetric, DEFAULTS, type TrainConfig, UsageError } from "./confi
 import { sizeWeight } from "./efe";
 import { type EvalSummary, evaluate, summarizeEval } from "./evaluate";
 import { type RunLock, acquireRunLock } from "./lock";
-import {
-  STATE, checkpointBytes, stepDirName, listCheckpoints, loadCheckpoint, mirrorCheckpoint, pruneCheckpoints, saveCheckpoint, updateBest, verifyCheckpoint,
-} from "./persistence";
+import { STATE, checkpointBytes, stepDirName, listCheckpoints, loadCheckpoint, saveCheckpoint, verifyCheckpoint } from "./checkpoint";
+import { mirrorCheckpoint } from "./backup";
+import { pruneCheckpoints, updateBest } from "./retention";
 import { checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfig, probeWritable } from "./preflight";
 import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig } from "./resume";
 import { type DataParallel, allGatherAnywhere, anyRank, averageGradients, broadcastParameters, dataParallelFromEnv, gatherRows, gatherStateUpdates, rankRows, rowCounts, shareFrom } from "./ddp";

@@ -1,7 +1,7 @@
 // A run's training state in a checkpoint, in one place: what save() writes (model tensors by name, both
 // optimizers, the episodic memory, the refiner, the GradScaler, the RNG streams and the position in
 // training) and what a resume or an evaluation reads back. The names of the tensors and the keys of
-// state.json are the checkpoint format (persistence.ts stores them; resume.ts checks them).
+// state.json are the checkpoint format (checkpoint.ts stores them; resume.ts checks them).
 import { loadLoraStateDict, loraStateDict } from "../models/lora";
 import * as torch from "../torch";
 import type { Tensor } from "../torch";

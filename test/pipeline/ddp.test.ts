@@ -13,7 +13,7 @@ import { DEFAULTS, type TrainConfig } from "../../src/pipeline/config";
 import { runExamples } from "../../src/pipeline/run-setup";
 import { type DataParallel, dataParallelFromEnv, rankRows } from "../../src/pipeline/ddp";
 import { actionNoise } from "../../src/pipeline/policy";
-import { latestVerifiedCheckpoint, verifyCheckpoint } from "../../src/pipeline/persistence";
+import { latestVerifiedCheckpoint, verifyCheckpoint } from "../../src/pipeline/checkpoint";
 import { readMetrics } from "../../src/pipeline/runs";
 import { lineWatcher } from "../helpers/lines";
 import { freePort } from "../../src/util/ports";

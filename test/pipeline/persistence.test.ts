@@ -10,9 +10,11 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import * as torch from "../../src/torch";
 import {
-  type CheckpointManifest, cleanupLeftovers, listCheckpoints, latestVerifiedCheckpoint, loadCheckpoint, mirrorCheckpoint,
-  pruneCheckpoints, readBest, resolveCheckpoint, saveCheckpoint, stepDirName, updateBest, verifyCheckpoint,
-} from "../../src/pipeline/persistence";
+  type CheckpointManifest, cleanupLeftovers, listCheckpoints, latestVerifiedCheckpoint, loadCheckpoint, saveCheckpoint, stepDirName, verifyCheckpoint,
+} from "../../src/pipeline/checkpoint";
+import { mirrorCheckpoint } from "../../src/pipeline/backup";
+import { resolveCheckpoint } from "../../src/pipeline/checkpoint-resolve";
+import { pruneCheckpoints, readBest, updateBest } from "../../src/pipeline/retention";
 import { appendMetrics, createRun, latestRun, listRuns, openRun, readMetrics, RUN_NAME_RE, trimMetrics } from "../../src/pipeline/runs";
 import { expected, numelOf } from "./fixtures/ckpt-writer";
 import { lineWatcher } from "../helpers/lines";

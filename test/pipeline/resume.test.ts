@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as torch from "../../src/torch";
 import { DEFAULTS, type TrainConfig, UsageError } from "../../src/pipeline/config";
-import { saveCheckpoint, updateBest } from "../../src/pipeline/persistence";
+import { saveCheckpoint } from "../../src/pipeline/checkpoint";
+import { updateBest } from "../../src/pipeline/retention";
 import { ResumeCandidates, resumeDir, resumedConfig, savedConfig, trainingStateProblem } from "../../src/pipeline/resume";
 import { createRun } from "../../src/pipeline/runs";
 

@@ -10,7 +10,7 @@ import { hostname, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { syntheticDataset } from "../../src/arc";
 import { LOCK_FILE } from "../../src/pipeline/lock";
-import { latestVerifiedCheckpoint, listCheckpoints, verifyCheckpoint } from "../../src/pipeline/persistence";
+import { latestVerifiedCheckpoint, listCheckpoints, verifyCheckpoint } from "../../src/pipeline/checkpoint";
 import { readMetrics } from "../../src/pipeline/runs";
 import { lineWatcher } from "../helpers/lines";
 import { CPU, EVAL, ROOT, TRAIN, runScript, tempFolders, type Result } from "../helpers/scripts";

@@ -1,4 +1,6 @@
-// Checkpoints that survive crashes (DESIGN §6).
+// Checkpoints that survive crashes: the folder format, the crash-safe write protocol, verification and
+// loading. Which folders to keep (pruning, best/) is retention.ts, what `--checkpoint` names is
+// checkpoint-resolve.ts and the second copy is backup.ts; they all write through this file's protocol.
 //
 // A checkpoint is a folder <run>/checkpoints/step_000000050/ holding
 //   model.safetensors, optimizer.safetensors (+ any extra tensor files, e.g. rng.safetensors),
@@ -8,33 +10,30 @@
 // Write protocol: everything goes into checkpoints/.tmp-step_000000050-<pid>-<rand>/, every file and the
 // folder are fsynced, the folder is renamed to its final name and checkpoints/ is fsynced. A crash at any
 // moment leaves either no folder under the final name or a complete one. An existing folder of the same
-// name is first renamed aside (.old-…) and removed once the new one is in place; pruning renames a folder
+// name is first renamed aside (.old-…) and removed once the new one is in place; removal renames a folder
 // aside (.del-…) before deleting it, so a half-deleted folder never carries a final name either. Readers
 // ignore dot-folders; the next writer removes the ones whose writer is gone (and puts back an .old-…
 // folder whose replacement never arrived).
 //
 //   const dir = saveCheckpoint(run.dir, { step, epoch, tensors: { model, optimizer, rng }, state });
-//   pruneCheckpoints(run.dir, keepLast, { protect: [dir] });
-//   updateBest(run.dir, dir, "val_accuracy", acc);          // checkpoints/best/, swapped in atomically
 //   const ck = latestVerifiedCheckpoint(run.dir, { onSkip: (d, why) => console.warn(`skipping ${d}: ${why}`) });
 //   const { state, tensors } = loadCheckpoint(ck.dir, { device: "cuda" });   // tensors live in the current torch.scope
 import { randomBytes } from "node:crypto";
 import { constants as fsConstants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import * as torch from "../torch";
-import { fsyncDir, fsyncFile, installFolder, removeFolder, sha256File, writeFileAtomic, writeFileSynced } from "../util/durable";
-import { hasCheckpoint, latestRun } from "./runs";
+import { fsyncDir, fsyncFile, installFolder, removeFolder, sha256File, writeFileSynced } from "../util/durable";
 
 export const CHECKPOINT_FORMAT = "arc-efe-checkpoint";
 export const CHECKPOINT_VERSION = 1;
 export const MANIFEST = "manifest.json";
 export const STATE = "state.json";
-export const BEST = "best";
 
 export interface FileEntry {
   bytes: number;
   sha256: string;
 }
+/** What made checkpoints/best/ the best (kept in its manifest; retention.ts writes it). */
 export interface BestRecord {
   metric: string;
   value: number;
@@ -83,7 +82,8 @@ export function parseStepDir(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-const checkpointsDir = (runDir: string) => join(runDir, "checkpoints");
+/** `<runDir>/checkpoints`. */
+export const checkpointsDir = (runDir: string) => join(runDir, "checkpoints");
 const rand = () => randomBytes(4).toString("hex");
 const auxName = (kind: "tmp" | "old" | "del", name: string) => `.${kind}-${name}-${process.pid}-${rand()}`;
 
@@ -93,7 +93,8 @@ function fileEntry(path: string): FileEntry {
   return { bytes: statSync(path).size, sha256: sha256File(path) };
 }
 
-function isDir(path: string): boolean {
+/** Whether `path` is a folder (false when it does not exist or cannot be read). */
+export function isDir(path: string): boolean {
   try {
     return statSync(path).isDirectory();
   } catch {
@@ -115,7 +116,7 @@ function pidAlive(pid: number): boolean {
 const installDir = (tmp: string, final: string): void => installFolder(tmp, final, join(dirname(final), auxName("old", basename(final))));
 
 /** Renames a folder aside (.del-…) then deletes it, so no half-deleted folder keeps a final name. */
-const removeDir = (dir: string): void => removeFolder(dir, join(dirname(dir), auxName("del", basename(dir))));
+export const removeCheckpointFolder = (dir: string): void => removeFolder(dir, join(dirname(dir), auxName("del", basename(dir))));
 
 /**
  * Removes the write protocol's leftovers in a checkpoints folder: .tmp-/.del- folders of writers that are
@@ -153,6 +154,41 @@ export function cleanupLeftovers(dir: string): string[] {
     removed.push(path);
   }
   return removed;
+}
+
+/**
+ * The write protocol for one folder `<parent>/<name>`: the leftovers in `parent` are cleaned, `fill`
+ * writes into a fresh .tmp-… folder there, which is fsynced and renamed to its final name (an existing
+ * folder of that name set aside meanwhile). On any error the temporary folder is removed and the error
+ * rethrown. Returns the final path.
+ */
+export function writeCheckpointFolder(parent: string, name: string, fill: (tmp: string) => void): string {
+  mkdirSync(parent, { recursive: true });
+  cleanupLeftovers(parent);
+  const tmp = join(parent, auxName("tmp", name));
+  mkdirSync(tmp);
+  try {
+    fill(tmp);
+    fsyncDir(tmp);
+    installDir(tmp, join(parent, name));
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return join(parent, name);
+}
+
+/**
+ * Copies every file of `src`'s manifest into `dst`, fsyncing each copy. Where the file system can
+ * (btrfs, XFS), the copy is a reflink: instant, sharing blocks copy-on-write, so a later write to either
+ * file still leaves the other as it was; elsewhere it is a plain copy.
+ */
+export function copyCheckpointFiles(src: string, dst: string, manifest: CheckpointManifest): void {
+  for (const name of Object.keys(manifest.files)) {
+    const to = join(dst, name);
+    copyFileSync(join(src, name), to, fsConstants.COPYFILE_FICLONE);
+    fsyncFile(to);
+  }
 }
 
 // ---- JSON state ------------------------------------------------------------------------------------
@@ -212,12 +248,7 @@ export function saveCheckpoint(runDir: string, opts: SaveCheckpointOptions): str
   }
   const state = stateJson(opts.state);
 
-  const ck = checkpointsDir(runDir);
-  mkdirSync(ck, { recursive: true });
-  cleanupLeftovers(ck);
-  const tmp = join(ck, auxName("tmp", name));
-  mkdirSync(tmp);
-  try {
+  return writeCheckpointFolder(checkpointsDir(runDir), name, (tmp) => {
     const entries: Record<string, FileEntry> = {};
     for (const [stem, tensors] of Object.entries(files)) {
       const file = `${stem}.safetensors`;
@@ -235,13 +266,7 @@ export function saveCheckpoint(runDir: string, opts: SaveCheckpointOptions): str
       files: entries,
     };
     writeFileSynced(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
-    fsyncDir(tmp);
-    installDir(tmp, join(ck, name));
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  return join(ck, name);
+  });
 }
 
 // ---- list, verify ----------------------------------------------------------------------------------
@@ -269,7 +294,7 @@ export interface VerifyOptions {
 }
 
 /** Reads and checks manifest.json's shape; returns it or the reason it is unusable. */
-function readManifest(dir: string): VerifyResult {
+export function readManifest(dir: string): VerifyResult {
   const path = join(dir, MANIFEST);
   let text: string;
   try {
@@ -354,167 +379,6 @@ export function latestVerifiedCheckpoint(runDir: string, opts: LatestOptions = {
   return null;
 }
 
-/**
- * Keeps the newest `keepLast` step folders (by step) and removes the rest (renamed aside, then deleted).
- * best/ is never touched; folders in `protect` (e.g. the checkpoint just written) are kept in any case.
- * Returns the removed folders.
- */
-export function pruneCheckpoints(runDir: string, keepLast: number, opts: { protect?: string[] } = {}): string[] {
-  if (!Number.isInteger(keepLast) || keepLast < 0) throw new Error(`keep_last must be a non-negative integer, got ${keepLast}`);
-  const list = listCheckpoints(runDir);
-  const protect = new Set((opts.protect ?? []).map((p) => join(p)));
-  const removed: string[] = [];
-  for (const c of list.slice(0, Math.max(0, list.length - keepLast))) {
-    if (protect.has(join(c.dir))) continue;
-    removeDir(c.dir);
-    removed.push(c.dir);
-  }
-  return removed;
-}
-
-// ---- best ------------------------------------------------------------------------------------------
-
-/** best/'s record ({metric, value, step, ...}), or null when there is no usable best/. */
-export function readBest(runDir: string): BestRecord | null {
-  const r = readManifest(join(checkpointsDir(runDir), BEST));
-  if (!r.ok || !r.manifest.best || typeof r.manifest.best.value !== "number") return null;
-  return r.manifest.best;
-}
-
-/**
- * Copies every file of `src`'s manifest into `dst`, fsyncing each copy. Where the file system can
- * (btrfs, XFS), the copy is a reflink: instant, sharing blocks copy-on-write, so a later write to either
- * file still leaves the other as it was; elsewhere it is a plain copy.
- */
-function copyFiles(src: string, dst: string, manifest: CheckpointManifest): void {
-  for (const name of Object.keys(manifest.files)) {
-    const to = join(dst, name);
-    copyFileSync(join(src, name), to, fsConstants.COPYFILE_FICLONE);
-    fsyncFile(to);
-  }
-}
-
-/**
- * Makes `stepDir` the run's best checkpoint when `value` beats the recorded best of the same metric
- * (strictly; a missing or unreadable best/ or another metric counts as no record; NaN never wins). The
- * files are copied (not hard-linked: damage to a step folder's file in place must not reach best/) into a
- * temporary folder, verified against the manifest's sha256, and swapped in as checkpoints/best. Returns
- * whether best/ was updated.
- */
-export function updateBest(runDir: string, stepDir: string, metricName: string, value: number, higherIsBetter = true): boolean {
-  if (!Number.isFinite(value)) return false;
-  const cur = readBest(runDir);
-  if (cur && cur.metric === metricName && Number.isFinite(cur.value)) {
-    const better = higherIsBetter ? value > cur.value : value < cur.value;
-    if (!better) return false;
-  }
-  const src = verifyCheckpoint(stepDir, { hash: false });
-  if (!src.ok) throw new Error(`cannot make ${stepDir} the best checkpoint: ${src.reason}`);
-  const ck = checkpointsDir(runDir);
-  mkdirSync(ck, { recursive: true });
-  cleanupLeftovers(ck);
-  const tmp = join(ck, auxName("tmp", BEST));
-  mkdirSync(tmp);
-  try {
-    copyFiles(stepDir, tmp, src.manifest);
-    const manifest: CheckpointManifest = {
-      ...src.manifest,
-      best: { metric: metricName, value, step: src.manifest.step, higherIsBetter, updated: new Date().toISOString() },
-    };
-    writeFileSynced(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
-    // Hashing the copy checks the source too: a step folder damaged since it was written is never made best.
-    const check = verifyCheckpoint(tmp);
-    if (!check.ok) throw new Error(`copy of ${stepDir} into best/ does not match its manifest: ${check.reason}`);
-    fsyncDir(tmp);
-    installDir(tmp, join(ck, BEST));
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  return true;
-}
-
-// ---- resolve, load ---------------------------------------------------------------------------------
-
-export interface ResolveOptions {
-  /** `--run DIR`; default: the newest run under `runsBase` that has a checkpoint. */
-  runDir?: string;
-  /** `--run_dir` (default "runs"). */
-  runsBase?: string;
-  onSkip?: (dir: string, reason: string) => void;
-  /** Told when `best` is damaged and the newest verified step folder is used instead (default: stderr). */
-  onFallback?: (message: string) => void;
-}
-export interface ResolvedCheckpoint {
-  dir: string;
-  /** The run folder it belongs to (null for a checkpoint folder outside any run). */
-  runDir: string | null;
-  manifest: CheckpointManifest;
-}
-
-const TRAIN_FIRST = "train first with bun scripts/train.ts";
-
-function latestOrThrow(runDir: string, onSkip?: (dir: string, reason: string) => void): ResolvedCheckpoint {
-  const skipped: string[] = [];
-  const c = latestVerifiedCheckpoint(runDir, {
-    onSkip: (d, why) => {
-      skipped.push(`${basename(d)}: ${why}`);
-      onSkip?.(d, why);
-    },
-  });
-  if (c) return { dir: c.dir, runDir, manifest: c.manifest };
-  if (skipped.length) throw new Error(`no intact checkpoint in ${runDir}: ${skipped.join("; ")}`);
-  throw new Error(`no checkpoint in ${runDir}: ${TRAIN_FIRST}`);
-}
-
-/**
- * Resolves `--checkpoint best|latest|PATH` (with `--run DIR`) to a verified checkpoint folder. `best` is
- * `<run>/checkpoints/best`, `latest` the newest verified step folder; a PATH is a checkpoint folder (or a
- * run folder, meaning its latest). `<run>` defaults to the newest run under `runsBase` with a checkpoint.
- * Errors say what is missing and what to do.
- */
-export function resolveCheckpoint(spec: string, opts: ResolveOptions = {}): ResolvedCheckpoint {
-  const runsBase = opts.runsBase ?? "runs";
-  if (spec === "best" || spec === "latest") {
-    let runDir = opts.runDir;
-    if (runDir !== undefined) {
-      if (!isDir(runDir)) throw new Error(`run folder ${runDir} does not exist`);
-    } else {
-      runDir = latestRun(runsBase) ?? undefined;
-      if (!runDir) throw new Error(`no run with a checkpoint under ${runsBase}/: ${TRAIN_FIRST} (or pass --run DIR or --checkpoint PATH)`);
-    }
-    if (spec === "latest") return latestOrThrow(runDir, opts.onSkip);
-    const dir = join(checkpointsDir(runDir), BEST);
-    if (!isDir(dir)) {
-      const hint = hasCheckpoint(runDir) ? "use --checkpoint latest" : TRAIN_FIRST;
-      throw new Error(`no best checkpoint in ${runDir} (${dir} is written when validation improves --best_metric): ${hint}`);
-    }
-    const v = verifyCheckpoint(dir);
-    if (v.ok) return { dir, runDir, manifest: v.manifest };
-    // best/ is damaged: the newest intact step folder is the next best thing, and the caller says so.
-    let latest: ResolvedCheckpoint;
-    try {
-      latest = latestOrThrow(runDir, opts.onSkip);
-    } catch (e) {
-      throw new Error(`best checkpoint ${dir} is unusable (${v.reason}), and ${(e as Error).message}`);
-    }
-    (opts.onFallback ?? ((m: string) => process.stderr.write(`${m}\n`)))(`best checkpoint ${dir} is unusable (${v.reason}); using the newest intact checkpoint ${latest.dir} (step ${latest.manifest.step}) instead`);
-    return latest;
-  }
-  const path = spec;
-  if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist`);
-  if (!isDir(path)) throw new Error(`checkpoint ${path} is not a folder (a checkpoint is a folder with ${MANIFEST})`);
-  if (existsSync(join(path, MANIFEST)) || parseStepDir(basename(path)) !== null || basename(path) === BEST) {
-    const v = verifyCheckpoint(path);
-    if (!v.ok) throw new Error(`checkpoint ${path} is unusable: ${v.reason}`);
-    const parent = dirname(path);
-    return { dir: path, runDir: basename(parent) === "checkpoints" ? dirname(parent) : null, manifest: v.manifest };
-  }
-  if (isDir(checkpointsDir(path))) return latestOrThrow(path, opts.onSkip);
-  if (basename(path) === "checkpoints") return latestOrThrow(dirname(path), opts.onSkip);
-  throw new Error(`${path} is neither a checkpoint folder (no ${MANIFEST}) nor a run folder (no checkpoints/)`);
-}
-
 export interface LoadCheckpointOptions {
   device?: torch.Device;
   /** Verify sizes and sha256 first (default true). */
@@ -560,56 +424,6 @@ export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): L
     throw e;
   }
   return { dir, manifest, state, tensors };
-}
-
-// ---- backup ----------------------------------------------------------------------------------------
-
-export interface MirrorOptions {
-  /** Prune the mirrored run to this many step folders afterwards. */
-  keepLast?: number;
-}
-
-/**
- * Copies a finished checkpoint to a second folder (`--backup_dir`), with the same temp + fsync + rename
- * protocol, checking every copied file against the manifest. A checkpoint of a run lands at
- * `<backupDir>/<run name>/checkpoints/<step_… or best>`, next to copies of the run's config.json and
- * metrics.jsonl, so the backup is itself a run folder that --run accepts; any other folder lands at
- * `<backupDir>/<its name>`. Returns the mirrored folder.
- */
-export function mirrorCheckpoint(dir: string, backupDir: string, opts: MirrorOptions = {}): string {
-  const src = verifyCheckpoint(dir, { hash: false });
-  if (!src.ok) throw new Error(`cannot back up ${dir}: ${src.reason}`);
-  const parent = dirname(dir);
-  const inRun = basename(parent) === "checkpoints";
-  const runDir = inRun ? dirname(parent) : null;
-  const destRun = runDir ? join(backupDir, basename(runDir)) : null;
-  const destParent = destRun ? join(destRun, "checkpoints") : backupDir;
-  mkdirSync(destParent, { recursive: true });
-  cleanupLeftovers(destParent);
-  const final = join(destParent, basename(dir));
-  const tmp = join(destParent, auxName("tmp", basename(dir)));
-  mkdirSync(tmp);
-  try {
-    copyFiles(dir, tmp, src.manifest);
-    copyFileSync(join(dir, MANIFEST), join(tmp, MANIFEST));
-    fsyncFile(join(tmp, MANIFEST));
-    const check = verifyCheckpoint(tmp);
-    if (!check.ok) throw new Error(`backup copy of ${dir} in ${backupDir} does not match its manifest: ${check.reason}`);
-    fsyncDir(tmp);
-    installDir(tmp, final);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  if (runDir && destRun) {
-    for (const f of ["config.json", "metrics.jsonl"]) {
-      const from = join(runDir, f);
-      if (existsSync(from)) writeFileAtomic(join(destRun, f), readFileSync(from));
-    }
-    fsyncDir(backupDir);
-    if (opts.keepLast !== undefined) pruneCheckpoints(destRun, opts.keepLast, { protect: [final] });
-  }
-  return final;
 }
 
 /** Total bytes of a checkpoint's files (for logs). */
