@@ -7,9 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as torch from "../src/torch.ts";
 import type { Tensor } from "../src/torch.ts";
-import {
-  KVCache, QWEN25_1_5B_CONFIG, Qwen2ForCausalLM, TINY_CONFIG, causalLmLoss, parseQwen2Config, repetitionPenalty, topKFilter, topPFilter,
-} from "../src/models/qwen2.ts";
+import { QWEN25_1_5B_CONFIG, Qwen2ForCausalLM, TINY_CONFIG, causalLmLoss, parseQwen2Config } from "../src/models/qwen2.ts";
+import { repetitionPenalty, topKFilter, topPFilter } from "../src/models/generate.ts";
+import { KVCache } from "../src/models/kv-cache.ts";
 import { QwenTokenizer } from "../src/tokenizer.ts";
 import { GOLDEN, GOLDEN_MODEL } from "./helpers/fixtures.ts";
 
