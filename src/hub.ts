@@ -13,6 +13,9 @@
 //
 // Unlike huggingface_hub, a file already in the cache for the revision's cached commit is returned
 // without asking the Hub whether the branch moved (pass `refresh: true` to ask).
+//
+// This file knows the cache and the Hub, not which files a repo needs: resolveSnapshot fills a snapshot
+// with what a SnapshotLayout names (a model folder's layout is models/files.ts).
 import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, copyFileSync, lstatSync, unlinkSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { createHash, type Hash } from "node:crypto";
@@ -504,45 +507,42 @@ export async function hfHubDownload(repoId: string, filename: string, opts: HubO
   return (await download(context(repoId, opts), filename)).path;
 }
 
-/** Files every model folder needs besides the weights. */
-export const MODEL_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json"];
-/** Files fetched when they exist. */
-export const OPTIONAL_MODEL_FILES = ["generation_config.json"];
-
-export interface ModelFolderOptions extends HubOptions {
-  /** Required files (default MODEL_FILES). */
-  files?: string[];
-  /** Files fetched when the repo has them (default OPTIONAL_MODEL_FILES). */
-  optionalFiles?: string[];
-  /** Also fetch model.safetensors, or model.safetensors.index.json and the shards it names. Default true. */
-  weights?: boolean;
-}
-
-/** The shard file names a `model.safetensors.index.json` names, sorted and without repeats. */
-export function shardFiles(indexPath: string): string[] {
-  const idx = JSON.parse(readFileSync(indexPath, "utf8")) as { weight_map?: Record<string, string> };
-  if (!idx.weight_map || typeof idx.weight_map !== "object") throw new Error(`${indexPath}: no weight_map`);
-  return [...new Set(Object.values(idx.weight_map))].sort();
-}
-
 function looksLikePath(s: string): boolean {
   return s.startsWith("/") || s.startsWith("./") || s.startsWith("../") || s.startsWith("~") || s === "." || s === ".." || /^[A-Za-z]:[\\/]/.test(s);
 }
 
 /**
- * A local folder holding a model: `idOrPath` itself when it is a folder, else the cache snapshot of
- * Hub repo `idOrPath`, filled with config.json, tokenizer.json, tokenizer_config.json,
- * generation_config.json (when the repo has one) and the weights (model.safetensors, or
- * model.safetensors.index.json and its shards). A complete cached snapshot is returned with no request.
+ * What a snapshot folder must hold, for one kind of repo (models/files.ts has a model folder's): the
+ * files it needs, those fetched when the repo has them, and at most one file that comes either whole or
+ * sharded (an index file naming its shards).
  */
-export async function resolveModelFolder(idOrPath: string, opts: ModelFolderOptions = {}): Promise<string> {
+export interface SnapshotLayout {
+  files: string[];
+  optionalFiles: string[];
+  sharded?: {
+    single: string;
+    index: string;
+    /** The shard file names an index file names. */
+    shards: (indexPath: string) => string[];
+    /** The error when the repo has neither `single` nor `index` (after "<repo>@<revision>: "). */
+    none: string;
+  };
+}
+
+/**
+ * A local folder holding `layout`'s files: `idOrPath` itself when it is a folder, else the cache
+ * snapshot of Hub repo `idOrPath`, filled with the layout's required files, its optional ones when the
+ * repo has them, and its sharded file (whole, or the index and its shards). All files come from one
+ * commit. A complete cached snapshot is returned with no request.
+ */
+export async function resolveSnapshot(idOrPath: string, layout: SnapshotLayout, opts: HubOptions = {}): Promise<string> {
   const expanded = idOrPath.startsWith("~/") ? join(homedir(), idOrPath.slice(2)) : idOrPath;
   if (existsSync(expanded) && statSync(expanded).isDirectory()) return expanded;
   if (looksLikePath(idOrPath)) throw new HubError(`model folder ${idOrPath} does not exist`, "not-a-folder");
   const ctx = context(idOrPath, opts);
-  const required = opts.files ?? MODEL_FILES;
-  const optional = opts.optionalFiles ?? OPTIONAL_MODEL_FILES;
-  const weights = opts.weights ?? true;
+  const required = layout.files;
+  const optional = layout.optionalFiles;
+  const sharded = layout.sharded;
 
   // What the cached snapshot of the revision lacks (all of it when there is none).
   const missingIn = (commit: string | null): { required: string[]; optional: string[] } => {
@@ -550,15 +550,15 @@ export async function resolveModelFolder(idOrPath: string, opts: ModelFolderOpti
     const absent = (f: string) => commit !== null && knownMissing(ctx.storage, commit, f);
     const req = required.filter((f) => !has(f));
     const opt = optional.filter((f) => !has(f) && !absent(f));
-    if (weights) {
-      if (has("model.safetensors")) {
-        // single file
-      } else if (has("model.safetensors.index.json")) {
-        req.push(...shardFiles(join(ctx.storage, "snapshots", commit!, "model.safetensors.index.json")).filter((f) => !has(f)));
-      } else if (absent("model.safetensors")) {
-        req.push("model.safetensors.index.json");
+    if (sharded) {
+      if (has(sharded.single)) {
+        // whole
+      } else if (has(sharded.index)) {
+        req.push(...sharded.shards(join(ctx.storage, "snapshots", commit!, sharded.index)).filter((f) => !has(f)));
+      } else if (absent(sharded.single)) {
+        req.push(sharded.index);
       } else {
-        req.push("model.safetensors");
+        req.push(sharded.single);
       }
     }
     return { required: req, optional: opt };
@@ -590,7 +590,7 @@ export async function resolveModelFolder(idOrPath: string, opts: ModelFolderOpti
   };
   const notFound = (e: unknown) => e instanceof HubError && e.code === "entry-not-found";
 
-  // Required files first (shards of a cached index come with the weights below).
+  // Required files first (shards of a cached index come with the sharded file below).
   for (const f of todo.required.filter((f) => required.includes(f))) await fetchOne(f);
   for (const f of todo.optional) {
     try {
@@ -599,26 +599,23 @@ export async function resolveModelFolder(idOrPath: string, opts: ModelFolderOpti
       if (!notFound(e)) throw e;
     }
   }
-  if (weights) {
+  if (sharded) {
     const snap = () => join(ctx.storage, "snapshots", commit!);
-    let index: string | null = commit && existsSync(join(snap(), "model.safetensors.index.json")) ? join(snap(), "model.safetensors.index.json") : null;
-    if (!index && !(commit && existsSync(join(snap(), "model.safetensors")))) {
+    let index: string | null = commit && existsSync(join(snap(), sharded.index)) ? join(snap(), sharded.index) : null;
+    if (!index && !(commit && existsSync(join(snap(), sharded.single)))) {
       try {
-        await fetchOne("model.safetensors");
+        await fetchOne(sharded.single);
       } catch (e) {
         if (!notFound(e)) throw e;
         try {
-          index = (await fetchOne("model.safetensors.index.json")).path;
+          index = (await fetchOne(sharded.index)).path;
         } catch (e2) {
           if (!notFound(e2)) throw e2;
-          throw new HubError(
-            `${ctx.repoId}@${ctx.revision}: no weights: neither model.safetensors nor model.safetensors.index.json exists in the repository (only safetensors weights are supported).`,
-            "entry-not-found", { repoId: ctx.repoId, filename: "model.safetensors" },
-          );
+          throw new HubError(`${ctx.repoId}@${ctx.revision}: ${sharded.none}`, "entry-not-found", { repoId: ctx.repoId, filename: sharded.single });
         }
       }
     }
-    if (index) for (const shard of shardFiles(index)) await fetchOne(shard);
+    if (index) for (const shard of sharded.shards(index)) await fetchOne(shard);
   }
   commit ??= readRef(ctx.storage, ctx.revision);
   if (!commit) {
@@ -634,5 +631,5 @@ export async function resolveModelFolder(idOrPath: string, opts: ModelFolderOpti
 
 /** Download the given files of a repo (all required) and return the snapshot folder. */
 export async function snapshotDownload(repoId: string, files: string[], opts: HubOptions = {}): Promise<string> {
-  return resolveModelFolder(repoId, { ...opts, files, optionalFiles: [], weights: false });
+  return resolveSnapshot(repoId, { files, optionalFiles: [] }, opts);
 }

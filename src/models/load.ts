@@ -1,7 +1,7 @@
 // `--model` for every stage: a Hub id (default Qwen/Qwen2.5-1.5B-Instruct, from the Hugging Face cache or
 // downloaded once), a local folder, or "tiny" (a random 2-layer Qwen2 with the real tokenizer).
 import type { DType, Device } from "../torch.ts";
-import { resolveModelFolder, type ModelFolderOptions } from "../hub.ts";
+import { resolveModelFolder, type ModelFolderOptions } from "./files.ts";
 import { QwenTokenizer } from "../tokenizer.ts";
 import { Qwen2ForCausalLM } from "./qwen2.ts";
 

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import * as torch from "../torch.ts";
 import { type DType, type Device, F, Tensor, TorchError, normalizeDevice } from "../torch.ts";
 import { Module, ModuleList, RMSNorm } from "../nn/index.ts";
-import type { ModelFolderOptions } from "../hub.ts";
+import { type ModelFolderOptions, WEIGHTS_FILE, WEIGHTS_INDEX } from "./files.ts";
 import { type GenerateOptions, generate } from "./generate.ts";
 import { KVCache } from "./kv-cache.ts";
 import { AdaptableLinear } from "./lora.ts";
@@ -491,13 +491,13 @@ export class Qwen2ForCausalLM extends Module {
    * lm_head.weight, which some exporters write, is ignored as transformers does).
    */
   loadWeights(folder: string): void {
-    const single = join(folder, "model.safetensors");
-    const index = join(folder, "model.safetensors.index.json");
+    const single = join(folder, WEIGHTS_FILE);
+    const index = join(folder, WEIGHTS_INDEX);
     torch.scope(() => {
       let sd: Record<string, Tensor>;
       if (existsSync(single)) sd = torch.safetensors.loadFile(single);
       else if (existsSync(index)) sd = torch.safetensors.loadIndexed(index);
-      else throw new TorchError(`${folder} has neither model.safetensors nor model.safetensors.index.json`);
+      else throw new TorchError(`${folder} has neither ${WEIGHTS_FILE} nor ${WEIGHTS_INDEX}`);
       if (this.config.tieWordEmbeddings) delete sd["lm_head.weight"];
       this.loadStateDict(sd, { strict: true });
     });
