@@ -125,8 +125,28 @@ void Args::bad(size_t i, const char* expected) const {
 
 at::Tensor& Args::t(size_t i) const {
   double h;
-  if (i >= argc || napi_get_value_double(env, argv[i], &h) != napi_ok) bad(i, "a Tensor");
+  if (i >= argc) bad(i, "a Tensor");
+  if (napi_get_value_double(env, argv[i], &h) != napi_ok) {
+    napi_valuetype ty;
+    napi_value field;
+    napi_typeof(env, argv[i], &ty);
+    if (ty != napi_object || napi_get_named_property(env, argv[i], "_h", &field) != napi_ok ||
+        napi_get_value_double(env, field, &h) != napi_ok)
+      bad(i, "a Tensor");
+  }
   return get(h, op, i);
+}
+
+bool Args::isScalar(size_t i) const {
+  if (i >= argc) return false;
+  napi_valuetype ty;
+  napi_typeof(env, argv[i], &ty);
+  return ty == napi_number || ty == napi_boolean;
+}
+
+at::Scalar jsScalar(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 9007199254740992.0) return at::Scalar(static_cast<int64_t>(v));
+  return at::Scalar(v);
 }
 
 c10::optional<at::Tensor> Args::ot(size_t i) const {
@@ -170,9 +190,7 @@ at::Scalar Args::s(size_t i) const {
     if (ty == napi_number) {
       double v;
       napi_get_value_double(env, argv[i], &v);
-      // Integer-valued numbers are integer scalars, so int tensors stay int (as Python ints do).
-      if (v == std::floor(v) && std::fabs(v) < 9007199254740992.0) return at::Scalar(static_cast<int64_t>(v));
-      return at::Scalar(v);
+      return jsScalar(v);
     }
   }
   bad(i, "a number or boolean");

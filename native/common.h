@@ -60,7 +60,10 @@ struct Args {
   bool has(size_t i) const;  // present and neither undefined nor null
   [[noreturn]] void bad(size_t i, const char* expected) const;
 
+  // A tensor argument is a handle or an object carrying one in `_h` (a JS Tensor, for arguments that
+  // may also be a number: a number is never a handle there).
   at::Tensor& t(size_t i) const;
+  bool isScalar(size_t i) const;  // a JS number or boolean
   c10::optional<at::Tensor> ot(size_t i) const;
   double d(size_t i) const;
   double d(size_t i, double dflt) const { return has(i) ? d(i) : dflt; }
@@ -82,6 +85,10 @@ struct Args {
   at::Device device(size_t i) const;  // -1 = cpu, k >= 0 = cuda:k
   at::TensorOptions opts(size_t dtypeIdx, size_t deviceIdx) const;
 };
+
+// A JS number as a Scalar: integer-valued numbers are integer scalars, so int tensors stay int (as
+// Python ints do).
+at::Scalar jsScalar(double v);
 
 // ---- result encoding ----------------------------------------------------------------------------
 napi_value undefined(napi_env env);

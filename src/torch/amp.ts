@@ -4,7 +4,7 @@
 // `growthInterval` clean steps).
 import { keep, scope } from "./memory";
 import { N, TorchError } from "./native";
-import { type Tensor, wrap } from "./tensor";
+import { type Tensor, arg, handles, wrap } from "./tensor";
 import { DTYPE_CODE, type Device, deviceCode } from "./dtype";
 
 export interface GradScalerOptions {
@@ -92,11 +92,11 @@ export class GradScaler {
     if (st.stage === "stepped") throw new TorchError("unscale_() is being called after step()");
     const s = this.lazyInit();
     const params = opt.params();
-    if (params.some((p) => N.gradDtype(p._h) === DTYPE_CODE.float16)) throw new TorchError("Attempting to unscale FP16 gradients.");
+    if (params.some((p) => N.gradDtype(arg(p, "gradDtype", 0)) === DTYPE_CODE.float16)) throw new TorchError("Attempting to unscale FP16 gradients.");
     // 1/scale computed in float64, then float32, as PyTorch does.
     const invF = scope(() => s.double().reciprocal().float());
-    const foundInf = keep(wrap(N.full([1], 0, 6, N.device(s._h))));
-    N.ampUnscale(params.map((p) => p._h), foundInf._h, invF._h);
+    const foundInf = keep(wrap(N.full([1], 0, DTYPE_CODE.float32, deviceCode(s.device))));
+    N.ampUnscale(handles(params, "ampUnscale", 0), arg(foundInf, "ampUnscale", 1), arg(invF, "ampUnscale", 2));
     invF.dispose();
     st.foundInf?.dispose();
     st.foundInf = foundInf;
@@ -112,7 +112,7 @@ export class GradScaler {
     const st = this.opState(opt);
     if (st.stage === "stepped") throw new TorchError("step() has already been called since the last update()");
     if (st.stage === "ready") this.unscale_(opt);
-    const found = st.foundInf ? N.item(st.foundInf._h) : 0;
+    const found = st.foundInf ? st.foundInf.item() : 0;
     const ok = found === 0;
     if (ok) opt.step();
     st.stage = "stepped";
@@ -124,13 +124,13 @@ export class GradScaler {
     if (!this.enabled) return;
     const s = this.lazyInit();
     if (newScale !== undefined) {
-      N.fill_(s._h, newScale);
+      s.fill_(newScale);
     } else {
       const found = [...this.perOpt.values()].map((p) => p.foundInf).filter((t): t is Tensor => t !== null);
       if (found.length === 0) throw new TorchError("No inf checks were recorded prior to update().");
-      let total = wrap(N.clone(found[0]._h));
+      let total = found[0].clone();
       for (const f of found.slice(1)) total.add_(f.to(total.device));
-      N.ampUpdateScale(s._h, this.tracker!._h, total._h, this.growthFactor, this.backoffFactor, this.growthInterval);
+      N.ampUpdateScale(arg(s, "ampUpdateScale", 0), arg(this.tracker!, "ampUpdateScale", 1), arg(total, "ampUpdateScale", 2), this.growthFactor, this.backoffFactor, this.growthInterval);
       total.dispose();
     }
     for (const p of this.perOpt.values()) p.foundInf?.dispose();
@@ -140,10 +140,10 @@ export class GradScaler {
   /** The current scale (1 when disabled). */
   getScale(): number {
     if (!this.enabled) return 1;
-    return this.scaleT ? N.item(this.scaleT._h) : this.initScale;
+    return this.scaleT ? this.scaleT.item() : this.initScale;
   }
   getGrowthTracker(): number {
-    return this.tracker ? N.item(this.tracker._h) : 0;
+    return this.tracker ? this.tracker.item() : 0;
   }
   isEnabled(): boolean {
     return this.enabled;
@@ -170,8 +170,8 @@ export class GradScaler {
     this.growthInterval = sd.growth_interval;
     if (this.enabled) {
       const s = this.lazyInit();
-      N.fill_(s._h, sd.scale);
-      N.fill_(this.tracker!._h, sd._growth_tracker);
+      s.fill_(sd.scale);
+      this.tracker!.fill_(sd._growth_tracker);
     }
   }
 }

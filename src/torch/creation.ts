@@ -1,7 +1,6 @@
 // Making tensors: from JS data and typed arrays, and the factory functions (zeros, arange, randn, ...).
-import { type DType, type Device, deviceCode, dtypeCode } from "./dtype";
-import { TorchError } from "./native";
-import { N } from "./native";
+import { DTYPE_CODE, type DType, type Device, deviceCode, dtypeCode } from "./dtype";
+import { N, TorchError } from "./native";
 import { type ShapeArgs, Tensor, type TypedArray, wrap } from "./tensor";
 
 export interface TensorOptions {
@@ -71,7 +70,7 @@ const TYPED_DTYPE: [new (...a: any[]) => TypedArray, DType][] = [
 export function fromTypedArray(data: TypedArray, shape: number[], opts: TensorOptions = {}): Tensor {
   const native = TYPED_DTYPE.find(([C]) => data instanceof C)?.[1];
   if (!native) throw new TorchError("fromTypedArray: unsupported array type (use Float32Array, Float64Array, Int32Array, BigInt64Array, Int16Array, Int8Array or Uint8Array)");
-  let t = wrap(N.fromTypedArray(data, shape, dtypeCode(native), deviceCode(opts.device)));
+  let t = wrap(N.fromTypedArray(data, shape, DTYPE_CODE[native], deviceCode(opts.device)));
   if (opts.dtype && opts.dtype !== native) {
     const c = t.to(opts.dtype);
     t.dispose();
@@ -137,12 +136,7 @@ export function eye(n: number, opts?: TensorOptions): Tensor {
 export function scalarTensor(v: number | boolean, opts?: TensorOptions): Tensor {
   return withGrad(wrap(N.scalarTensor(v, dtypeCode(opts?.dtype), deviceCode(opts?.device))), opts);
 }
-export const zerosLike = (t: Tensor): Tensor => wrap(N.zerosLike(t?._h));
-export const onesLike = (t: Tensor): Tensor => wrap(N.onesLike(t?._h));
-export const fullLike = (t: Tensor, v: number): Tensor => wrap(N.fullLike(t?._h, v));
-export const randnLike = (t: Tensor): Tensor => wrap(N.randnLike(t?._h));
-export const randLike = (t: Tensor): Tensor => wrap(N.randLike(t?._h));
-export const emptyLike = (t: Tensor): Tensor => wrap(N.emptyLike(t?._h));
+export { emptyLike, fullLike, onesLike, randLike, randnLike, zerosLike } from "./ops.generated";
 
 export type { ShapeArgs };
 

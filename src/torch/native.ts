@@ -3,6 +3,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { libc } from "../util/libc";
+import type { NativeAddon } from "./native.generated";
 
 /** Every failure inside LibTorch or the addon, with LibTorch's message (first line). */
 export class TorchError extends Error {
@@ -30,7 +31,7 @@ function passiveOpenMpWaits(): void {
   process.env.OMP_WAIT_POLICY = "PASSIVE"; // what child processes inherit, and what a reader sees
 }
 
-function load(): any {
+function load(): NativeAddon {
   if (!existsSync(addonPath)) {
     throw new TorchError(
       `the native addon is not built (${addonPath} is missing): run \`bun run build:native\` ` +
@@ -43,6 +44,9 @@ function load(): any {
   return mod;
 }
 
-/** The raw addon: handles are numbers, dtypes are LibTorch ScalarType codes, devices -1 (cpu) / k (cuda:k). */
-// biome-ignore lint: the addon is untyped by nature; src/torch/*.ts give it types.
-export const N: Record<string, (...args: any[]) => any> = load();
+/**
+ * The raw addon: handles are numbers, dtypes are LibTorch ScalarType codes, devices -1 (cpu) / k (cuda:k).
+ * Its type is generated from the op table (native/ops.spec.ts), so a call with the wrong arguments or a
+ * misspelt op fails the typecheck.
+ */
+export const N: NativeAddon = load();

@@ -1,25 +1,9 @@
-// Free functions over several tensors (torch.cat, torch.where, ...) and autograd switches.
+// Free functions over several tensors (torch.cat, torch.where, ...) and autograd switches. The ones that
+// only forward to one native op are generated (ops.generated.ts).
 import { N } from "./native";
-import { Tensor, wrap } from "./tensor";
+import { type Tensor, handles, wrapMaybe } from "./tensor";
 
-const handles = (ts: Tensor[]): number[] => ts.map((t) => t?._h);
-
-export const cat = (ts: Tensor[], dim = 0): Tensor => wrap(N.cat(handles(ts), dim));
-export const stack = (ts: Tensor[], dim = 0): Tensor => wrap(N.stack(handles(ts), dim));
-/** where(cond, a, b): a where cond is true, else b (b may be a number). */
-export const where = (cond: Tensor, a: Tensor, b: Tensor | number): Tensor =>
-  wrap(typeof b === "number" ? N.whereS(cond?._h, a?._h, b) : N.where(cond?._h, a?._h, b?._h));
-export const matmul = (a: Tensor, b: Tensor): Tensor => wrap(N.matmul(a?._h, b?._h));
-export const einsum = (equation: string, ...ts: Tensor[]): Tensor => wrap(N.einsum(equation, handles(ts)));
-export const outer = (a: Tensor, b: Tensor): Tensor => wrap(N.outer(a?._h, b?._h));
-export const maximum = (a: Tensor, b: Tensor): Tensor => wrap(N.maximum(a?._h, b?._h));
-export const minimum = (a: Tensor, b: Tensor): Tensor => wrap(N.minimum(a?._h, b?._h));
-export const atan2 = (a: Tensor, b: Tensor): Tensor => wrap(N.atan2(a?._h, b?._h));
-/** Samples `n` indices per row from the (unnormalised) probabilities. */
-export const multinomial = (probs: Tensor, n: number, replacement = false): Tensor => wrap(N.multinomial(probs?._h, n, replacement));
-export const bernoulli = (probs: Tensor): Tensor => wrap(N.bernoulli(probs?._h));
-export const triu = (t: Tensor, k = 0): Tensor => t.triu(k);
-export const tril = (t: Tensor, k = 0): Tensor => t.tril(k);
+export { atan2, bernoulli, cat, einsum, matmul, maximum, minimum, multinomial, outer, stack, tril, triu, where } from "./ops.generated";
 
 // ---- autograd switches ----------------------------------------------------------------------------
 export const isGradEnabled = (): boolean => N.isGradEnabled();
@@ -45,7 +29,7 @@ export function grad(
   opts: { gradOutputs?: Tensor[]; retainGraph?: boolean; createGraph?: boolean } = {},
 ): (Tensor | null)[] {
   const outs = Array.isArray(outputs) ? outputs : [outputs];
-  const r: (number | null)[] = N.autogradGrad(handles(outs), handles(inputs), opts.gradOutputs && handles(opts.gradOutputs), opts.retainGraph, opts.createGraph ?? false);
-  return r.map((x) => (x === null ? null : wrap(x)));
+  const op = "autogradGrad";
+  const r = N.autogradGrad(handles(outs, op, 0), handles(inputs, op, 1), opts.gradOutputs && handles(opts.gradOutputs, op, 2), opts.retainGraph, opts.createGraph ?? false);
+  return r.map(wrapMaybe);
 }
-

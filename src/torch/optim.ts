@@ -4,7 +4,8 @@
 import { type Device, deviceCode } from "./dtype";
 import { keep } from "./memory";
 import { N, TorchError } from "./native";
-import { type Tensor, wrap } from "./tensor";
+import { zerosLike } from "./ops.generated";
+import { type Tensor, arg, handles } from "./tensor";
 
 /** How the Adam update runs: one fused kernel, a few _foreach_* ops, or a loop over parameters. */
 export type AdamKernel = "fused" | "foreach" | "loop";
@@ -93,10 +94,10 @@ export class Adam {
       const v: Tensor[] = [];
       const steps: number[] = [];
       for (const p of g.params) {
-        if (N.gradDtype(p._h) < 0) continue;
+        if (N.gradDtype(arg(p, "gradDtype", 0)) < 0) continue;
         let st = this.state.get(p);
         if (!st) {
-          st = { step: 0, expAvg: keep(wrap(N.zerosLike(p._h))), expAvgSq: keep(wrap(N.zerosLike(p._h))) };
+          st = { step: 0, expAvg: keep(zerosLike(p)), expAvgSq: keep(zerosLike(p)) };
           this.state.set(p, st);
         }
         st.step += 1;
@@ -106,13 +107,13 @@ export class Adam {
         steps.push(st.step);
       }
       if (ps.length === 0) continue;
-      N.adamStep(ps.map((t) => t._h), m.map((t) => t._h), v.map((t) => t._h), steps, g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, this.decoupled, this.kernel);
+      N.adamStep(handles(ps, "adamStep", 0), handles(m, "adamStep", 1), handles(v, "adamStep", 2), steps, g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, this.decoupled, this.kernel);
     }
   }
 
   /** Drops every gradient (set_to_none, PyTorch's default). */
   zeroGrad(): void {
-    N.zeroGrad(this.params().map((p) => p._h));
+    N.zeroGrad(handles(this.params(), "zeroGrad", 0));
   }
 
   stateDict(): OptimizerState {
@@ -160,7 +161,7 @@ export class Adam {
       const want = p.shape.join("x");
       if (m.shape.join("x") !== want || v.shape.join("x") !== want)
         throw new TorchError(`optimizer state for parameter ${i} has shape ${m.shape.join("x")}, the parameter has ${want}`);
-      const copyOf = (t: Tensor) => keep(wrap(N.to(t._h, N.dtype(p._h), N.device(p._h), true)));
+      const copyOf = (t: Tensor) => keep(t.to({ dtype: p.dtype, device: p.device, copy: true }));
       this.state.set(p, { step, expAvg: copyOf(m), expAvgSq: copyOf(v) });
     }
   }
@@ -190,10 +191,10 @@ export class AdamW extends Adam {
  * call, one host read (the returned norm).
  */
 export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2): number {
-  return N.clipGradNorm(params.map((p) => p._h), maxNorm, normType);
+  return N.clipGradNorm(handles(params, "clipGradNorm", 0), maxNorm, normType);
 }
 
 /** The total p-norm of the gradients without changing them. */
 export function gradNorm(params: Tensor[], normType = 2): number {
-  return N.clipGradNorm(params.map((p) => p._h), Number.POSITIVE_INFINITY, normType);
+  return N.clipGradNorm(handles(params, "clipGradNorm", 0), Number.POSITIVE_INFINITY, normType);
 }

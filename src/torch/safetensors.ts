@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { replaceFile } from "../util/durable";
 import { type DType, type Device, DTYPE_CODE, ELEMENT_SIZE, deviceCode } from "./dtype";
 import { N, TorchError } from "./native";
-import { Tensor, wrap } from "./tensor";
+import { Tensor, handles, wrap } from "./tensor";
 
 /** A short description of a value that is not what was expected, for error messages. */
 function describe(v: unknown): string {
@@ -190,5 +190,5 @@ export function saveFile(path: string, tensors: Record<string, Tensor>, metadata
   // Pad with spaces to a multiple of 8 so the data section (and every tensor in it) stays aligned.
   json += " ".repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
   // The native writer fsyncs the file itself.
-  replaceFile(path, (tmp) => N.safetensorsSave(tmp, json, list.map((t) => t._h)), { synced: true });
+  replaceFile(path, (tmp) => N.safetensorsSave(tmp, json, handles(list, "safetensorsSave", 2)), { synced: true });
 }
