@@ -31,7 +31,10 @@ export interface AgentConfig {
    * Weight of the input prior: every step's logits are head(z_t) + inputPrior * one-hot(input), with the
    * head initialised small, so an untrained agent predicts the input itself (ARC's outputs share most
    * cells with their inputs: copying scores 0.66 cell accuracy on ARC-AGI-2's evaluation set) and
-   * training learns the change. 0 (the default, and what checkpoints from before it load as): no prior.
+   * training learns the change. The trainer's default is 2 (`--agent_input_prior`): after 300 smoke
+   * batches on synthetic tasks it still scored the identity's held-out cell accuracy, where 1 fell below
+   * it and 0 (no prior) reached 0.34 against the identity's 0.55. Absent or 0 (checkpoints from before
+   * the prior load so): no prior.
    */
   inputPrior?: number;
 }

@@ -98,7 +98,7 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   lora_dropout: { type: "string", kind: "float", help: "LoRA dropout" },
   agent_channels: { type: "string", kind: "int", min: 8, help: "grid agent channels d" },
   agent_steps: { type: "string", kind: "int", min: 1, help: "refinement steps T" },
-  agent_input_prior: { type: "string", kind: "float", help: "add this times the input's one-hot to every step's logits, head initialised small: the agent starts as the identity (e.g. 2; 0 = off, the default)" },
+  agent_input_prior: { type: "string", kind: "float", help: "add this times the input's one-hot to every step's logits, head initialised small: the agent starts as the identity and training learns the change (0 = off)" },
   memory_capacity: { type: "string", kind: "int", min: 1, help: "episodic memory entries" },
   val_fraction: { type: "string", kind: "float", help: "share of training tasks held out for validation" },
   val_max: { type: "string", kind: "int", min: 0, help: "validation examples at most (0 = no validation)" },
@@ -145,7 +145,7 @@ export const DEFAULTS: TrainConfig = {
   lora_dropout: 0.05,
   agent_channels: 128,
   agent_steps: 5,
-  agent_input_prior: 0,
+  agent_input_prior: 2,
   memory_capacity: 2048,
   val_fraction: 0.05,
   val_max: 256,
@@ -161,6 +161,17 @@ export const DEFAULTS: TrainConfig = {
   dist_timeout: 1800,
   dist_backend: "gloo",
 };
+
+/**
+ * What a run saved before a flag existed did, where that differs from the flag's default today: a
+ * resumed or evaluated old run is rebuilt as it trained (a run from before the input prior had none).
+ */
+export const ABSENT_FROM_OLDER_RUNS: Partial<TrainConfig> = { agent_input_prior: 0 };
+
+/** A saved run's config with every flag it lacks filled in as that run had it. */
+export function savedRunConfig(saved: Record<string, unknown>): TrainConfig {
+  return { ...DEFAULTS, ...ABSENT_FROM_OLDER_RUNS, ...saved } as TrainConfig;
+}
 
 /** `--preset smoke`: a complete run (prompt, hint, LoRA, agent, RL, memory, checkpoints) in about a minute on 2 CPU cores. */
 export const PRESETS: Record<string, Partial<TrainConfig>> = {

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { type Example, type Task, escapeHtml, figureHtml, htmlPage, loadDataset, testExamples } from "../arc";
 import * as torch from "../torch";
-import type { TrainConfig } from "./config";
+import { type TrainConfig, savedRunConfig } from "./config";
 import { type EvalOptions as EvalOptionsOf, type EvalSummary, type ExampleEval, evaluate } from "./evaluate";
 import { exactMatch } from "./reward";
 import { loadCheckpoint } from "./checkpoint";
@@ -49,7 +49,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   const ck = resolveCheckpoint(o.checkpoint, { runDir: o.runDir, runsBase: o.runsBase, onSkip: (d, why) => console.error(`skipping ${d}: ${why}`) });
   // resolveCheckpoint verified every file's sha256; the loads below do not hash them again.
   const state = torch.scope(() => loadCheckpoint(ck.dir, { files: [], verify: false }).state);
-  const saved = state.config as TrainConfig;
+  const saved = savedRunConfig(state.config);
   const device = o.device ?? (saved.device.startsWith("cuda") && !torch.cuda.isAvailable() ? "cpu" : saved.device);
   const cfg: TrainConfig = { ...saved, device, data: o.data ?? saved.data };
   useThreads(cfg.num_threads);

@@ -3,7 +3,7 @@
 // first, then best/ (an independent copy, intact even when every step folder is damaged).
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { DEFAULTS, type TrainConfig, UsageError } from "./config";
+import { DEFAULTS, type TrainConfig, UsageError, savedRunConfig } from "./config";
 import { MANIFEST, STATE, type CheckpointManifest, listCheckpoints, verifyCheckpoint } from "./checkpoint";
 import { BEST } from "./retention";
 import { writeFileAtomic } from "../util/durable";
@@ -101,12 +101,13 @@ const isObject = (v: unknown): v is Record<string, any> => v !== null && typeof 
 /**
  * The run's saved config: config.json, or (when it is missing or unreadable) the config in the state.json
  * of the newest checkpoint that verifies and carries one (`dirs`, newest first), which is then written
- * back to config.json (unless opts.restore is false). Flags added since the run started get their defaults.
+ * back to config.json (unless opts.restore is false). Flags added since the run started
+ * get what the run had (savedRunConfig).
  */
 export function savedConfig(runDir: string, dirs: readonly string[], warn: (line: string) => void, opts: { restore?: boolean } = {}): TrainConfig {
   const path = join(runDir, "config.json");
   const cj = readJson(path);
-  if (cj.ok && isObject(cj.value)) return { ...DEFAULTS, ...cj.value } as TrainConfig;
+  if (cj.ok && isObject(cj.value)) return savedRunConfig(cj.value);
   const why = cj.ok ? "not a JSON object" : cj.why;
   for (const dir of dirs) {
     if (!verifyCheckpoint(dir).ok) continue;
@@ -114,13 +115,13 @@ export function savedConfig(runDir: string, dirs: readonly string[], warn: (line
     if (!st.ok || !isObject(st.value) || !isObject(st.value.config)) continue;
     try {
       // A data-parallel run's other ranks read only; rank 0 restores the file.
-      if (opts.restore === false) return { ...DEFAULTS, ...st.value.config } as TrainConfig;
+      if (opts.restore === false) return savedRunConfig(st.value.config);
       writeFileAtomic(path, JSON.stringify(st.value.config, null, 2) + "\n");
       warn(`${path} is ${why}; restored it from ${dir}/${STATE}`);
     } catch (e) {
       warn(`${path} is ${why}; using the config in ${dir}/${STATE} (could not restore the file: ${(e as Error).message})`);
     }
-    return { ...DEFAULTS, ...st.value.config } as TrainConfig;
+    return savedRunConfig(st.value.config);
   }
   throw new UsageError(`--resume ${runDir}: ${path} is ${why} and no intact checkpoint carries a config`);
 }

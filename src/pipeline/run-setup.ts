@@ -20,7 +20,7 @@ export function systemConfig(c: TrainConfig): SystemConfig {
     hintTokens: c.hint_tokens,
     agentChannels: c.agent_channels,
     agentSteps: c.agent_steps,
-    // A run saved before the prior existed has no such key: it trained without one.
+    // A run saved before the prior existed has no such key: it trained without one (savedRunConfig).
     agentInputPrior: c.agent_input_prior ?? 0,
     actionDim: 32,
     rlLr: c.rl_lr,

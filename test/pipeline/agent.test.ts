@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import * as torch from "../../src/torch";
 import { GridAgent, predictedSize } from "../../src/pipeline/agent";
+import { DEFAULTS } from "../../src/pipeline/config";
 import { gridTensor, resizeHard, resizeLogits, toGrid } from "../../src/pipeline/resize";
 import { DEFAULT_REWARD_WEIGHTS, colourScore, exactMatch, reward, sizeScore } from "../../src/pipeline/reward";
 
@@ -123,7 +124,7 @@ describe("GridAgent input prior", () => {
   test("an untrained agent with the prior predicts its input (identity) at every step; gradients reach every parameter", () => {
     for (const channels of [16, 128]) {
       torch.manualSeed(channels);
-      const agent = new GridAgent({ promptDim: 16, channels, steps: 5, groups: 8, inputPrior: 4 });
+      const agent = new GridAgent({ promptDim: 16, channels, steps: 5, groups: 8, inputPrior: DEFAULTS.agent_input_prior });
       torch.noGrad(() => agent.block.film.weight.normal_(0, 0.5)); // p matters, as after training starts
       torch.scope(() => {
         const grids = [grid(1, 1, () => 7), grid(5, 9, (i, j) => (i * 3 + j * 7) % 10), grid(30, 30, (i, j) => (i * j) % 10)];
