@@ -196,7 +196,9 @@ function genNative(ops: Op[]): string {
       if (a.optional) t += " | null";
       return { name: a.name, type: t, optional: a.optional };
     });
-    out.push(`  /** ${o.sig}${o.in ? ` (${o.in})` : ""} */`);
+    const mixed = o.args.filter((a) => a.type === "Tensor|Scalar").map((a) => a.name);
+    const warn = mixed.length ? ` ${mixed.join(", ")}: a Tensor object or a number; a raw handle here would be taken as a number.` : "";
+    out.push(`  /** ${o.sig}${o.in ? ` (${o.in})` : ""}.${warn} */`);
     out.push(`  ${o.name}(${params(ps)}): ${nativeResult(o.ret)};`);
   }
   out.push("}", "", "/** Every function the addon exports, in the table's order. */");

@@ -7,493 +7,493 @@ import type { Handle } from "./memory";
 export type TensorHandle = number;
 
 export interface NativeAddon {
-  /** empty(shape: int[], dtype: dtype?, device: device?) -> Tensor */
+  /** empty(shape: int[], dtype: dtype?, device: device?) -> Tensor. */
   empty(shape: number[], dtype?: number | null, device?: number | null): TensorHandle;
-  /** zeros(shape: int[], dtype: dtype?, device: device?) -> Tensor */
+  /** zeros(shape: int[], dtype: dtype?, device: device?) -> Tensor. */
   zeros(shape: number[], dtype?: number | null, device?: number | null): TensorHandle;
-  /** ones(shape: int[], dtype: dtype?, device: device?) -> Tensor */
+  /** ones(shape: int[], dtype: dtype?, device: device?) -> Tensor. */
   ones(shape: number[], dtype?: number | null, device?: number | null): TensorHandle;
-  /** full(shape: int[], value: Scalar, dtype: dtype?, device: device?) -> Tensor */
+  /** full(shape: int[], value: Scalar, dtype: dtype?, device: device?) -> Tensor. */
   full(shape: number[], value: number | boolean, dtype?: number | null, device?: number | null): TensorHandle;
-  /** arange(start: Scalar, end: Scalar, step: Scalar, dtype: dtype?, device: device?) -> Tensor */
+  /** arange(start: Scalar, end: Scalar, step: Scalar, dtype: dtype?, device: device?) -> Tensor. */
   arange(start: number | boolean, end: number | boolean, step: number | boolean, dtype?: number | null, device?: number | null): TensorHandle;
-  /** linspace(start: Scalar, end: Scalar, steps: int, dtype: dtype?, device: device?) -> Tensor */
+  /** linspace(start: Scalar, end: Scalar, steps: int, dtype: dtype?, device: device?) -> Tensor. */
   linspace(start: number | boolean, end: number | boolean, steps: number, dtype?: number | null, device?: number | null): TensorHandle;
-  /** eye(n: int, dtype: dtype?, device: device?) -> Tensor */
+  /** eye(n: int, dtype: dtype?, device: device?) -> Tensor. */
   eye(n: number, dtype?: number | null, device?: number | null): TensorHandle;
-  /** rand(shape: int[], dtype: dtype?, device: device?) -> Tensor */
+  /** rand(shape: int[], dtype: dtype?, device: device?) -> Tensor. */
   rand(shape: number[], dtype?: number | null, device?: number | null): TensorHandle;
-  /** randn(shape: int[], dtype: dtype?, device: device?) -> Tensor */
+  /** randn(shape: int[], dtype: dtype?, device: device?) -> Tensor. */
   randn(shape: number[], dtype?: number | null, device?: number | null): TensorHandle;
-  /** randint(low: int, high: int, shape: int[], dtype: dtype?, device: device?) -> Tensor */
+  /** randint(low: int, high: int, shape: int[], dtype: dtype?, device: device?) -> Tensor. */
   randint(low: number, high: number, shape: number[], dtype?: number | null, device?: number | null): TensorHandle;
-  /** scalarTensor(value: Scalar, dtype: dtype?, device: device?) -> Tensor */
+  /** scalarTensor(value: Scalar, dtype: dtype?, device: device?) -> Tensor. */
   scalarTensor(value: number | boolean, dtype?: number | null, device?: number | null): TensorHandle;
-  /** zerosLike(input: Tensor) -> Tensor */
+  /** zerosLike(input: Tensor) -> Tensor. */
   zerosLike(input: TensorHandle): TensorHandle;
-  /** onesLike(input: Tensor) -> Tensor */
+  /** onesLike(input: Tensor) -> Tensor. */
   onesLike(input: TensorHandle): TensorHandle;
-  /** fullLike(input: Tensor, value: Scalar) -> Tensor */
+  /** fullLike(input: Tensor, value: Scalar) -> Tensor. */
   fullLike(input: TensorHandle, value: number | boolean): TensorHandle;
-  /** randnLike(input: Tensor) -> Tensor */
+  /** randnLike(input: Tensor) -> Tensor. */
   randnLike(input: TensorHandle): TensorHandle;
-  /** randLike(input: Tensor) -> Tensor */
+  /** randLike(input: Tensor) -> Tensor. */
   randLike(input: TensorHandle): TensorHandle;
-  /** emptyLike(input: Tensor) -> Tensor */
+  /** emptyLike(input: Tensor) -> Tensor. */
   emptyLike(input: TensorHandle): TensorHandle;
-  /** to(self: Tensor, dtype: dtype?, device: device?, copy: bool?) -> Tensor */
+  /** to(self: Tensor, dtype: dtype?, device: device?, copy: bool?) -> Tensor. */
   to(self: TensorHandle, dtype?: number | null, device?: number | null, copy?: boolean | null): TensorHandle;
-  /** clone(self: Tensor) -> Tensor */
+  /** clone(self: Tensor) -> Tensor. */
   clone(self: TensorHandle): TensorHandle;
-  /** detach(self: Tensor) -> Tensor */
+  /** detach(self: Tensor) -> Tensor. */
   detach(self: TensorHandle): TensorHandle;
-  /** contiguous(self: Tensor) -> Tensor */
+  /** contiguous(self: Tensor) -> Tensor. */
   contiguous(self: TensorHandle): TensorHandle;
-  /** copy_(self: Tensor, src: Tensor) -> void */
+  /** copy_(self: Tensor, src: Tensor) -> void. */
   copy_(self: TensorHandle, src: TensorHandle): void;
-  /** fill_(self: Tensor, value: Scalar) -> void */
+  /** fill_(self: Tensor, value: Scalar) -> void. */
   fill_(self: TensorHandle, value: number | boolean): void;
-  /** zero_(self: Tensor) -> void */
+  /** zero_(self: Tensor) -> void. */
   zero_(self: TensorHandle): void;
-  /** uniform_(self: Tensor, low: float = 0, high: float = 1) -> void */
+  /** uniform_(self: Tensor, low: float = 0, high: float = 1) -> void. */
   uniform_(self: TensorHandle, low?: number | null, high?: number | null): void;
-  /** normal_(self: Tensor, mean: float = 0, std: float = 1) -> void */
+  /** normal_(self: Tensor, mean: float = 0, std: float = 1) -> void. */
   normal_(self: TensorHandle, mean?: number | null, std?: number | null): void;
-  /** bernoulli(probs: Tensor) -> Tensor */
+  /** bernoulli(probs: Tensor) -> Tensor. */
   bernoulli(probs: TensorHandle): TensorHandle;
-  /** multinomial(probs: Tensor, n: int, replacement: bool = false) -> Tensor */
+  /** multinomial(probs: Tensor, n: int, replacement: bool = false) -> Tensor. */
   multinomial(probs: TensorHandle, n: number, replacement?: boolean | null): TensorHandle;
-  /** add(self: Tensor, other: Tensor|Scalar, alpha: Scalar?) -> Tensor */
+  /** add(self: Tensor, other: Tensor|Scalar, alpha: Scalar?) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   add(self: TensorHandle, other: Handle | number | boolean, alpha?: number | boolean | null): TensorHandle;
-  /** sub(self: Tensor, other: Tensor|Scalar, alpha: Scalar?) -> Tensor */
+  /** sub(self: Tensor, other: Tensor|Scalar, alpha: Scalar?) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   sub(self: TensorHandle, other: Handle | number | boolean, alpha?: number | boolean | null): TensorHandle;
-  /** rsub(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** rsub(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   rsub(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** mul(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** mul(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   mul(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** div(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** div(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   div(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** rdiv(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** rdiv(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   rdiv(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** pow(self: Tensor, exponent: Tensor|Scalar) -> Tensor */
+  /** pow(self: Tensor, exponent: Tensor|Scalar) -> Tensor. exponent: a Tensor object or a number; a raw handle here would be taken as a number. */
   pow(self: TensorHandle, exponent: Handle | number | boolean): TensorHandle;
-  /** rpow(self: Tensor, base: Tensor|Scalar) -> Tensor */
+  /** rpow(self: Tensor, base: Tensor|Scalar) -> Tensor. base: a Tensor object or a number; a raw handle here would be taken as a number. */
   rpow(self: TensorHandle, base: Handle | number | boolean): TensorHandle;
-  /** remainder(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** remainder(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   remainder(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** floorDivide(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** floorDivide(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   floorDivide(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** maximum(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** maximum(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   maximum(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** minimum(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** minimum(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   minimum(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** eq(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** eq(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   eq(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** ne(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** ne(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   ne(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** lt(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** lt(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   lt(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** le(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** le(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   le(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** gt(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** gt(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   gt(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** ge(self: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** ge(self: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   ge(self: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** logicalAnd(self: Tensor, other: Tensor) -> Tensor */
+  /** logicalAnd(self: Tensor, other: Tensor) -> Tensor. */
   logicalAnd(self: TensorHandle, other: TensorHandle): TensorHandle;
-  /** logicalOr(self: Tensor, other: Tensor) -> Tensor */
+  /** logicalOr(self: Tensor, other: Tensor) -> Tensor. */
   logicalOr(self: TensorHandle, other: TensorHandle): TensorHandle;
-  /** logicalXor(self: Tensor, other: Tensor) -> Tensor */
+  /** logicalXor(self: Tensor, other: Tensor) -> Tensor. */
   logicalXor(self: TensorHandle, other: TensorHandle): TensorHandle;
-  /** atan2(self: Tensor, other: Tensor) -> Tensor */
+  /** atan2(self: Tensor, other: Tensor) -> Tensor. */
   atan2(self: TensorHandle, other: TensorHandle): TensorHandle;
-  /** equal(self: Tensor, other: Tensor) -> bool */
+  /** equal(self: Tensor, other: Tensor) -> bool. */
   equal(self: TensorHandle, other: TensorHandle): boolean;
-  /** allclose(self: Tensor, other: Tensor, rtol: float = 1e-5, atol: float = 1e-8) -> bool */
+  /** allclose(self: Tensor, other: Tensor, rtol: float = 1e-5, atol: float = 1e-8) -> bool. */
   allclose(self: TensorHandle, other: TensorHandle, rtol?: number | null, atol?: number | null): boolean;
-  /** where(condition: Tensor, input: Tensor, other: Tensor|Scalar) -> Tensor */
+  /** where(condition: Tensor, input: Tensor, other: Tensor|Scalar) -> Tensor. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   where(condition: TensorHandle, input: TensorHandle, other: Handle | number | boolean): TensorHandle;
-  /** maskedFill(self: Tensor, mask: Tensor, value: Scalar) -> Tensor */
+  /** maskedFill(self: Tensor, mask: Tensor, value: Scalar) -> Tensor. */
   maskedFill(self: TensorHandle, mask: TensorHandle, value: number | boolean): TensorHandle;
-  /** lerp(self: Tensor, end: Tensor, weight: Scalar) -> Tensor */
+  /** lerp(self: Tensor, end: Tensor, weight: Scalar) -> Tensor. */
   lerp(self: TensorHandle, end: TensorHandle, weight: number | boolean): TensorHandle;
-  /** addcmul(self: Tensor, tensor1: Tensor, tensor2: Tensor, value: Scalar = 1) -> Tensor */
+  /** addcmul(self: Tensor, tensor1: Tensor, tensor2: Tensor, value: Scalar = 1) -> Tensor. */
   addcmul(self: TensorHandle, tensor1: TensorHandle, tensor2: TensorHandle, value?: number | boolean | null): TensorHandle;
-  /** addcdiv(self: Tensor, tensor1: Tensor, tensor2: Tensor, value: Scalar = 1) -> Tensor */
+  /** addcdiv(self: Tensor, tensor1: Tensor, tensor2: Tensor, value: Scalar = 1) -> Tensor. */
   addcdiv(self: TensorHandle, tensor1: TensorHandle, tensor2: TensorHandle, value?: number | boolean | null): TensorHandle;
-  /** clamp(self: Tensor, min: Scalar?, max: Scalar?) -> Tensor */
+  /** clamp(self: Tensor, min: Scalar?, max: Scalar?) -> Tensor. */
   clamp(self: TensorHandle, min?: number | boolean | null, max?: number | boolean | null): TensorHandle;
-  /** neg(self: Tensor) -> Tensor */
+  /** neg(self: Tensor) -> Tensor. */
   neg(self: TensorHandle): TensorHandle;
-  /** exp(self: Tensor) -> Tensor */
+  /** exp(self: Tensor) -> Tensor. */
   exp(self: TensorHandle): TensorHandle;
-  /** log(self: Tensor) -> Tensor */
+  /** log(self: Tensor) -> Tensor. */
   log(self: TensorHandle): TensorHandle;
-  /** log1p(self: Tensor) -> Tensor */
+  /** log1p(self: Tensor) -> Tensor. */
   log1p(self: TensorHandle): TensorHandle;
-  /** expm1(self: Tensor) -> Tensor */
+  /** expm1(self: Tensor) -> Tensor. */
   expm1(self: TensorHandle): TensorHandle;
-  /** log2(self: Tensor) -> Tensor */
+  /** log2(self: Tensor) -> Tensor. */
   log2(self: TensorHandle): TensorHandle;
-  /** sqrt(self: Tensor) -> Tensor */
+  /** sqrt(self: Tensor) -> Tensor. */
   sqrt(self: TensorHandle): TensorHandle;
-  /** rsqrt(self: Tensor) -> Tensor */
+  /** rsqrt(self: Tensor) -> Tensor. */
   rsqrt(self: TensorHandle): TensorHandle;
-  /** abs(self: Tensor) -> Tensor */
+  /** abs(self: Tensor) -> Tensor. */
   abs(self: TensorHandle): TensorHandle;
-  /** sign(self: Tensor) -> Tensor */
+  /** sign(self: Tensor) -> Tensor. */
   sign(self: TensorHandle): TensorHandle;
-  /** tanh(self: Tensor) -> Tensor */
+  /** tanh(self: Tensor) -> Tensor. */
   tanh(self: TensorHandle): TensorHandle;
-  /** sigmoid(self: Tensor) -> Tensor */
+  /** sigmoid(self: Tensor) -> Tensor. */
   sigmoid(self: TensorHandle): TensorHandle;
-  /** logSigmoid(input: Tensor) -> Tensor */
+  /** logSigmoid(input: Tensor) -> Tensor. */
   logSigmoid(input: TensorHandle): TensorHandle;
-  /** softplus(input: Tensor, beta: Scalar = 1, threshold: Scalar = 20) -> Tensor */
+  /** softplus(input: Tensor, beta: Scalar = 1, threshold: Scalar = 20) -> Tensor. */
   softplus(input: TensorHandle, beta?: number | boolean | null, threshold?: number | boolean | null): TensorHandle;
-  /** relu(self: Tensor) -> Tensor */
+  /** relu(self: Tensor) -> Tensor. */
   relu(self: TensorHandle): TensorHandle;
-  /** gelu(input: Tensor, approximate: "none"|"tanh" = "none") -> Tensor */
+  /** gelu(input: Tensor, approximate: "none"|"tanh" = "none") -> Tensor. */
   gelu(input: TensorHandle, approximate?: "none" | "tanh" | null): TensorHandle;
-  /** silu(input: Tensor) -> Tensor */
+  /** silu(input: Tensor) -> Tensor. */
   silu(input: TensorHandle): TensorHandle;
-  /** sin(self: Tensor) -> Tensor */
+  /** sin(self: Tensor) -> Tensor. */
   sin(self: TensorHandle): TensorHandle;
-  /** cos(self: Tensor) -> Tensor */
+  /** cos(self: Tensor) -> Tensor. */
   cos(self: TensorHandle): TensorHandle;
-  /** floor(self: Tensor) -> Tensor */
+  /** floor(self: Tensor) -> Tensor. */
   floor(self: TensorHandle): TensorHandle;
-  /** ceil(self: Tensor) -> Tensor */
+  /** ceil(self: Tensor) -> Tensor. */
   ceil(self: TensorHandle): TensorHandle;
-  /** round(self: Tensor) -> Tensor */
+  /** round(self: Tensor) -> Tensor. */
   round(self: TensorHandle): TensorHandle;
-  /** trunc(self: Tensor) -> Tensor */
+  /** trunc(self: Tensor) -> Tensor. */
   trunc(self: TensorHandle): TensorHandle;
-  /** reciprocal(self: Tensor) -> Tensor */
+  /** reciprocal(self: Tensor) -> Tensor. */
   reciprocal(self: TensorHandle): TensorHandle;
-  /** square(self: Tensor) -> Tensor */
+  /** square(self: Tensor) -> Tensor. */
   square(self: TensorHandle): TensorHandle;
-  /** erf(self: Tensor) -> Tensor */
+  /** erf(self: Tensor) -> Tensor. */
   erf(self: TensorHandle): TensorHandle;
-  /** logicalNot(self: Tensor) -> Tensor */
+  /** logicalNot(self: Tensor) -> Tensor. */
   logicalNot(self: TensorHandle): TensorHandle;
-  /** isnan(self: Tensor) -> Tensor */
+  /** isnan(self: Tensor) -> Tensor. */
   isnan(self: TensorHandle): TensorHandle;
-  /** isinf(self: Tensor) -> Tensor */
+  /** isinf(self: Tensor) -> Tensor. */
   isinf(self: TensorHandle): TensorHandle;
-  /** isfinite(self: Tensor) -> Tensor */
+  /** isfinite(self: Tensor) -> Tensor. */
   isfinite(self: TensorHandle): TensorHandle;
-  /** nanToNum(self: Tensor, nan: float? = 0, posinf: float?, neginf: float?) -> Tensor */
+  /** nanToNum(self: Tensor, nan: float? = 0, posinf: float?, neginf: float?) -> Tensor. */
   nanToNum(self: TensorHandle, nan?: number | null, posinf?: number | null, neginf?: number | null): TensorHandle;
-  /** add_(self: Tensor, other: Tensor|Scalar, alpha: Scalar?) -> void */
+  /** add_(self: Tensor, other: Tensor|Scalar, alpha: Scalar?) -> void. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   add_(self: TensorHandle, other: Handle | number | boolean, alpha?: number | boolean | null): void;
-  /** sub_(self: Tensor, other: Tensor|Scalar, alpha: Scalar?) -> void */
+  /** sub_(self: Tensor, other: Tensor|Scalar, alpha: Scalar?) -> void. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   sub_(self: TensorHandle, other: Handle | number | boolean, alpha?: number | boolean | null): void;
-  /** mul_(self: Tensor, other: Tensor|Scalar) -> void */
+  /** mul_(self: Tensor, other: Tensor|Scalar) -> void. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   mul_(self: TensorHandle, other: Handle | number | boolean): void;
-  /** div_(self: Tensor, other: Tensor|Scalar) -> void */
+  /** div_(self: Tensor, other: Tensor|Scalar) -> void. other: a Tensor object or a number; a raw handle here would be taken as a number. */
   div_(self: TensorHandle, other: Handle | number | boolean): void;
-  /** clamp_(self: Tensor, min: Scalar?, max: Scalar?) -> void */
+  /** clamp_(self: Tensor, min: Scalar?, max: Scalar?) -> void. */
   clamp_(self: TensorHandle, min?: number | boolean | null, max?: number | boolean | null): void;
-  /** maskedFill_(self: Tensor, mask: Tensor, value: Scalar) -> void */
+  /** maskedFill_(self: Tensor, mask: Tensor, value: Scalar) -> void. */
   maskedFill_(self: TensorHandle, mask: TensorHandle, value: number | boolean): void;
-  /** lerp_(self: Tensor, end: Tensor, weight: Scalar) -> void */
+  /** lerp_(self: Tensor, end: Tensor, weight: Scalar) -> void. */
   lerp_(self: TensorHandle, end: TensorHandle, weight: number | boolean): void;
-  /** addcmul_(self: Tensor, tensor1: Tensor, tensor2: Tensor, value: Scalar = 1) -> void */
+  /** addcmul_(self: Tensor, tensor1: Tensor, tensor2: Tensor, value: Scalar = 1) -> void. */
   addcmul_(self: TensorHandle, tensor1: TensorHandle, tensor2: TensorHandle, value?: number | boolean | null): void;
-  /** addcdiv_(self: Tensor, tensor1: Tensor, tensor2: Tensor, value: Scalar = 1) -> void */
+  /** addcdiv_(self: Tensor, tensor1: Tensor, tensor2: Tensor, value: Scalar = 1) -> void. */
   addcdiv_(self: TensorHandle, tensor1: TensorHandle, tensor2: TensorHandle, value?: number | boolean | null): void;
-  /** indexPut_(self: Tensor, indices: (Tensor?)[], values: Tensor, accumulate: bool = false) -> void */
+  /** indexPut_(self: Tensor, indices: (Tensor?)[], values: Tensor, accumulate: bool = false) -> void. */
   indexPut_(self: TensorHandle, indices: (TensorHandle | null | undefined)[], values: TensorHandle, accumulate?: boolean | null): void;
-  /** scatter_(self: Tensor, dim: int, index: Tensor, src: Tensor) -> void */
+  /** scatter_(self: Tensor, dim: int, index: Tensor, src: Tensor) -> void. */
   scatter_(self: TensorHandle, dim: number, index: TensorHandle, src: TensorHandle): void;
-  /** sum(self: Tensor, dim: dims?, keepdim: bool = false, dtype: dtype?) -> Tensor */
+  /** sum(self: Tensor, dim: dims?, keepdim: bool = false, dtype: dtype?) -> Tensor. */
   sum(self: TensorHandle, dim?: number[] | null, keepdim?: boolean | null, dtype?: number | null): TensorHandle;
-  /** mean(self: Tensor, dim: dims?, keepdim: bool = false, dtype: dtype?) -> Tensor */
+  /** mean(self: Tensor, dim: dims?, keepdim: bool = false, dtype: dtype?) -> Tensor. */
   mean(self: TensorHandle, dim?: number[] | null, keepdim?: boolean | null, dtype?: number | null): TensorHandle;
-  /** prod(self: Tensor, dim: int?, keepdim: bool = false) -> Tensor */
+  /** prod(self: Tensor, dim: int?, keepdim: bool = false) -> Tensor. */
   prod(self: TensorHandle, dim?: number | null, keepdim?: boolean | null): TensorHandle;
-  /** amax(self: Tensor, dim: dims?, keepdim: bool = false) -> Tensor */
+  /** amax(self: Tensor, dim: dims?, keepdim: bool = false) -> Tensor. */
   amax(self: TensorHandle, dim?: number[] | null, keepdim?: boolean | null): TensorHandle;
-  /** amin(self: Tensor, dim: dims?, keepdim: bool = false) -> Tensor */
+  /** amin(self: Tensor, dim: dims?, keepdim: bool = false) -> Tensor. */
   amin(self: TensorHandle, dim?: number[] | null, keepdim?: boolean | null): TensorHandle;
-  /** maxDim(self: Tensor, dim: int, keepdim: bool = false) -> (Tensor,Tensor) */
+  /** maxDim(self: Tensor, dim: int, keepdim: bool = false) -> (Tensor,Tensor). */
   maxDim(self: TensorHandle, dim: number, keepdim?: boolean | null): [TensorHandle, TensorHandle];
-  /** minDim(self: Tensor, dim: int, keepdim: bool = false) -> (Tensor,Tensor) */
+  /** minDim(self: Tensor, dim: int, keepdim: bool = false) -> (Tensor,Tensor). */
   minDim(self: TensorHandle, dim: number, keepdim?: boolean | null): [TensorHandle, TensorHandle];
-  /** max(self: Tensor) -> Tensor */
+  /** max(self: Tensor) -> Tensor. */
   max(self: TensorHandle): TensorHandle;
-  /** min(self: Tensor) -> Tensor */
+  /** min(self: Tensor) -> Tensor. */
   min(self: TensorHandle): TensorHandle;
-  /** argmax(self: Tensor, dim: int?, keepdim: bool = false) -> Tensor */
+  /** argmax(self: Tensor, dim: int?, keepdim: bool = false) -> Tensor. */
   argmax(self: TensorHandle, dim?: number | null, keepdim?: boolean | null): TensorHandle;
-  /** argmin(self: Tensor, dim: int?, keepdim: bool = false) -> Tensor */
+  /** argmin(self: Tensor, dim: int?, keepdim: bool = false) -> Tensor. */
   argmin(self: TensorHandle, dim?: number | null, keepdim?: boolean | null): TensorHandle;
-  /** norm(self: Tensor, p: Scalar = 2, dim: dims?, keepdim: bool = false, dtype: dtype?) -> Tensor */
+  /** norm(self: Tensor, p: Scalar = 2, dim: dims?, keepdim: bool = false, dtype: dtype?) -> Tensor. */
   norm(self: TensorHandle, p?: number | boolean | null, dim?: number[] | null, keepdim?: boolean | null, dtype?: number | null): TensorHandle;
-  /** logsumexp(self: Tensor, dim: dims, keepdim: bool = false) -> Tensor */
+  /** logsumexp(self: Tensor, dim: dims, keepdim: bool = false) -> Tensor. */
   logsumexp(self: TensorHandle, dim: number[], keepdim?: boolean | null): TensorHandle;
-  /** var(self: Tensor, dim: dims?, unbiased: bool = true, keepdim: bool = false) -> Tensor */
+  /** var(self: Tensor, dim: dims?, unbiased: bool = true, keepdim: bool = false) -> Tensor. */
   var(self: TensorHandle, dim?: number[] | null, unbiased?: boolean | null, keepdim?: boolean | null): TensorHandle;
-  /** std(self: Tensor, dim: dims?, unbiased: bool = true, keepdim: bool = false) -> Tensor */
+  /** std(self: Tensor, dim: dims?, unbiased: bool = true, keepdim: bool = false) -> Tensor. */
   std(self: TensorHandle, dim?: number[] | null, unbiased?: boolean | null, keepdim?: boolean | null): TensorHandle;
-  /** all(self: Tensor, dim: int?, keepdim: bool = false) -> Tensor */
+  /** all(self: Tensor, dim: int?, keepdim: bool = false) -> Tensor. */
   all(self: TensorHandle, dim?: number | null, keepdim?: boolean | null): TensorHandle;
-  /** any(self: Tensor, dim: int?, keepdim: bool = false) -> Tensor */
+  /** any(self: Tensor, dim: int?, keepdim: bool = false) -> Tensor. */
   any(self: TensorHandle, dim?: number | null, keepdim?: boolean | null): TensorHandle;
-  /** cumsum(self: Tensor, dim: int, dtype: dtype?) -> Tensor */
+  /** cumsum(self: Tensor, dim: int, dtype: dtype?) -> Tensor. */
   cumsum(self: TensorHandle, dim: number, dtype?: number | null): TensorHandle;
-  /** countNonzero(self: Tensor, dim: int?) -> Tensor */
+  /** countNonzero(self: Tensor, dim: int?) -> Tensor. */
   countNonzero(self: TensorHandle, dim?: number | null): TensorHandle;
-  /** softmax(self: Tensor, dim: int, dtype: dtype?) -> Tensor */
+  /** softmax(self: Tensor, dim: int, dtype: dtype?) -> Tensor. */
   softmax(self: TensorHandle, dim: number, dtype?: number | null): TensorHandle;
-  /** logSoftmax(self: Tensor, dim: int, dtype: dtype?) -> Tensor */
+  /** logSoftmax(self: Tensor, dim: int, dtype: dtype?) -> Tensor. */
   logSoftmax(self: TensorHandle, dim: number, dtype?: number | null): TensorHandle;
-  /** matmul(self: Tensor, other: Tensor) -> Tensor */
+  /** matmul(self: Tensor, other: Tensor) -> Tensor. */
   matmul(self: TensorHandle, other: TensorHandle): TensorHandle;
-  /** mm(self: Tensor, other: Tensor) -> Tensor */
+  /** mm(self: Tensor, other: Tensor) -> Tensor. */
   mm(self: TensorHandle, other: TensorHandle): TensorHandle;
-  /** bmm(self: Tensor, other: Tensor) -> Tensor */
+  /** bmm(self: Tensor, other: Tensor) -> Tensor. */
   bmm(self: TensorHandle, other: TensorHandle): TensorHandle;
-  /** linear(input: Tensor, weight: Tensor, bias: Tensor?) -> Tensor */
+  /** linear(input: Tensor, weight: Tensor, bias: Tensor?) -> Tensor. */
   linear(input: TensorHandle, weight: TensorHandle, bias?: TensorHandle | null): TensorHandle;
-  /** outer(self: Tensor, other: Tensor) -> Tensor */
+  /** outer(self: Tensor, other: Tensor) -> Tensor. */
   outer(self: TensorHandle, other: TensorHandle): TensorHandle;
-  /** einsum(equation: str, ...operands: Tensor[]) -> Tensor */
+  /** einsum(equation: str, ...operands: Tensor[]) -> Tensor. */
   einsum(equation: string, operands: TensorHandle[]): TensorHandle;
-  /** view(self: Tensor, ...shape: int[]) -> Tensor */
+  /** view(self: Tensor, ...shape: int[]) -> Tensor. */
   view(self: TensorHandle, shape: number[]): TensorHandle;
-  /** reshape(self: Tensor, ...shape: int[]) -> Tensor */
+  /** reshape(self: Tensor, ...shape: int[]) -> Tensor. */
   reshape(self: TensorHandle, shape: number[]): TensorHandle;
-  /** permute(self: Tensor, ...dims: int[]) -> Tensor */
+  /** permute(self: Tensor, ...dims: int[]) -> Tensor. */
   permute(self: TensorHandle, dims: number[]): TensorHandle;
-  /** transpose(self: Tensor, dim0: int, dim1: int) -> Tensor */
+  /** transpose(self: Tensor, dim0: int, dim1: int) -> Tensor. */
   transpose(self: TensorHandle, dim0: number, dim1: number): TensorHandle;
-  /** unsqueeze(self: Tensor, dim: int) -> Tensor */
+  /** unsqueeze(self: Tensor, dim: int) -> Tensor. */
   unsqueeze(self: TensorHandle, dim: number): TensorHandle;
-  /** squeeze(self: Tensor, dim: int?) -> Tensor */
+  /** squeeze(self: Tensor, dim: int?) -> Tensor. */
   squeeze(self: TensorHandle, dim?: number | null): TensorHandle;
-  /** flatten(self: Tensor, startDim: int = 0, endDim: int = -1) -> Tensor */
+  /** flatten(self: Tensor, startDim: int = 0, endDim: int = -1) -> Tensor. */
   flatten(self: TensorHandle, startDim?: number | null, endDim?: number | null): TensorHandle;
-  /** expand(self: Tensor, ...shape: int[]) -> Tensor */
+  /** expand(self: Tensor, ...shape: int[]) -> Tensor. */
   expand(self: TensorHandle, shape: number[]): TensorHandle;
-  /** repeat(self: Tensor, ...times: int[]) -> Tensor */
+  /** repeat(self: Tensor, ...times: int[]) -> Tensor. */
   repeat(self: TensorHandle, times: number[]): TensorHandle;
-  /** repeatInterleave(self: Tensor, repeats: int, dim: int?) -> Tensor */
+  /** repeatInterleave(self: Tensor, repeats: int, dim: int?) -> Tensor. */
   repeatInterleave(self: TensorHandle, repeats: number, dim?: number | null): TensorHandle;
-  /** cat(tensors: Tensor[], dim: int = 0) -> Tensor */
+  /** cat(tensors: Tensor[], dim: int = 0) -> Tensor. */
   cat(tensors: TensorHandle[], dim?: number | null): TensorHandle;
-  /** stack(tensors: Tensor[], dim: int = 0) -> Tensor */
+  /** stack(tensors: Tensor[], dim: int = 0) -> Tensor. */
   stack(tensors: TensorHandle[], dim?: number | null): TensorHandle;
-  /** split(self: Tensor, size: int, dim: int = 0) -> Tensor[] */
+  /** split(self: Tensor, size: int, dim: int = 0) -> Tensor[]. */
   split(self: TensorHandle, size: number, dim?: number | null): TensorHandle[];
-  /** splitSizes(self: Tensor, sizes: int[], dim: int = 0) -> Tensor[] */
+  /** splitSizes(self: Tensor, sizes: int[], dim: int = 0) -> Tensor[]. */
   splitSizes(self: TensorHandle, sizes: number[], dim?: number | null): TensorHandle[];
-  /** chunk(self: Tensor, chunks: int, dim: int = 0) -> Tensor[] */
+  /** chunk(self: Tensor, chunks: int, dim: int = 0) -> Tensor[]. */
   chunk(self: TensorHandle, chunks: number, dim?: number | null): TensorHandle[];
-  /** narrow(self: Tensor, dim: int, start: int, length: int) -> Tensor */
+  /** narrow(self: Tensor, dim: int, start: int, length: int) -> Tensor. */
   narrow(self: TensorHandle, dim: number, start: number, length: number): TensorHandle;
-  /** slice(self: Tensor, dim: int, start: int?, end: int?, step: int = 1) -> Tensor */
+  /** slice(self: Tensor, dim: int, start: int?, end: int?, step: int = 1) -> Tensor. */
   slice(self: TensorHandle, dim: number, start?: number | null, end?: number | null, step?: number | null): TensorHandle;
-  /** select(self: Tensor, dim: int, index: int) -> Tensor */
+  /** select(self: Tensor, dim: int, index: int) -> Tensor. */
   select(self: TensorHandle, dim: number, index: number): TensorHandle;
-  /** indexSelect(self: Tensor, dim: int, index: Tensor) -> Tensor */
+  /** indexSelect(self: Tensor, dim: int, index: Tensor) -> Tensor. */
   indexSelect(self: TensorHandle, dim: number, index: TensorHandle): TensorHandle;
-  /** index(self: Tensor, indices: (Tensor?)[]) -> Tensor */
+  /** index(self: Tensor, indices: (Tensor?)[]) -> Tensor. */
   index(self: TensorHandle, indices: (TensorHandle | null | undefined)[]): TensorHandle;
-  /** gather(self: Tensor, dim: int, index: Tensor) -> Tensor */
+  /** gather(self: Tensor, dim: int, index: Tensor) -> Tensor. */
   gather(self: TensorHandle, dim: number, index: TensorHandle): TensorHandle;
-  /** scatter(self: Tensor, dim: int, index: Tensor, src: Tensor|Scalar) -> Tensor */
+  /** scatter(self: Tensor, dim: int, index: Tensor, src: Tensor|Scalar) -> Tensor. src: a Tensor object or a number; a raw handle here would be taken as a number. */
   scatter(self: TensorHandle, dim: number, index: TensorHandle, src: Handle | number | boolean): TensorHandle;
-  /** scatterAdd(self: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor */
+  /** scatterAdd(self: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor. */
   scatterAdd(self: TensorHandle, dim: number, index: TensorHandle, src: TensorHandle): TensorHandle;
-  /** maskedSelect(self: Tensor, mask: Tensor) -> Tensor */
+  /** maskedSelect(self: Tensor, mask: Tensor) -> Tensor. */
   maskedSelect(self: TensorHandle, mask: TensorHandle): TensorHandle;
-  /** nonzero(self: Tensor) -> Tensor */
+  /** nonzero(self: Tensor) -> Tensor. */
   nonzero(self: TensorHandle): TensorHandle;
-  /** flip(self: Tensor, ...dims: int[]) -> Tensor */
+  /** flip(self: Tensor, ...dims: int[]) -> Tensor. */
   flip(self: TensorHandle, dims: number[]): TensorHandle;
-  /** roll(self: Tensor, shifts: dims, dims: dims) -> Tensor */
+  /** roll(self: Tensor, shifts: dims, dims: dims) -> Tensor. */
   roll(self: TensorHandle, shifts: number[], dims: number[]): TensorHandle;
-  /** triu(self: Tensor, diagonal: int = 0) -> Tensor */
+  /** triu(self: Tensor, diagonal: int = 0) -> Tensor. */
   triu(self: TensorHandle, diagonal?: number | null): TensorHandle;
-  /** tril(self: Tensor, diagonal: int = 0) -> Tensor */
+  /** tril(self: Tensor, diagonal: int = 0) -> Tensor. */
   tril(self: TensorHandle, diagonal?: number | null): TensorHandle;
-  /** pad(input: Tensor, padding: int[], value: Scalar = 0) -> Tensor */
+  /** pad(input: Tensor, padding: int[], value: Scalar = 0) -> Tensor. */
   pad(input: TensorHandle, padding: number[], value?: number | boolean | null): TensorHandle;
-  /** topk(self: Tensor, k: int, dim: int = -1, largest: bool = true, sorted: bool = true) -> (Tensor,Tensor) */
+  /** topk(self: Tensor, k: int, dim: int = -1, largest: bool = true, sorted: bool = true) -> (Tensor,Tensor). */
   topk(self: TensorHandle, k: number, dim?: number | null, largest?: boolean | null, sorted?: boolean | null): [TensorHandle, TensorHandle];
-  /** sort(self: Tensor, dim: int = -1, descending: bool = false) -> (Tensor,Tensor) */
+  /** sort(self: Tensor, dim: int = -1, descending: bool = false) -> (Tensor,Tensor). */
   sort(self: TensorHandle, dim?: number | null, descending?: boolean | null): [TensorHandle, TensorHandle];
-  /** argsort(self: Tensor, dim: int = -1, descending: bool = false) -> Tensor */
+  /** argsort(self: Tensor, dim: int = -1, descending: bool = false) -> Tensor. */
   argsort(self: TensorHandle, dim?: number | null, descending?: boolean | null): TensorHandle;
-  /** oneHot(indices: Tensor, numClasses: int = -1) -> Tensor */
+  /** oneHot(indices: Tensor, numClasses: int = -1) -> Tensor. */
   oneHot(indices: TensorHandle, numClasses?: number | null): TensorHandle;
-  /** embedding(weight: Tensor, indices: Tensor, paddingIdx: int = -1) -> Tensor */
+  /** embedding(weight: Tensor, indices: Tensor, paddingIdx: int = -1) -> Tensor. */
   embedding(weight: TensorHandle, indices: TensorHandle, paddingIdx?: number | null): TensorHandle;
-  /** conv2d(input: Tensor, weight: Tensor, bias: Tensor?, stride: int[], padding: int[], dilation: int[], groups: int = 1) -> Tensor */
+  /** conv2d(input: Tensor, weight: Tensor, bias: Tensor?, stride: int[], padding: int[], dilation: int[], groups: int = 1) -> Tensor. */
   conv2d(input: TensorHandle, weight: TensorHandle, bias: TensorHandle | null | undefined, stride: number[], padding: number[], dilation: number[], groups?: number | null): TensorHandle;
-  /** groupNorm(input: Tensor, numGroups: int, weight: Tensor?, bias: Tensor?, eps: float = 1e-5) -> Tensor */
+  /** groupNorm(input: Tensor, numGroups: int, weight: Tensor?, bias: Tensor?, eps: float = 1e-5) -> Tensor. */
   groupNorm(input: TensorHandle, numGroups: number, weight?: TensorHandle | null, bias?: TensorHandle | null, eps?: number | null): TensorHandle;
-  /** layerNorm(input: Tensor, normalizedShape: int[], weight: Tensor?, bias: Tensor?, eps: float = 1e-5) -> Tensor */
+  /** layerNorm(input: Tensor, normalizedShape: int[], weight: Tensor?, bias: Tensor?, eps: float = 1e-5) -> Tensor. */
   layerNorm(input: TensorHandle, normalizedShape: number[], weight?: TensorHandle | null, bias?: TensorHandle | null, eps?: number | null): TensorHandle;
-  /** dropout(input: Tensor, p: float = 0.5, training: bool = true) -> Tensor */
+  /** dropout(input: Tensor, p: float = 0.5, training: bool = true) -> Tensor. */
   dropout(input: TensorHandle, p?: number | null, training?: boolean | null): TensorHandle;
-  /** crossEntropy(input: Tensor, target: Tensor, weight: Tensor?, reduction: int?, ignoreIndex: int?, labelSmoothing: float?) -> Tensor */
+  /** crossEntropy(input: Tensor, target: Tensor, weight: Tensor?, reduction: int?, ignoreIndex: int?, labelSmoothing: float?) -> Tensor. */
   crossEntropy(input: TensorHandle, target: TensorHandle, weight?: TensorHandle | null, reduction?: number | null, ignoreIndex?: number | null, labelSmoothing?: number | null): TensorHandle;
-  /** nllLoss(input: Tensor, target: Tensor, weight: Tensor?, reduction: int?, ignoreIndex: int?) -> Tensor */
+  /** nllLoss(input: Tensor, target: Tensor, weight: Tensor?, reduction: int?, ignoreIndex: int?) -> Tensor. */
   nllLoss(input: TensorHandle, target: TensorHandle, weight?: TensorHandle | null, reduction?: number | null, ignoreIndex?: number | null): TensorHandle;
-  /** mseLoss(input: Tensor, target: Tensor, reduction: int?) -> Tensor */
+  /** mseLoss(input: Tensor, target: Tensor, reduction: int?) -> Tensor. */
   mseLoss(input: TensorHandle, target: TensorHandle, reduction?: number | null): TensorHandle;
-  /** klDiv(input: Tensor, target: Tensor, reduction: int?, logTarget: bool?) -> Tensor */
+  /** klDiv(input: Tensor, target: Tensor, reduction: int?, logTarget: bool?) -> Tensor. */
   klDiv(input: TensorHandle, target: TensorHandle, reduction?: number | null, logTarget?: boolean | null): TensorHandle;
-  /** bceWithLogits(input: Tensor, target: Tensor, weight: Tensor?, posWeight: Tensor?, reduction: int?) -> Tensor */
+  /** bceWithLogits(input: Tensor, target: Tensor, weight: Tensor?, posWeight: Tensor?, reduction: int?) -> Tensor. */
   bceWithLogits(input: TensorHandle, target: TensorHandle, weight?: TensorHandle | null, posWeight?: TensorHandle | null, reduction?: number | null): TensorHandle;
-  /** interpolate(input: Tensor, size: int[], mode: str, alignCorners: bool?) -> Tensor */
+  /** interpolate(input: Tensor, size: int[], mode: str, alignCorners: bool?) -> Tensor. */
   interpolate(input: TensorHandle, size: number[], mode: string, alignCorners?: boolean | null): TensorHandle;
-  /** scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, attnMask: Tensor?, dropoutP: float?, isCausal: bool?, scale: float?) -> Tensor */
+  /** scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, attnMask: Tensor?, dropoutP: float?, isCausal: bool?, scale: float?) -> Tensor. */
   scaledDotProductAttention(query: TensorHandle, key: TensorHandle, value: TensorHandle, attnMask?: TensorHandle | null, dropoutP?: number | null, isCausal?: boolean | null, scale?: number | null): TensorHandle;
-  /** hasFusedAttention() -> bool */
+  /** hasFusedAttention() -> bool. */
   hasFusedAttention(): boolean;
-  /** hasCpuAmpKernels() -> bool */
+  /** hasCpuAmpKernels() -> bool. */
   hasCpuAmpKernels(): boolean;
-  /** gradCached(self: Tensor, cached: Tensor?) -> Tensor? */
+  /** gradCached(self: Tensor, cached: Tensor?) -> Tensor?. */
   gradCached(self: TensorHandle, cached?: TensorHandle | null): TensorHandle | null;
-  /** setErrorClass(ctor: any) -> void (binding.cc) */
+  /** setErrorClass(ctor: any) -> void (binding.cc). */
   setErrorClass(ctor: unknown): void;
-  /** dispose(handle: float) -> bool (binding.cc) */
+  /** dispose(handle: float) -> bool (binding.cc). */
   dispose(handle: number): boolean;
-  /** disposeMany(handles: float[]) -> int (binding.cc) */
+  /** disposeMany(handles: float[]) -> int (binding.cc). */
   disposeMany(handles: number[]): number;
-  /** liveTensors() -> int (binding.cc) */
+  /** liveTensors() -> int (binding.cc). */
   liveTensors(): number;
-  /** syncCount() -> int (tensor.cc) */
+  /** syncCount() -> int (tensor.cc). */
   syncCount(): number;
-  /** resetSyncCount() -> void (tensor.cc) */
+  /** resetSyncCount() -> void (tensor.cc). */
   resetSyncCount(): void;
-  /** shape(self: Tensor) -> int[] (tensor.cc) */
+  /** shape(self: Tensor) -> int[] (tensor.cc). */
   shape(self: TensorHandle): number[];
-  /** strides(self: Tensor) -> int[] (tensor.cc) */
+  /** strides(self: Tensor) -> int[] (tensor.cc). */
   strides(self: TensorHandle): number[];
-  /** dtype(self: Tensor) -> int (tensor.cc) */
+  /** dtype(self: Tensor) -> int (tensor.cc). */
   dtype(self: TensorHandle): number;
-  /** device(self: Tensor) -> int (tensor.cc) */
+  /** device(self: Tensor) -> int (tensor.cc). */
   device(self: TensorHandle): number;
-  /** numel(self: Tensor) -> int (tensor.cc) */
+  /** numel(self: Tensor) -> int (tensor.cc). */
   numel(self: TensorHandle): number;
-  /** dim(self: Tensor) -> int (tensor.cc) */
+  /** dim(self: Tensor) -> int (tensor.cc). */
   dim(self: TensorHandle): number;
-  /** isContiguous(self: Tensor) -> bool (tensor.cc) */
+  /** isContiguous(self: Tensor) -> bool (tensor.cc). */
   isContiguous(self: TensorHandle): boolean;
-  /** nbytes(self: Tensor) -> int (tensor.cc) */
+  /** nbytes(self: Tensor) -> int (tensor.cc). */
   nbytes(self: TensorHandle): number;
-  /** describe(self: Tensor) -> str (tensor.cc) */
+  /** describe(self: Tensor) -> str (tensor.cc). */
   describe(self: TensorHandle): string;
-  /** fromTypedArray(data: any, shape: int[], dtype: dtype, device: device?) -> Tensor (tensor.cc) */
+  /** fromTypedArray(data: any, shape: int[], dtype: dtype, device: device?) -> Tensor (tensor.cc). */
   fromTypedArray(data: unknown, shape: number[], dtype: number, device?: number | null): TensorHandle;
-  /** toTypedArray(self: Tensor) -> any (tensor.cc) */
+  /** toTypedArray(self: Tensor) -> any (tensor.cc). */
   toTypedArray(self: TensorHandle): any;
-  /** item(self: Tensor) -> any (tensor.cc) */
+  /** item(self: Tensor) -> any (tensor.cc). */
   item(self: TensorHandle): any;
-  /** requiresGrad(self: Tensor) -> bool (tensor.cc) */
+  /** requiresGrad(self: Tensor) -> bool (tensor.cc). */
   requiresGrad(self: TensorHandle): boolean;
-  /** setRequiresGrad(self: Tensor, requiresGrad: bool) -> void (tensor.cc) */
-  setRequiresGrad(self: TensorHandle, requiresGrad: boolean): void;
-  /** isLeaf(self: Tensor) -> bool (tensor.cc) */
+  /** setRequiresGrad(self: Tensor, requiresGrad: bool = true) -> void (tensor.cc). */
+  setRequiresGrad(self: TensorHandle, requiresGrad?: boolean | null): void;
+  /** isLeaf(self: Tensor) -> bool (tensor.cc). */
   isLeaf(self: TensorHandle): boolean;
-  /** gradFn(self: Tensor) -> str (tensor.cc) */
+  /** gradFn(self: Tensor) -> str (tensor.cc). */
   gradFn(self: TensorHandle): string;
-  /** grad(self: Tensor, cached: float?) -> Tensor? (tensor.cc) */
+  /** grad(self: Tensor, cached: float?) -> Tensor? (tensor.cc). */
   grad(self: TensorHandle, cached?: number | null): TensorHandle | null;
-  /** gradDtype(self: Tensor) -> int (tensor.cc) */
+  /** gradDtype(self: Tensor) -> int (tensor.cc). */
   gradDtype(self: TensorHandle): number;
-  /** setGrad(self: Tensor, grad: Tensor?) -> void (tensor.cc) */
+  /** setGrad(self: Tensor, grad: Tensor?) -> void (tensor.cc). */
   setGrad(self: TensorHandle, grad?: TensorHandle | null): void;
-  /** retainGrad(self: Tensor) -> void (tensor.cc) */
+  /** retainGrad(self: Tensor) -> void (tensor.cc). */
   retainGrad(self: TensorHandle): void;
-  /** backward(self: Tensor, gradient: Tensor?, retainGraph: bool?, createGraph: bool?) -> void (tensor.cc) */
+  /** backward(self: Tensor, gradient: Tensor?, retainGraph: bool?, createGraph: bool?) -> void (tensor.cc). */
   backward(self: TensorHandle, gradient?: TensorHandle | null, retainGraph?: boolean | null, createGraph?: boolean | null): void;
-  /** autogradGrad(outputs: Tensor[], inputs: Tensor[], gradOutputs: Tensor[]?, retainGraph: bool?, createGraph: bool?) -> (Tensor?)[] (tensor.cc) */
+  /** autogradGrad(outputs: Tensor[], inputs: Tensor[], gradOutputs: Tensor[]?, retainGraph: bool?, createGraph: bool?) -> (Tensor?)[] (tensor.cc). */
   autogradGrad(outputs: TensorHandle[], inputs: TensorHandle[], gradOutputs?: TensorHandle[] | null, retainGraph?: boolean | null, createGraph?: boolean | null): (TensorHandle | null)[];
-  /** zeroGrad(params: Tensor[]) -> void (tensor.cc) */
+  /** zeroGrad(params: Tensor[]) -> void (tensor.cc). */
   zeroGrad(params: TensorHandle[]): void;
-  /** isGradEnabled() -> bool (tensor.cc) */
+  /** isGradEnabled() -> bool (tensor.cc). */
   isGradEnabled(): boolean;
-  /** setGradEnabled(enabled: bool) -> void (tensor.cc) */
+  /** setGradEnabled(enabled: bool) -> void (tensor.cc). */
   setGradEnabled(enabled: boolean): void;
-  /** setData(self: Tensor, src: Tensor) -> void (tensor.cc) */
+  /** setData(self: Tensor, src: Tensor) -> void (tensor.cc). */
   setData(self: TensorHandle, src: TensorHandle): void;
-  /** clipGradNorm(params: Tensor[], maxNorm: float, normType: float) -> float (training.cc) */
+  /** clipGradNorm(params: Tensor[], maxNorm: float, normType: float) -> float (training.cc). */
   clipGradNorm(params: TensorHandle[], maxNorm: number, normType: number): number;
-  /** adamStep(params: Tensor[], expAvg: Tensor[], expAvgSq: Tensor[], steps: float[], lr: float, beta1: float, beta2: float, eps: float, weightDecay: float, decoupled: bool, kernel: str?) -> void (training.cc) */
+  /** adamStep(params: Tensor[], expAvg: Tensor[], expAvgSq: Tensor[], steps: float[], lr: float, beta1: float, beta2: float, eps: float, weightDecay: float, decoupled: bool, kernel: str?) -> void (training.cc). */
   adamStep(params: TensorHandle[], expAvg: TensorHandle[], expAvgSq: TensorHandle[], steps: number[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, kernel?: string | null): void;
-  /** adamKernel(device: device?) -> str (training.cc) */
+  /** adamKernel(device: device?) -> str (training.cc). */
   adamKernel(device?: number | null): string;
-  /** ampUnscale(params: Tensor[], foundInf: Tensor, invScale: Tensor) -> void (training.cc) */
+  /** ampUnscale(params: Tensor[], foundInf: Tensor, invScale: Tensor) -> void (training.cc). */
   ampUnscale(params: TensorHandle[], foundInf: TensorHandle, invScale: TensorHandle): void;
-  /** ampUpdateScale(scale: Tensor, growthTracker: Tensor, foundInf: Tensor, growthFactor: float, backoffFactor: float, growthInterval: int) -> void (training.cc) */
+  /** ampUpdateScale(scale: Tensor, growthTracker: Tensor, foundInf: Tensor, growthFactor: float, backoffFactor: float, growthInterval: int) -> void (training.cc). */
   ampUpdateScale(scale: TensorHandle, growthTracker: TensorHandle, foundInf: TensorHandle, growthFactor: number, backoffFactor: number, growthInterval: number): void;
-  /** safetensorsLoad(path: str, dataStart: int, spec: any, device: device?) -> Tensor[] (io.cc) */
+  /** safetensorsLoad(path: str, dataStart: int, spec: any, device: device?) -> Tensor[] (io.cc). */
   safetensorsLoad(path: string, dataStart: number, spec: unknown, device?: number | null): TensorHandle[];
-  /** safetensorsSave(path: str, header: str, tensors: Tensor[]) -> void (io.cc) */
+  /** safetensorsSave(path: str, header: str, tensors: Tensor[]) -> void (io.cc). */
   safetensorsSave(path: string, header: string, tensors: TensorHandle[]): void;
-  /** manualSeed(seed: int) -> void (runtime.cc) */
+  /** manualSeed(seed: int) -> void (runtime.cc). */
   manualSeed(seed: number): void;
-  /** getRngState(device: device?) -> Tensor (runtime.cc) */
+  /** getRngState(device: device?) -> Tensor (runtime.cc). */
   getRngState(device?: number | null): TensorHandle;
-  /** setRngState(device: device?, state: Tensor) -> void (runtime.cc) */
+  /** setRngState(device: device?, state: Tensor) -> void (runtime.cc). */
   setRngState(device: number | null | undefined, state: TensorHandle): void;
-  /** autocastEnabled(device: "cpu"|"cuda") -> bool (runtime.cc) */
+  /** autocastEnabled(device: "cpu"|"cuda") -> bool (runtime.cc). */
   autocastEnabled(device: "cpu" | "cuda"): boolean;
-  /** autocastDtype(device: "cpu"|"cuda") -> int (runtime.cc) */
+  /** autocastDtype(device: "cpu"|"cuda") -> int (runtime.cc). */
   autocastDtype(device: "cpu" | "cuda"): number;
-  /** setAutocast(device: "cpu"|"cuda", enabled: bool, dtype: dtype?) -> void (runtime.cc) */
+  /** setAutocast(device: "cpu"|"cuda", enabled: bool, dtype: dtype?) -> void (runtime.cc). */
   setAutocast(device: "cpu" | "cuda", enabled: boolean, dtype?: number | null): void;
-  /** autocastIncrementNesting() -> int (runtime.cc) */
+  /** autocastIncrementNesting() -> int (runtime.cc). */
   autocastIncrementNesting(): number;
-  /** autocastDecrementNesting() -> int (runtime.cc) */
+  /** autocastDecrementNesting() -> int (runtime.cc). */
   autocastDecrementNesting(): number;
-  /** autocastClearCache() -> void (runtime.cc) */
+  /** autocastClearCache() -> void (runtime.cc). */
   autocastClearCache(): void;
-  /** setNumThreads(n: int) -> void (runtime.cc) */
+  /** setNumThreads(n: int) -> void (runtime.cc). */
   setNumThreads(n: number): void;
-  /** getNumThreads() -> int (runtime.cc) */
+  /** getNumThreads() -> int (runtime.cc). */
   getNumThreads(): number;
-  /** version() -> str (runtime.cc) */
+  /** version() -> str (runtime.cc). */
   version(): string;
-  /** builtWithCuda() -> bool (runtime.cc) */
+  /** builtWithCuda() -> bool (runtime.cc). */
   builtWithCuda(): boolean;
-  /** cudaIsAvailable() -> bool (runtime.cc) */
+  /** cudaIsAvailable() -> bool (runtime.cc). */
   cudaIsAvailable(): boolean;
-  /** cudaDeviceCount() -> int (runtime.cc) */
+  /** cudaDeviceCount() -> int (runtime.cc). */
   cudaDeviceCount(): number;
-  /** cudaSynchronize(device: int?) -> void (runtime.cc) */
+  /** cudaSynchronize(device: int?) -> void (runtime.cc). */
   cudaSynchronize(device?: number | null): void;
-  /** cudaMemoryStats(device: int?) -> int[] (runtime.cc) */
+  /** cudaMemoryStats(device: int?) -> int[] (runtime.cc). */
   cudaMemoryStats(device?: number | null): number[];
-  /** cudaResetPeakMemoryStats(device: int?) -> void (runtime.cc) */
+  /** cudaResetPeakMemoryStats(device: int?) -> void (runtime.cc). */
   cudaResetPeakMemoryStats(device?: number | null): void;
-  /** cudaEmptyCache() -> void (runtime.cc) */
+  /** cudaEmptyCache() -> void (runtime.cc). */
   cudaEmptyCache(): void;
-  /** distInit(backend: str, rank: int, worldSize: int, masterAddr: str, masterPort: int, timeoutMs: int, agentStore: bool, prefix: str, device: int) -> void (distributed.cc) */
+  /** distInit(backend: str, rank: int, worldSize: int, masterAddr: str, masterPort: int, timeoutMs: int, agentStore: bool, prefix: str, device: int) -> void (distributed.cc). */
   distInit(backend: string, rank: number, worldSize: number, masterAddr: string, masterPort: number, timeoutMs: number, agentStore: boolean, prefix: string, device: number): void;
-  /** distDestroy() -> void (distributed.cc) */
+  /** distDestroy() -> void (distributed.cc). */
   distDestroy(): void;
-  /** distIsInitialized() -> bool (distributed.cc) */
+  /** distIsInitialized() -> bool (distributed.cc). */
   distIsInitialized(): boolean;
-  /** distRank() -> int (distributed.cc) */
+  /** distRank() -> int (distributed.cc). */
   distRank(): number;
-  /** distWorldSize() -> int (distributed.cc) */
+  /** distWorldSize() -> int (distributed.cc). */
   distWorldSize(): number;
-  /** distBackends() -> int[] (distributed.cc) */
+  /** distBackends() -> int[] (distributed.cc). */
   distBackends(): number[];
-  /** distAllReduce(tensors: Tensor[], op: str, bucketBytes: int) -> void (distributed.cc) */
+  /** distAllReduce(tensors: Tensor[], op: str, bucketBytes: int) -> void (distributed.cc). */
   distAllReduce(tensors: TensorHandle[], op: string, bucketBytes: number): void;
-  /** distBroadcast(tensors: Tensor[], src: int, bucketBytes: int) -> void (distributed.cc) */
+  /** distBroadcast(tensors: Tensor[], src: int, bucketBytes: int) -> void (distributed.cc). */
   distBroadcast(tensors: TensorHandle[], src: number, bucketBytes: number): void;
-  /** distBarrier() -> void (distributed.cc) */
+  /** distBarrier() -> void (distributed.cc). */
   distBarrier(): void;
-  /** distAllGather(self: Tensor) -> Tensor[] (distributed.cc) */
+  /** distAllGather(self: Tensor) -> Tensor[] (distributed.cc). */
   distAllGather(self: TensorHandle): TensorHandle[];
 }
 

@@ -393,4 +393,18 @@ export class TensorOps extends Handle {
   argsort(dim = -1, descending = false): Tensor {
     return wrap(N.argsort(this._h, dim, descending));
   }
+  stride(): number[] {
+    return N.strides(this._h);
+  }
+  isContiguous(): boolean {
+    return N.isContiguous(this._h);
+  }
+  requiresGrad_(requiresGrad = true): this {
+    N.setRequiresGrad(this._h, requiresGrad);
+    return this;
+  }
+  retainGrad(): this {
+    N.retainGrad(this._h);
+    return this;
+  }
 }

@@ -121,12 +121,6 @@ export class Tensor extends TensorOps {
   get isCuda(): boolean {
     return N.device(this._h) >= 0;
   }
-  isContiguous(): boolean {
-    return N.isContiguous(this._h);
-  }
-  stride(): number[] {
-    return N.strides(this._h);
-  }
   /** Bytes of data (numel x element size). */
   get nbytes(): number {
     return N.nbytes(this._h);
@@ -219,10 +213,6 @@ export class Tensor extends TensorOps {
   set requiresGrad(v: boolean) {
     N.setRequiresGrad(this._h, v);
   }
-  requiresGrad_(v = true): this {
-    N.setRequiresGrad(this._h, v);
-    return this;
-  }
   get isLeaf(): boolean {
     return N.isLeaf(this._h);
   }
@@ -251,10 +241,6 @@ export class Tensor extends TensorOps {
   set grad(g: Tensor | null) {
     N.setGrad(this._h, hOpt(g, "grad"));
     this._grad = undefined;
-  }
-  retainGrad(): this {
-    N.retainGrad(this._h);
-    return this;
   }
   backward(gradient?: Tensor | null, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
     N.backward(this._h, hOpt(gradient, "backward: gradient"), opts.retainGraph, opts.createGraph ?? false);
