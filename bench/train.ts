@@ -1,5 +1,5 @@
 // Training throughput of the trainer's own step (src/pipeline/update.ts: trainBatch's passes, backward of
-// both losses, unscale, clip, AdamW/GradScaler, the policy's Adam, the memory): examples/s, ms per
+// both losses, unscale, clip, AdamW/GradScaler, the refiner's Adam, the memory): examples/s, ms per
 // example by stage, host transfers per optimizer step, padding shares and peak memory, and the epoch of
 // ARC-AGI-2's 3232 training pairs extrapolated from the examples measured. One JSON object on stdout.
 //
@@ -247,7 +247,7 @@ writeOut({
     max_prompt_tokens: cfg.max_prompt_tokens, lora_rank: cfg.lora_rank,
     prompt_pad_share: sys.prompter.config.maxPadShare ?? null, agent_pad_share: agentPadShare ?? null,
   },
-  params: { qwen: sys.qwen.numParameters(), qwen_trainable: count(opts.qwenParams), agent: count(opts.opt.params()) - count(opts.qwenParams), policy: count(opts.policyParams) },
+  params: { qwen: sys.qwen.numParameters(), qwen_trainable: count(opts.qwenParams), agent: count(opts.opt.params()) - count(opts.qwenParams), policy: count(opts.refinerParams) },
   warmup_batches: warmup,
   timed_batches: oom ? 0 : batches,
   timed_examples: oom ? 0 : timedExamples,
@@ -256,7 +256,7 @@ writeOut({
   examples_per_s: oom ? null : timedExamples / seconds,
   ms_per_example: oom ? null : sPerExample * 1e3,
   // Milliseconds per example by stage: hint generation, prompt encoding, agent passes (both, with the
-  // policy and memory read), loss (resize, EFE, the host transfer, rewards, memory writes), backward, optimizer.
+  // refiner and memory read), loss (resize, EFE, the host transfer, rewards, memory writes), backward, optimizer.
   stage_ms_per_example: oom ? null : stageMs,
   stage_source: cuda ? `${profileBatches} extra batches, device synchronised at each stage boundary` : "the timed batches",
   // Device-to-host reads per optimizer update (torch.syncCount): bounded by a constant, whatever the batch size.

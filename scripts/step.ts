@@ -1,5 +1,5 @@
 // One training example on its own (DESIGN §5, trainExample): prompt -> agent -> refine -> agent again ->
-// reward -> policy loss -> memory -> EFE loss, then the backward passes the trainer makes; prints every
+// reward -> refiner loss -> memory -> EFE loss, then the backward passes the trainer makes; prints every
 // logged quantity and the gradient norms. `bun scripts/step.ts --help`.
 import { COMMON_HELP, UsageError, buildStageSystem, exampleHeader, exampleLabel, parseStageArgs, resolveExample, runStage } from "./lib/stage.ts";
 
@@ -7,12 +7,12 @@ const USAGE = `Usage: bun scripts/step.ts --task ID [--pair N] [options]
 
 One training example (DESIGN §5): builds the system, runs trainExample on the pair (its output is the
 target; a --test pair needs a known output), backpropagates the main loss (0.7 EFE - 0.3 R_soft) and the
-policy's REINFORCE loss as the trainer does, and prints every logged quantity (ExampleLogs) as a table and
+refiner's REINFORCE loss as the trainer does, and prints every logged quantity (ExampleLogs) as a table and
 the gradient norms of each parameter group. No optimizer steps: the weights do not change.
 
   --size_weight X         lambda_size of this step (default 1, the warm-up's start)
   --repeat N              run the example N times in a row (default 1; no weights change): the memory
-                          threshold and the policy's baseline move by their EMA rules from one to the next
+                          threshold and the refiner's baseline move by their EMA rules from one to the next
 
 ${COMMON_HELP}`;
 
@@ -57,16 +57,16 @@ async function main(argv: string[]): Promise<void> {
     const r = torch.scope(() => {
       const res = trainExample(sys, ex, { sizeWeight });
       if (res.loss) res.loss.backward();
-      // The main loss alone: agent, W_up and Qwen; then the policy's loss (its own parameters only).
+      // The main loss alone: agent, W_up and Qwen; then the refiner's loss (its policy's own parameters only).
       const grads: Record<string, number> = {
         agent: norm(groups.agent),
         w_up: norm(groups.w_up),
         qwen: norm(groups.qwen),
         ...(lora.length ? { lora_A: norm(loraA), lora_B: norm(loraB) } : {}),
       };
-      res.policyLoss.backward();
+      res.refinerLoss.backward();
       grads.policy = norm(groups.policy);
-      grads.policy_loss = res.policyLoss.item();
+      grads.policy_loss = res.refinerLoss.item();
       zeroGrad();
       return { logs: res.logs as unknown as Record<string, unknown>, grads };
     });
@@ -101,7 +101,7 @@ async function main(argv: string[]): Promise<void> {
       softReward: "R_soft = mean q_T(y)",
       maskRatio: "share of cells wrong at step T",
       dAcc: "after.acc - before.acc",
-      r: "after.R - before.R (the policy's reward)",
+      r: "after.R - before.R (the refiner's reward)",
       advantage: "r - baseline",
       baseline: "EMA baseline before this example",
       sizeError: "|dh| + |dw| of the size head after refinement",
@@ -125,7 +125,7 @@ async function main(argv: string[]): Promise<void> {
     out.push(...mrows.map((r) => "  " + r.map((c, j) => (j === 0 ? c.padEnd(mw[j]!) : c.padStart(mw[j]!))).join("  ")));
     out.push("gradient norms (L2 over each group; agent, W_up, Qwen from the main loss, policy from its own loss):");
     out.push(...table(Object.entries(run.grads).map(([k, v]) => [k === "qwen" ? `qwen (${args.qwenTrain})` : k, f(v)] as Row)));
-    out.push(`memory: ${run.memoryBefore} -> ${run.memoryAfter} entries; policy baseline now ${f(run.baselineAfter)}`);
+    out.push(`memory: ${run.memoryBefore} -> ${run.memoryAfter} entries; refiner baseline now ${f(run.baselineAfter)}`);
   });
   process.stdout.write(out.join("\n") + "\n");
 }

@@ -26,7 +26,7 @@ System (as scripts/train.ts builds it, untrained):
   --agent_channels N      grid agent channels d (default 128)
   --agent_steps N         refinement steps T (default 5)
   --memory_capacity N     episodic memory entries (default 2048)
-  --rl_lr X               the policy's Adam learning rate (default 1e-4)
+  --rl_lr X               the refiner's Adam learning rate (default 1e-4)
   --seed N                seed of every initialisation and of sampling (default 0)
   --device D              cpu, cuda or cuda:N (default cuda when available, else cpu)
   --json                  one JSON object instead of text

@@ -90,7 +90,7 @@ export const CHARTS: readonly ChartSpec[] = [
   { id: "reward", title: "RL reward", series: [b("rl_reward", "RL reward")] },
   { id: "qwen_grad", title: "Qwen gradient norm", log: true, series: [b("qwen_grad", "Qwen_grad")] },
   { id: "memory", title: "Episodic memory", series: [b("theta", "threshold theta"), { ...b("memory", "entries (right axis)"), right: true }] },
-  { id: "lr", title: "Learning rates", log: true, series: [b("lr_agent", "agent"), b("lr_qwen", "qwen"), b("lr_rl", "RL policy")] },
+  { id: "lr", title: "Learning rates", log: true, series: [b("lr_agent", "agent"), b("lr_qwen", "qwen"), b("lr_rl", "refiner (RL)")] },
   { id: "scale", title: "GradScaler scale", log: true, series: [b("scale", "scale")] },
   { id: "throughput", title: "Examples/s", series: [b("examples_per_s", "examples/s")] },
   { id: "resources", title: "Memory use (MiB)", series: [b("rss_mb", "process RSS"), b("gpu_alloc_mb", "GPU allocated"), b("gpu_peak_mb", "GPU peak")] },

@@ -5,10 +5,10 @@
 //   - each rank backpropagates its rows with the loss divided by its own batch_size x grad_accum, and the
 //     gradients are averaged across ranks, so the update is the single process's sum over the global batch
 //     divided by the global batch size;
-//   - the state a batch changes besides the weights (memory writes and its EMA threshold, the policy's
+//   - the state a batch changes besides the weights (memory writes and its EMA threshold, the refiner's
 //     reward baseline, the read counters) is gathered from every rank and applied by each in global row
 //     order, so every rank holds the same memory and baseline as the single process would.
-// The policy's noise is keyed by (seed, step, global row) (policy.ts' actionNoise), so a row's action does
+// The refiner's noise is keyed by (seed, step, global row) (refiner.ts' actionNoise), so a row's action does
 // not depend on which rank computed it. The collectives take tensors on the group's device (dist.device():
 // the CPU for Gloo, the rank's GPU for NCCL); tensors elsewhere travel through copies.
 import * as torch from "../torch";

@@ -1,11 +1,11 @@
 // One training batch end to end, in the pipeline's order, B examples per pass:
 //   prompt (B hints in one generate, one encoding pass) -> agent (one masked pass) -> pred_before
-//   -> memory read + policy (batched) -> agent again with p' -> pred_after -> resize -> EFE + reward loss
-//   -> one host transfer of every logged number -> rewards, policy loss, memory writes in example order.
+//   -> memory read + refiner (batched) -> agent again with p' -> pred_after -> resize -> EFE + reward loss
+//   -> one host transfer of every logged number -> rewards, the refiner's loss, memory writes in example order.
 // B = 1 is a batch of one. Returns the summed losses (the trainer scales, backpropagates and steps the
 // optimizers) and every logged quantity per example.
 //
-// What a batch shares: every example reads the weights, the policy's reward baseline and the episodic
+// What a batch shares: every example reads the weights, the refiner's reward baseline and the episodic
 // memory as they stand at the batch's start (as minibatch SGD reads the weights); the memory's writes
 // and its EMA threshold are then applied in example order, and the baseline follows each reward in
 // order. So a batch gives each example what a batch of one from the same state gives it.
@@ -17,7 +17,7 @@ import { type AgentBatchOutput, confidences, predictedSizes } from "./agent";
 import { type EfeDevice, efeLossDevice, efeTermsFrom } from "./efe";
 import { gridTensor, resizeHard, resizeLogits } from "./resize";
 import { type RewardMetrics, reward } from "./reward";
-import { type NoiseKey, actionNoise } from "./policy";
+import { type NoiseKey, actionNoise } from "./refiner";
 import type { System } from "./system";
 import { type StageTimer, untimed } from "../util/stage-timer";
 
@@ -37,7 +37,7 @@ export interface StepOptions {
   agentPadShare?: number;
   /** Wall time of the stages, for benchmarks (the callback synchronises the device if it wants exact times). */
   timer?: StageTimer;
-  /** The policy's noise keyed by (seed, step, row) (the trainer's); default: drawn from torch's generator. */
+  /** The refiner's noise keyed by (seed, step, row) (the trainer's); default: drawn from torch's generator. */
   noise?: NoiseKey;
   /**
    * Leave the batch's state updates (memory reads counted, baseline, memory writes) to the caller, who
@@ -59,7 +59,7 @@ export interface StateUpdates {
 }
 
 /**
- * Applies a batch's state updates in example order: the read counters, the policy's EMA baseline (each
+ * Applies a batch's state updates in example order: the read counters, the refiner's EMA baseline (each
  * reward in order) and the memory's writes with its threshold. Returns each example's write and threshold.
  */
 export function applyStateUpdates(sys: System, u: StateUpdates): { written: boolean; theta: number }[] {
@@ -88,7 +88,7 @@ export interface ExampleLogs {
   after: RewardMetrics;
   /** acc_after - acc_before. */
   dAcc: number;
-  /** R_after - R_before (the policy's reward). */
+  /** R_after - R_before (the refiner's reward). */
   r: number;
   advantage: number;
   baseline: number;
@@ -118,8 +118,8 @@ export interface BatchStats {
 export interface BatchResult {
   /** Sum of the finite examples' main losses (agent, W_up, Qwen's trainable weights); null when none is finite. */
   loss: Tensor | null;
-  /** Sum of the examples' REINFORCE losses (the policy's own optimizer). */
-  policyLoss: Tensor;
+  /** Sum of the examples' REINFORCE losses (the refiner's own optimizer). */
+  refinerLoss: Tensor;
   logs: ExampleLogs[];
   stats: BatchStats;
   /** The batch's state updates: already applied unless opts.deferStateUpdates. */
@@ -128,7 +128,7 @@ export interface BatchResult {
 
 export interface ExampleResult {
   loss: Tensor | null;
-  policyLoss: Tensor;
+  refinerLoss: Tensor;
   logs: ExampleLogs;
 }
 
@@ -169,7 +169,7 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
   const dev = sys.agent.stem.weight.device;
   const agentOpts = { maxPadShare: opts.agentPadShare ?? defaultPadShare(sys) };
 
-  // The policy's keyed noise is made on the host and copied first: a copy from pageable host memory waits
+  // The refiner's keyed noise is made on the host and copied first: a copy from pageable host memory waits
   // for the device's queue, which is near empty here (the last step's host reads drained it) and would be
   // full of this batch's prompt and agent work later.
   const noise = opts.noise ? actionNoise(opts.noise, B, sys.refiner.actionDim, sys.refiner.device) : null;
@@ -181,7 +181,7 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
   // 2. Agent before refinement: no loss flows through it, so no graph is kept.
   const before: AgentBatchOutput = timer.time("agent", () => torch.noGrad(() => maybeAutocast(ac, () => sys.agent.forwardBatch(queries, p, agentOpts))));
 
-  // 3. Refine: the policy acts on [LN(sg p), sg pooled z_T, the agent's confidence] (+ the memory's
+  // 3. Refine: the refiner's policy acts on [LN(sg p), sg pooled z_T, the agent's confidence] (+ the memory's
   // bias). The confidence stands in for R_before, which evaluation cannot compute (see agent.ts).
   const { mem, act, after } = timer.time("agent", () => {
     const mem = sys.memory.readBatch(p);
@@ -212,7 +212,7 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
     return { terms, host };
   });
 
-  // 6. Host side: rewards, the policy loss from the improvement, memory writes in example order.
+  // 6. Host side: rewards, the refiner's loss from the improvement, memory writes in example order.
   let off = 0;
   const grids = (): Grid[] =>
     targets.map((t) => {
@@ -242,7 +242,7 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
   const r = rAfter.map((a, i) => a.R - rBefore[i].R);
   // refiner.loss averages over the batch; the sum is what B batches of one would backpropagate.
   const pol = sys.refiner.loss(act.logProb, act.entropy, r, { advanceBaseline: false });
-  const policyLoss = pol.loss.mul(B);
+  const refinerLoss = pol.loss.mul(B);
   const updates: StateUpdates = { p: p.detach(), actions: act.action, rAfter: rAfter.map((x) => x.R), r, hits };
   const applied = opts.deferStateUpdates ? null : applyStateUpdates(sys, updates);
 
@@ -281,7 +281,7 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
   });
   return {
     loss,
-    policyLoss,
+    refinerLoss,
     logs,
     updates,
     stats: {
@@ -298,5 +298,5 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
 /** One example: a batch of one. */
 export function trainExample(sys: System, ex: Example, opts: StepOptions): ExampleResult {
   const r = trainBatch(sys, [ex], opts);
-  return { loss: r.loss, policyLoss: r.policyLoss, logs: r.logs[0] };
+  return { loss: r.loss, refinerLoss: r.refinerLoss, logs: r.logs[0] };
 }

@@ -9,7 +9,7 @@ import type { Device, Tensor } from "../torch";
 import { GridAgent } from "./agent";
 import { DEFAULT_EFE, type EfeConfig } from "./efe";
 import { EpisodicMemory } from "./memory";
-import { PromptRefiner } from "./policy";
+import { PromptRefiner } from "./refiner";
 import { HybridPrompter } from "./prompt";
 import { DEFAULT_REWARD_WEIGHTS, type RewardWeights } from "./reward";
 

@@ -1,5 +1,5 @@
 // The training loop (DESIGN §5.8, §6): AdamW over the agent and Qwen, autocast + GradScaler on CUDA,
-// gradient accumulation, the RL policy's own optimizer, the episodic memory, logs, validation,
+// gradient accumulation, the refiner's own optimizer (RL), the episodic memory, logs, validation,
 // checkpoints that survive crashes, and exact resume. Around it: one trainer per run (a lock), checks
 // that fail before any work is spent, and a stop on SIGINT/SIGTERM that checkpoints first.
 import { readFileSync } from "node:fs";
@@ -266,9 +266,9 @@ async function trainRun(
   if (dp) broadcastParameters([...new Set(Object.values(modelTensors(sys)))]);
   const run = openRun();
   const optimizers = buildOptimizers(sys, { agentLr: cfg.agent_lr, qwenLr: cfg.qwen_lr, weightDecay: cfg.weight_decay, scaleLoss: cfg.device.startsWith("cuda") && cfg.amp_dtype === "fp16" });
-  const { opt, policyOpt, scaler } = optimizers;
+  const { opt, refinerOpt, scaler } = optimizers;
   const autocast = autocastFor(cfg);
-  const parts: TrainingParts = { config: cfg, savedConfig: savedCfg, sys, opt, policyOpt, scaler, rank, world };
+  const parts: TrainingParts = { config: cfg, savedConfig: savedCfg, sys, opt, refinerOpt, scaler, rank, world };
 
   // Position in training, and the running sums (all restored on resume).
   let step = 0;
@@ -390,7 +390,7 @@ async function trainRun(
     io.err(`\n${sig}: finishing ${cfg.grad_accum > 1 ? `this optimizer step (--grad_accum ${cfg.grad_accum} batches)` : "this batch"}, then ${cfg.validate_on_stop ? "validating and " : ""}saving a checkpoint (${sig === "SIGINT" ? "Ctrl-C" : "the signal"} again quits at once; the last checkpoint stays intact)`),
   );
   // metrics.jsonl, TensorBoard event files (cut back to the resume step) and report.html.
-  const monitor = lead ? new RunMonitor(run.dir, savedCfg, { step, resumed: resumeFrom !== null, batchSize: globalBatch, optimizers: [{ opt }, { name: "rl", opt: policyOpt }], warn: io.err }) : null;
+  const monitor = lead ? new RunMonitor(run.dir, savedCfg, { step, resumed: resumeFrom !== null, batchSize: globalBatch, optimizers: [{ opt }, { name: "rl", opt: refinerOpt }], warn: io.err }) : null;
   const bar = progress(barTotal, { label: "train", quiet: cfg.quiet || !lead, rateAs: { per: globalBatch, name: "ex" } });
   bar.update(step);
   let lastCheckpoint: string | null = resumeFrom;
@@ -433,7 +433,7 @@ async function trainRun(
         // Optimizer steps at accumulation boundaries and at the end of an epoch.
         const boundary = step % cfg.grad_accum === 0 || batchInEpoch === batchesPerEpoch;
         if (boundary) {
-          if (dp) averageGradients([...opt.params(), ...optimizers.policyParams]);
+          if (dp) averageGradients([...opt.params(), ...optimizers.refinerParams]);
           const qn = optimizerStep(optimizers, cfg.clip).qwenGradNorm;
           for (const w of [win, ep]) {
             w.qwenGrad += qn;

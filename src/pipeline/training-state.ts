@@ -15,7 +15,7 @@ export interface TrainingParts {
   config: TrainConfig;
   sys: System;
   opt: Optimizer;
-  policyOpt: Optimizer;
+  refinerOpt: Optimizer;
   scaler: torch.GradScaler;
   /** The config a checkpoint records (default `config`; a data-parallel rank runs on cuda:LOCAL_RANK but records --device as given). */
   savedConfig?: TrainConfig;
@@ -91,10 +91,12 @@ export function captureTrainingState<W>(
 ): { tensors: Record<string, Record<string, Tensor>>; state: Record<string, unknown> } {
   const { config: cfg, sys, scaler } = p;
   const optState = p.opt.stateDict();
-  const polState = p.policyOpt.stateDict();
+  const refinerOptState = p.refinerOpt.stateDict();
   const optimizer: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(optState.tensors)) optimizer[`main.${k}`] = t;
-  for (const [k, t] of Object.entries(polState.tensors)) optimizer[`policy.${k}`] = t;
+  // The refiner's Adam is stored as policy.* and its meta as policyOptimizer: names of the checkpoint
+  // format, kept so that checkpoints written before the refiner had its one name still load.
+  for (const [k, t] of Object.entries(refinerOptState.tensors)) optimizer[`policy.${k}`] = t;
   const rng: Record<string, Tensor> = { cpu: torch.getRngState() };
   if (cfg.device.startsWith("cuda")) rng.cuda = torch.getRngState(cfg.device as torch.Device);
   // Rank r > 0's generators as cpu.rank<r> (and cuda.rank<r>): each rank resumes its own streams.
@@ -110,7 +112,7 @@ export function captureTrainingState<W>(
     state: {
       position: { step, epoch, batchInEpoch, window, epochWindow, lastValidation },
       optimizer: optState.meta,
-      policyOptimizer: polState.meta,
+      policyOptimizer: refinerOptState.meta,
       scaler: scaler.stateDict(),
       memory: sys.memory.stateJson(),
       refiner: sys.refiner.stateJson(),
@@ -134,7 +136,7 @@ export function restoreTrainingState<W>(p: TrainingParts, loaded: LoadedCheckpoi
   if (!loaded.tensors.model || !loaded.tensors.optimizer || !loaded.tensors.rng?.cpu) throw new Error("model, optimizer or rng tensors are missing");
   loadModelTensors(sys, loaded.tensors.model);
   p.opt.loadStateDict({ tensors: withPrefix(loaded.tensors.optimizer, "main."), meta: st.optimizer });
-  p.policyOpt.loadStateDict({ tensors: withPrefix(loaded.tensors.optimizer, "policy."), meta: st.policyOptimizer });
+  p.refinerOpt.loadStateDict({ tensors: withPrefix(loaded.tensors.optimizer, "policy."), meta: st.policyOptimizer });
   sys.memory.loadState(loaded.tensors.memory ?? {}, st.memory);
   sys.refiner.loadStateJson(st.refiner);
   p.scaler.loadStateDict(st.scaler);

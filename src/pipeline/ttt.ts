@@ -2,7 +2,7 @@
 // trained agent (and W_up; the LoRA adapters too with --ttt_qwen) is fine-tuned on the task's own
 // demonstrations, leave-one-out (each demonstration's output predicted with the others in the prompt),
 // each under a random dihedral + colour augmentation, with the training loss (EFE + reward). Afterwards
-// every weight, the episodic memory, the policy's baseline and the generator are put back bit for bit,
+// every weight, the episodic memory, the refiner's baseline and the generator are put back bit for bit,
 // so a checkpoint evaluates the same before and after, and a task's adaptation never reaches another.
 import { augmentExample } from "./augmented";
 import { type Augmentation, randomAugmentation } from "../arc/augment";
@@ -23,7 +23,7 @@ export interface TttOptions {
   lr?: number;
   /** Demonstrations per step (default 4; fewer when the task has fewer). */
   batch?: number;
-  /** Seed of the augmentations, the examples drawn and the policy's noise (default 0). */
+  /** Seed of the augmentations, the examples drawn and the refiner's noise (default 0). */
   seed?: number;
   /** Also adapt Qwen's LoRA adapters (when Qwen trains by LoRA). */
   qwen?: boolean;
@@ -79,7 +79,7 @@ export function withTestTimeTraining<T>(sys: System, task: Task, o: TttOptions, 
       torch.clipGradNorm(params, 1.0);
       opt.step();
       opt.zeroGrad();
-      // The policy's gradients (trainBatch's REINFORCE loss is not backpropagated here) stay zero.
+      // The refiner's gradients (trainBatch's REINFORCE loss is not backpropagated here) stay zero.
     }
     const report: TttReport = { steps: o.steps, lossFirst: losses[0] ?? 0, lossLast: losses.at(-1) ?? 0, seconds: (performance.now() - t0) / 1000 };
     return fn(report);

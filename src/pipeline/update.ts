@@ -3,8 +3,8 @@
 //
 // A batch runs as one trainBatch pass, or as several when --max_batch_tokens caps the padded prompt
 // tokens of a pass (examples x longest prompt): gradients accumulate over the passes, and each pass
-// reads the memory and the policy's baseline as its own batch would. The optimizer update unscales
-// (GradScaler), clips, steps AdamW and the policy's Adam, and zeroes the gradients: a fixed number of
+// reads the memory and the refiner's baseline as its own batch would. The optimizer update unscales
+// (GradScaler), clips, steps AdamW and the refiner's Adam, and zeroes the gradients: a fixed number of
 // host reads whatever the batch size (the gradient norms and the scaler's inf check).
 import type { Example } from "../arc";
 import * as torch from "../torch";
@@ -16,11 +16,11 @@ import { type System, qwenTrainable } from "./system";
 export interface Optimizers {
   /** AdamW over the agent + W_up ("agent" group) and Qwen's trainable weights ("qwen" group). */
   opt: torch.AdamW;
-  /** The policy's own Adam (state norm + MLP). */
-  policyOpt: torch.Adam;
+  /** The refiner's own Adam (state norm + MLP). */
+  refinerOpt: torch.Adam;
   scaler: torch.GradScaler;
   qwenParams: Tensor[];
-  policyParams: Tensor[];
+  refinerParams: Tensor[];
 }
 
 export interface OptimizerSettings {
@@ -37,10 +37,10 @@ export function buildOptimizers(sys: System, s: OptimizerSettings): Optimizers {
   if (qwenParams.length) groups.push({ name: "qwen", params: qwenParams, lr: s.qwenLr });
   return {
     opt: new torch.AdamW(groups, { weightDecay: s.weightDecay }),
-    policyOpt: sys.refiner.optimizer,
+    refinerOpt: sys.refiner.optimizer,
     scaler: new torch.GradScaler({ device: sys.config.device, enabled: s.scaleLoss }),
     qwenParams,
-    policyParams: sys.refiner.policyParameters(),
+    refinerParams: sys.refiner.policyParameters(),
   };
 }
 
@@ -104,7 +104,7 @@ export function backwardBatch(sys: System, examples: Example[], o: BackwardOptio
       const r = trainBatch(sys, pass, { ...o, noise });
       timer.time("backward", () => {
         if (r.loss) o.scaler.scale(r.loss.div(o.perUpdate)).backward();
-        r.policyLoss.div(o.perUpdate).backward();
+        r.refinerLoss.div(o.perUpdate).backward();
       });
       logs.push(...r.logs);
       stats = addStats(stats, r.stats);
@@ -134,9 +134,9 @@ export function optimizerStep(o: Optimizers, clip: number): { qwenGradNorm: numb
   torch.clipGradNorm(o.opt.params(), clip);
   const stepped = o.scaler.step(o.opt);
   o.scaler.update();
-  torch.clipGradNorm(o.policyParams, clip);
-  o.policyOpt.step();
+  torch.clipGradNorm(o.refinerParams, clip);
+  o.refinerOpt.step();
   o.opt.zeroGrad();
-  o.policyOpt.zeroGrad();
+  o.refinerOpt.zeroGrad();
   return { qwenGradNorm, stepped };
 }

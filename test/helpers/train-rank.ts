@@ -1,6 +1,6 @@
 // scripts/train.ts for the data-parallel tests: the same flags and run, and at the end one stdout line
 // `STATE {json}` with what this rank holds (weights and memory as sha256 digests, the memory threshold,
-// the policy's baseline), so a test can show every rank ends with the same state.
+// the refiner's baseline), so a test can show every rank ends with the same state.
 import { createHash } from "node:crypto";
 import { parseTrainArgs, validateConfig } from "../../src/pipeline/config";
 import { train } from "../../src/pipeline/trainer";

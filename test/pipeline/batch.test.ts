@@ -1,6 +1,6 @@
 // A batch through trainBatch gives each example what a batch of one from the same state gives it:
 // losses, every logged number, gradients of every parameter, the memory's writes and threshold, the
-// policy's baseline. Grids from 1x1 to 30x30 (some changing size), prompts of different lengths. Then
+// refiner's baseline. Grids from 1x1 to 30x30 (some changing size), prompts of different lengths. Then
 // evaluation at batch 1 and 8, and the host-transfer budget of a training step.
 import { beforeAll, describe, expect, test } from "bun:test";
 import type { Example, Grid, Task } from "../../src/arc";
@@ -45,7 +45,7 @@ const zeroGrad = () => {
 };
 const grads = (): Map<string, Tensor> => new Map(params().map(([n, t]) => [n, torch.keep(t.grad ? t.grad.clone() : torch.zerosLike(t))]));
 
-const backward = (r: BatchResult) => (r.loss ? r.loss.add(r.policyLoss) : r.policyLoss).backward();
+const backward = (r: BatchResult) => (r.loss ? r.loss.add(r.refinerLoss) : r.refinerLoss).backward();
 
 const relClose = (a: Tensor, b: Tensor, tol: number) => {
   const d = a.sub(b).norm().item();

@@ -12,7 +12,7 @@ import * as torch from "../../src/torch";
 import { DEFAULTS, type TrainConfig } from "../../src/pipeline/config";
 import { runExamples } from "../../src/pipeline/run-setup";
 import { type DataParallel, dataParallelFromEnv, rankRows } from "../../src/pipeline/ddp";
-import { actionNoise } from "../../src/pipeline/policy";
+import { actionNoise } from "../../src/pipeline/refiner";
 import { latestVerifiedCheckpoint, verifyCheckpoint } from "../../src/pipeline/checkpoint";
 import { readMetrics } from "../../src/pipeline/runs";
 import { lineWatcher } from "../helpers/lines";

@@ -55,7 +55,7 @@ describe("trainExample", () => {
       const r = trainExample(sys, ex, { sizeWeight: 0.8 });
       expect(r.loss).not.toBeNull();
       const lossItem = r.loss!.item();
-      const policyItem = r.policyLoss.item();
+      const policyItem = r.refinerLoss.item();
       r.loss!.backward();
       // The main loss reaches the agent, W_up and Qwen's LoRA adapters, not the policy's MLP.
       const main = {
@@ -68,7 +68,7 @@ describe("trainExample", () => {
         baseNull: sys.qwen.namedParameters().filter(([n]) => !n.includes("lora_")).every(([, t]) => t.grad === null),
       };
       // The policy's loss reaches its own parameters only: the others' gradients do not move.
-      r.policyLoss.backward();
+      r.refinerLoss.backward();
       const grads = {
         ...main,
         policy: norm(sys.refiner.policyParameters()),
@@ -168,7 +168,7 @@ describe("trainExample", () => {
       const logs = torch.scope(() => {
         const r = trainExample(sys, ex, { sizeWeight: 1 });
         r.loss!.backward();
-        r.policyLoss.backward();
+        r.refinerLoss.backward();
         zeroGrad(sys);
         return r.logs;
       });
@@ -187,7 +187,7 @@ describe("trainExample", () => {
     const g = torch.scope(() => {
       const r = trainExample(full, ex, { sizeWeight: 1 });
       r.loss!.backward();
-      r.policyLoss.backward();
+      r.refinerLoss.backward();
       const out = { finite: r.logs.finite, qwen: norm(qwenTrainable(full)), n: qwenTrainable(full).length, all: full.qwen.parameters().length };
       zeroGrad(full);
       return out;
@@ -204,7 +204,7 @@ describe("trainExample", () => {
       const f = torch.scope(() => {
         const r = trainExample(frozen, ex, { sizeWeight: 1 });
         r.loss!.backward();
-        r.policyLoss.backward();
+        r.refinerLoss.backward();
         const out = { finite: r.logs.finite, hint: r.logs.hint, agent: norm(frozen.agent.parameters()), qwenGrads: frozen.qwen.parameters().filter((t) => t.grad !== null).length };
         zeroGrad(frozen);
         return out;

@@ -60,7 +60,7 @@ describe("backwardBatch", () => {
       torch.scope(() => {
         const r = trainBatch(sys, pass, { sizeWeight: 1 });
         r.loss!.div(3).backward();
-        r.policyLoss.div(3).backward();
+        r.refinerLoss.div(3).backward();
         return r.logs;
       }),
     );

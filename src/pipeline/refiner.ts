@@ -11,7 +11,7 @@
 //   upParameters() (W_up): trained by the MAIN loss through p' (the action is detached, so the RL loss
 //     never reaches it); the trainer puts it in the agent's AdamW group.
 // Backpropagate the RL loss on its own (not through a GradScaler-scaled total), or unscale first: the
-// policy's Adam sees raw gradients.
+// refiner's Adam sees raw gradients.
 //
 // The policy math runs in the module's dtype (float32 by default) with autocast switched off, so
 // log-probabilities stay precise under AMP; delta() follows the caller's autocast as part of the main graph.
@@ -33,7 +33,7 @@ export interface PromptRefinerOptions {
   actionDim?: number;
   /** MLP width (256). */
   hidden?: number;
-  /** Learning rate of the policy's own Adam (--rl_lr, 1e-4). */
+  /** Learning rate of the refiner's own Adam (--rl_lr, 1e-4). */
   lr?: number;
   /** Entropy bonus weight (0.01). */
   entropyCoef?: number;
@@ -64,7 +64,7 @@ export interface ActOptions {
   noise?: Tensor | null;
 }
 
-/** Where a batch's policy noise comes from: the run's seed, the batch's step and each row's place in the batch. */
+/** Where a batch's refiner noise comes from: the run's seed, the batch's step and each row's place in the batch. */
 export interface NoiseKey {
   seed: number;
   step: number;
@@ -88,7 +88,7 @@ export function actionNoise(key: NoiseKey, batch: number, k: number, device: tor
   return torch.fromTypedArray(v, [batch, k], { device });
 }
 
-export interface PolicyAction {
+export interface RefinerAction {
   /** The action a: [k] (or [B, k]), detached. */
   action: Tensor;
   /** log pi(a): scalar (or [B]), with a graph to the MLP and state norm. */
@@ -101,7 +101,7 @@ export interface PolicyAction {
   logStd: Tensor;
 }
 
-export interface PolicyLoss {
+export interface RefinerLoss {
   /** Scalar loss: -(r - b) log pi - c H (batch: the mean over the batch). */
   loss: Tensor;
   /** r - b (batch: the mean advantage). */
@@ -154,7 +154,7 @@ export class PromptRefiner extends nn.Module {
   readonly mlp: nn.Sequential;
   /** W_up: Linear k -> P, no bias (trained by the main loss). */
   readonly up: nn.Linear;
-  /** The policy's own Adam over policyParameters(); stepped by the trainer. */
+  /** The refiner's own Adam over policyParameters(); stepped by the trainer. */
   readonly optimizer: torch.Adam;
 
   entropyCoef: number;
@@ -217,7 +217,7 @@ export class PromptRefiner extends nn.Module {
     return this.mlp.at(-1) as nn.Linear;
   }
 
-  /** The state norm and MLP: the policy's own Adam trains these (RL loss only). */
+  /** The state norm and MLP: the refiner's own Adam trains these (RL loss only). */
   policyParameters(): Tensor[] {
     return [...this.stateNorm.parameters(), ...this.mlp.parameters()];
   }
@@ -306,7 +306,7 @@ export class PromptRefiner extends nn.Module {
    * Chooses an action for (p, zPooled, rBefore). Sampling uses torch's generator of the policy's
    * device (torch.manualSeed / setRngState make it reproducible). Deterministic: a = mean + bias.
    */
-  act(p: Tensor, zPooled: Tensor, rBefore: number | number[] | Tensor, opts: ActOptions = {}): PolicyAction {
+  act(p: Tensor, zPooled: Tensor, rBefore: number | number[] | Tensor, opts: ActOptions = {}): RefinerAction {
     return this.fullPrecision(() =>
       torch.scope(() => {
         const s = this.state(p, zPooled, rBefore);
@@ -357,7 +357,7 @@ export class PromptRefiner extends nn.Module {
    * REINFORCE with the EMA baseline: loss = -(r - b) log pi - entropyCoef H (means over a batch), then
    * b <- decay b + (1 - decay) r for each reward in order. Rewards must be finite (a NaN would poison b).
    */
-  loss(logProb: Tensor, entropy: Tensor, reward: number | number[], opts: { advanceBaseline?: boolean } = {}): PolicyLoss {
+  loss(logProb: Tensor, entropy: Tensor, reward: number | number[], opts: { advanceBaseline?: boolean } = {}): RefinerLoss {
     const rs = typeof reward === "number" ? [reward] : reward;
     if (rs.length !== Math.max(1, logProb.numel())) throw new RangeError(`PromptRefiner.loss: ${rs.length} rewards for ${logProb.numel()} log-probabilities`);
     for (const r of rs) if (!Number.isFinite(r)) throw new RangeError(`PromptRefiner.loss: reward must be finite, got ${r}`);
@@ -385,7 +385,7 @@ export class PromptRefiner extends nn.Module {
     }
   }
 
-  /** Learning rate of the policy's Adam (every group). */
+  /** Learning rate of the refiner's Adam (every group). */
   get lr(): number {
     return this.optimizer.paramGroups[0].lr;
   }

@@ -1,10 +1,10 @@
 // The RL refinement stage on its own (DESIGN §5.5): trains a PromptRefiner on a toy bandit and prints
-// its progress. `bun scripts/policy.ts --help`.
-import { PromptRefiner } from "../src/pipeline/policy.ts";
+// its progress. `bun scripts/refiner.ts --help`.
+import { PromptRefiner } from "../src/pipeline/refiner.ts";
 import * as torch from "../src/torch.ts";
 import { parseCommandLine } from "../src/util/cli.ts";
 
-const USAGE = `Usage: bun scripts/policy.ts [options]
+const USAGE = `Usage: bun scripts/refiner.ts [options]
 
 Trains the PromptRefiner (Gaussian policy + REINFORCE with an EMA baseline) on a toy bandit: states are
 random (p, pooled z, R_before), the reward is clip(a . u, -1, 1) for a fixed unit direction u. A working
@@ -15,7 +15,7 @@ Options:
   --state_dim N        width of the pooled agent state (default 128)
   --action_dim N       action width k (default 32)
   --hidden N           MLP width (default 256)
-  --rl_lr X            the policy's Adam learning rate (default 1e-3; the trainer's default is 1e-4)
+  --rl_lr X            the refiner's Adam learning rate (default 1e-3; the trainer's default is 1e-4)
   --entropy_coef X     entropy bonus (default 0.01)
   --log_std_bound M    clamp (default) or soft
   --steps N            updates (default 300)
@@ -44,7 +44,7 @@ const OPTIONS = {
 } as const;
 
 function main(argv: string[]): void {
-  const cli = parseCommandLine("policy", USAGE, OPTIONS, argv);
+  const cli = parseCommandLine("refiner", USAGE, OPTIONS, argv);
   const { values, fail, int } = cli;
   const num = (name: string): number => cli.num(name, 0);
   const P = int("prompt_dim");
@@ -63,16 +63,16 @@ function main(argv: string[]): void {
   if (device.startsWith("cuda") && !torch.cuda.isAvailable()) fail("--device cuda: CUDA is not available");
 
   torch.manualSeed(seed);
-  const policy = new PromptRefiner({ promptDim: P, stateDim: d, actionDim: k, hidden, lr, entropyCoef, logStdBound: bound as "clamp" | "soft", device: device as torch.Device });
+  const refiner = new PromptRefiner({ promptDim: P, stateDim: d, actionDim: k, hidden, lr, entropyCoef, logStdBound: bound as "clamp" | "soft", device: device as torch.Device });
   const u = torch.keep(torch.scope(() => torch.F.normalize(torch.randn([k], { device: device as torch.Device }), { dim: 0 })));
   const probe = torch.scope(() => ({ p: torch.keep(torch.randn([P], { device: device as torch.Device })), z: torch.keep(torch.randn([d], { device: device as torch.Device })) }));
-  const nPolicy = policy.policyParameters().reduce((a, t) => a + t.numel(), 0);
+  const nPolicy = refiner.policyParameters().reduce((a, t) => a + t.numel(), 0);
   if (!values.json) {
     process.stdout.write(`PromptRefiner: P=${P} d=${d} k=${k} hidden=${hidden}; ${nPolicy} policy parameters (Adam, lr ${lr}), ${P * k} in W_up; device ${device}\n`);
   }
   const probeStats = () =>
     torch.scope(() => {
-      const out = policy.act(probe.p, probe.z, 0, { deterministic: true });
+      const out = refiner.act(probe.p, probe.z, 0, { deterministic: true });
       return { meanAlongU: out.mean.mul(u).sum().item(), logStd: out.logStd.mean().item() };
     });
   let window: number[] = [];
@@ -80,27 +80,27 @@ function main(argv: string[]): void {
   for (let step = 1; step <= steps; step++) {
     torch.scope(() => {
       const dev = device as torch.Device;
-      const out = policy.act(torch.randn([P], { device: dev }), torch.randn([d], { device: dev }), torch.rand([1]).item());
+      const out = refiner.act(torch.randn([P], { device: dev }), torch.randn([d], { device: dev }), torch.rand([1]).item());
       const reward = Math.max(-1, Math.min(1, out.action.mul(u).sum().item()));
       window.push(reward);
-      policy.optimizer.zeroGrad();
-      policy.loss(out.logProb, out.entropy, reward).loss.backward();
-      policy.optimizer.step();
+      refiner.optimizer.zeroGrad();
+      refiner.loss(out.logProb, out.entropy, reward).loss.backward();
+      refiner.optimizer.step();
     });
     if (step % logEvery === 0 || step === steps) {
       const s = probeStats();
       const meanReward = window.reduce((a, b) => a + b, 0) / window.length;
-      const row = { step, reward: meanReward, baseline: policy.baseline, meanAlongU: s.meanAlongU, logStd: s.logStd, msPerStep: (performance.now() - t0) / step };
+      const row = { step, reward: meanReward, baseline: refiner.baseline, meanAlongU: s.meanAlongU, logStd: s.logStd, msPerStep: (performance.now() - t0) / step };
       if (values.json) process.stdout.write(JSON.stringify(row) + "\n");
       else
         process.stdout.write(
-          `[Step ${String(step).padStart(5)}] reward: ${meanReward.toFixed(3)} | baseline: ${policy.baseline.toFixed(3)} | mean.u: ${s.meanAlongU.toFixed(3)} | log_std: ${s.logStd.toFixed(3)} | ${row.msPerStep.toFixed(2)} ms/step\n`,
+          `[Step ${String(step).padStart(5)}] reward: ${meanReward.toFixed(3)} | baseline: ${refiner.baseline.toFixed(3)} | mean.u: ${s.meanAlongU.toFixed(3)} | log_std: ${s.logStd.toFixed(3)} | ${row.msPerStep.toFixed(2)} ms/step\n`,
         );
       window = [];
     }
   }
   torch.dispose([u, probe]);
-  policy.dispose();
+  refiner.dispose();
 }
 
 main(process.argv.slice(2));
