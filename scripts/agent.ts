@@ -83,7 +83,7 @@ async function main(argv: string[]): Promise<void> {
   };
   const T = res.grids.length;
   const lines = [
-    `${exampleLabel(ex, where)}; model ${args.model}, agent d=${args.agentChannels} T=${T} (untrained), ${sys.qwen.device}; ${out.ms} ms`,
+    `${exampleLabel(ex, where)}; model ${args.model}, agent d=${args.agent_channels} T=${T} (untrained), ${sys.qwen.device}; ${out.ms} ms`,
     "",
     ...show([{ title: `input ${dims(ctx.query)}`, grid: ctx.query }]),
     `predictions of the ${T} refinement steps (argmax at the input's size ${dims(ctx.query)}):`,

@@ -42,10 +42,10 @@ async function main(argv: string[]): Promise<void> {
   const out = {
     ...exampleHeader(ex, where),
     model: args.model,
-    qwen_train: args.qwenTrain,
+    qwen_train: args.qwen_train,
     device: sys.qwen.device,
     tokens: built.ids.length,
-    max_prompt_tokens: args.maxPromptTokens,
+    max_prompt_tokens: args.max_prompt_tokens,
     shown: built.shown,
     dropped: built.dropped,
     query_end: built.queryEnd,
@@ -67,13 +67,13 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const lines = [
-    `${exampleLabel(ex, where)}; model ${args.model} (qwen_train ${args.qwenTrain}, ${out.device}), built in ${out.load_ms} ms`,
+    `${exampleLabel(ex, where)}; model ${args.model} (qwen_train ${args.qwen_train}, ${out.device}), built in ${out.load_ms} ms`,
     "----- prompt -----",
     built.text.replace(/\n$/, ""),
     "----- end of prompt -----",
-    `prompt tokens: ${out.tokens} (budget ${args.maxPromptTokens}${out.tokens > args.maxPromptTokens ? "; over it: the test input alone does not fit, and it is never dropped" : ""})`,
+    `prompt tokens: ${out.tokens} (budget ${args.max_prompt_tokens}${out.tokens > args.max_prompt_tokens ? "; over it: the test input alone does not fit, and it is never dropped" : ""})`,
     `demonstrations: ${out.shown} shown, ${out.dropped} dropped`,
-    `hint (${res.hintIds.length} token${res.hintIds.length === 1 ? "" : "s"}${args.hintTokens === 0 ? ", --hint_tokens 0" : ""}): ${JSON.stringify(res.hint)}  ids [${res.hintIds.join(", ")}]`,
+    `hint (${res.hintIds.length} token${res.hintIds.length === 1 ? "" : "s"}${args.hint_tokens === 0 ? ", --hint_tokens 0" : ""}): ${JSON.stringify(res.hint)}  ids [${res.hintIds.join(", ")}]`,
     `p: [${out.p_dim}], mean of ${out.pooled_positions} positions (from token ${out.query_end}); norm ${out.p_norm.toFixed(4)}, mean ${out.p_mean.toExponential(3)}, std ${out.p_std.toFixed(4)}, finite ${out.p_finite}, requires grad ${out.p_requires_grad} (${out.embed_ms} ms)`,
   ];
   process.stdout.write(lines.join("\n") + "\n");

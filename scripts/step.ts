@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<void> {
   const { loraParameters } = await import("../src/models/lora.ts");
 
   const sys = await buildStageSystem(args);
-  const lora = args.qwenTrain === "lora" ? loraParameters(sys.qwen) : [];
+  const lora = args.qwen_train === "lora" ? loraParameters(sys.qwen) : [];
   const loraA = sys.qwen.namedParameters().filter(([n]) => n.includes("lora_A")).map(([, t]) => t);
   const loraB = sys.qwen.namedParameters().filter(([n]) => n.includes("lora_B")).map(([, t]) => t);
   const norm = (ps: import("../src/torch.ts").Tensor[]) => (ps.length ? torch.gradNorm(ps) : 0);
@@ -87,7 +87,7 @@ async function main(argv: string[]): Promise<void> {
     const w1 = Math.max(...rows.map((r) => r[1].length));
     return rows.map(([k, v, note]) => `  ${k.padEnd(w0)}  ${v.padStart(w1)}${note ? `   ${note}` : ""}`);
   };
-  const out: string[] = [`${exampleLabel(ex, where)}; model ${args.model} (qwen_train ${args.qwenTrain}, ${sys.qwen.device}), agent d=${args.agentChannels} T=${args.agentSteps}`];
+  const out: string[] = [`${exampleLabel(ex, where)}; model ${args.model} (qwen_train ${args.qwen_train}, ${sys.qwen.device}), agent d=${args.agent_channels} T=${args.agent_steps}`];
   runs.forEach((run, i) => {
     const l = run.logs as Record<string, any>;
     out.push("", `=== example ${i + 1}/${reps} (${run.ms.toFixed(0)} ms) ===`, "logged quantities (ExampleLogs):");
@@ -124,7 +124,7 @@ async function main(argv: string[]): Promise<void> {
     const mw = [0, 1, 2, 3].map((j) => Math.max(...mrows.map((r) => r[j]!.length)));
     out.push(...mrows.map((r) => "  " + r.map((c, j) => (j === 0 ? c.padEnd(mw[j]!) : c.padStart(mw[j]!))).join("  ")));
     out.push("gradient norms (L2 over each group; agent, W_up, Qwen from the main loss, policy from its own loss):");
-    out.push(...table(Object.entries(run.grads).map(([k, v]) => [k === "qwen" ? `qwen (${args.qwenTrain})` : k, f(v)] as Row)));
+    out.push(...table(Object.entries(run.grads).map(([k, v]) => [k === "qwen" ? `qwen (${args.qwen_train})` : k, f(v)] as Row)));
     out.push(`memory: ${run.memoryBefore} -> ${run.memoryAfter} entries; refiner baseline now ${f(run.baselineAfter)}`);
   });
   process.stdout.write(out.join("\n") + "\n");

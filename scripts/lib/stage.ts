@@ -64,15 +64,15 @@ export interface StageArgs {
   test: boolean;
   data: string;
   model: string;
-  qwenTrain: "lora" | "full" | "frozen";
-  loraRank: number;
-  loraAlpha: number;
-  maxPromptTokens: number;
-  hintTokens: number;
-  agentChannels: number;
-  agentSteps: number;
-  memoryCapacity: number;
-  rlLr: number;
+  qwen_train: "lora" | "full" | "frozen";
+  lora_rank: number;
+  lora_alpha: number;
+  max_prompt_tokens: number;
+  hint_tokens: number;
+  agent_channels: number;
+  agent_steps: number;
+  memory_capacity: number;
+  rl_lr: number;
   seed: number;
   device: string;
   json: boolean;
@@ -129,21 +129,21 @@ export function parseStageArgs<E extends ParseArgsConfig["options"]>(
     test: values.test === true,
     data: str("data") ?? defaultData(),
     model,
-    qwenTrain: qwenTrain as StageArgs["qwenTrain"],
-    loraRank: int("lora_rank", str("lora_rank"), 1),
-    loraAlpha: positive("lora_alpha", str("lora_alpha")),
-    maxPromptTokens: int("max_prompt_tokens", str("max_prompt_tokens"), 1),
-    hintTokens: int("hint_tokens", str("hint_tokens"), 0, 4096),
-    agentChannels: int("agent_channels", str("agent_channels"), 1),
-    agentSteps: int("agent_steps", str("agent_steps"), 1, 100),
-    memoryCapacity: int("memory_capacity", str("memory_capacity"), 1),
-    rlLr: positive("rl_lr", str("rl_lr")),
+    qwen_train: qwenTrain as StageArgs["qwen_train"],
+    lora_rank: int("lora_rank", str("lora_rank"), 1),
+    lora_alpha: positive("lora_alpha", str("lora_alpha")),
+    max_prompt_tokens: int("max_prompt_tokens", str("max_prompt_tokens"), 1),
+    hint_tokens: int("hint_tokens", str("hint_tokens"), 0, 4096),
+    agent_channels: int("agent_channels", str("agent_channels"), 1),
+    agent_steps: int("agent_steps", str("agent_steps"), 1, 100),
+    memory_capacity: int("memory_capacity", str("memory_capacity"), 1),
+    rl_lr: positive("rl_lr", str("rl_lr")),
     seed: int("seed", str("seed"), 0),
     device,
     json: values.json === true,
   };
-  const groups = Math.min(8, args.agentChannels);
-  if (args.agentChannels % groups !== 0) throw new UsageError(`--agent_channels must be a multiple of 8 (or below 8), got ${args.agentChannels}`);
+  const groups = Math.min(8, args.agent_channels);
+  if (args.agent_channels % groups !== 0) throw new UsageError(`--agent_channels must be a multiple of 8 (or below 8), got ${args.agent_channels}`);
   return { args, values };
 }
 
@@ -181,21 +181,22 @@ export async function buildStageSystem(a: StageArgs) {
   const device = a.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : a.device;
   if (device !== "cpu" && !torch.cuda.isAvailable()) throw new UsageError(`--device ${device}: CUDA is not available`);
   torch.manualSeed(a.seed);
+  const { model, qwen_train, lora_rank, lora_alpha, max_prompt_tokens, hint_tokens, agent_channels, agent_steps, rl_lr, memory_capacity, seed } = a;
   const cfg: import("../../src/pipeline/config.ts").TrainConfig = {
     ...DEFAULTS,
-    model: a.model,
+    model,
     device,
-    qwen_train: a.qwenTrain,
-    lora_rank: a.loraRank,
-    lora_alpha: a.loraAlpha,
+    qwen_train,
+    lora_rank,
+    lora_alpha,
     lora_dropout: 0, // the stage scripts build without LoRA dropout
-    max_prompt_tokens: a.maxPromptTokens,
-    hint_tokens: a.hintTokens,
-    agent_channels: a.agentChannels,
-    agent_steps: a.agentSteps,
-    rl_lr: a.rlLr,
-    memory_capacity: a.memoryCapacity,
-    seed: a.seed,
+    max_prompt_tokens,
+    hint_tokens,
+    agent_channels,
+    agent_steps,
+    rl_lr,
+    memory_capacity,
+    seed,
   };
   return buildSystem(systemConfig(cfg), { quiet: true });
 }

@@ -7,27 +7,31 @@ import * as torch from "../torch";
 import type { TrainConfig } from "./config";
 import { type SystemConfig, defaultEfe, defaultRewardWeights } from "./system";
 
-/** The system a run trains (every SystemConfig is built here, from a TrainConfig). */
+/**
+ * The system a run trains (every SystemConfig is built here, from a TrainConfig). A setting keeps its
+ * flag's name, so this is a pick, plus the settings that have no flag.
+ */
 export function systemConfig(c: TrainConfig): SystemConfig {
+  const { model, qwen_train, lora_rank, lora_alpha, lora_dropout, max_prompt_tokens, hint_tokens, agent_channels, agent_steps, rl_lr, memory_capacity, seed } = c;
   return {
-    model: c.model,
+    model,
     device: c.device as torch.Device,
-    qwenTrain: c.qwen_train,
-    loraRank: c.lora_rank,
-    loraAlpha: c.lora_alpha,
-    loraDropout: c.lora_dropout,
-    maxPromptTokens: c.max_prompt_tokens,
-    hintTokens: c.hint_tokens,
-    agentChannels: c.agent_channels,
-    agentSteps: c.agent_steps,
+    qwen_train,
+    lora_rank,
+    lora_alpha,
+    lora_dropout,
+    max_prompt_tokens,
+    hint_tokens,
+    agent_channels,
+    agent_steps,
     // A run saved before the prior existed has no such key: it trained without one (savedRunConfig).
-    agentInputPrior: c.agent_input_prior ?? 0,
-    actionDim: 32,
-    rlLr: c.rl_lr,
-    memoryCapacity: c.memory_capacity,
-    rewardWeights: defaultRewardWeights(),
+    agent_input_prior: c.agent_input_prior ?? 0,
+    rl_lr,
+    memory_capacity,
+    seed,
+    action_dim: 32,
+    reward_weights: defaultRewardWeights(),
     efe: defaultEfe(),
-    seed: c.seed,
   };
 }
 

@@ -236,7 +236,7 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
     return efeTermsFrom(t.total, v, t.steps, t.sizeWeight);
   });
 
-  const rw = sys.config.rewardWeights;
+  const rw = sys.config.reward_weights;
   const rBefore = targets.map((t, i) => reward(predBefore[i], sizeBefore[i], t, rw));
   const rAfter = targets.map((t, i) => reward(predAfter[i], sizeAfter[i], t, rw));
   const r = rAfter.map((a, i) => a.R - rBefore[i].R);

@@ -18,25 +18,25 @@ export type QwenTrain = "lora" | "full" | "frozen";
 export interface SystemConfig {
   model: string;
   device: Device;
-  qwenTrain: QwenTrain;
-  loraRank: number;
-  loraAlpha: number;
-  loraDropout: number;
-  maxPromptTokens: number;
-  hintTokens: number;
-  agentChannels: number;
-  agentSteps: number;
+  qwen_train: QwenTrain;
+  lora_rank: number;
+  lora_alpha: number;
+  lora_dropout: number;
+  max_prompt_tokens: number;
+  hint_tokens: number;
+  agent_channels: number;
+  agent_steps: number;
   /** The agent's input prior (AgentConfig.inputPrior; 0 = none). */
-  agentInputPrior?: number;
-  actionDim: number;
-  rlLr: number;
-  memoryCapacity: number;
-  rewardWeights: RewardWeights;
+  agent_input_prior?: number;
+  action_dim: number;
+  rl_lr: number;
+  memory_capacity: number;
+  reward_weights: RewardWeights;
   efe: EfeConfig;
   /** Seed of the tiny model's random weights and of every module's initialisation. */
   seed: number;
   /** Qwen's weights dtype (default: the checkpoint's; tiny: float32). */
-  qwenDtype?: torch.DType;
+  qwen_dtype?: torch.DType;
 }
 
 export interface System {
@@ -51,8 +51,8 @@ export interface System {
 
 /** Qwen's trainable parameters for the configured mode (LoRA adapters, all, or none). */
 export function qwenTrainable(s: System): Tensor[] {
-  if (s.config.qwenTrain === "frozen") return [];
-  if (s.config.qwenTrain === "lora") return loraParameters(s.qwen);
+  if (s.config.qwen_train === "frozen") return [];
+  if (s.config.qwen_train === "lora") return loraParameters(s.qwen);
   return s.qwen.parameters();
 }
 
@@ -64,25 +64,25 @@ export interface BuildOptions {
 
 /** Builds (or loads) every part; module initialisation is seeded so a resumed run rebuilds identically. */
 export async function buildSystem(cfg: SystemConfig, opts: BuildOptions = {}): Promise<System> {
-  const { model: qwen, tokenizer } = opts.qwen ?? (await loadQwen(cfg.model, { device: cfg.device, dtype: cfg.qwenDtype, seed: cfg.seed, quiet: opts.quiet }));
+  const { model: qwen, tokenizer } = opts.qwen ?? (await loadQwen(cfg.model, { device: cfg.device, dtype: cfg.qwen_dtype, seed: cfg.seed, quiet: opts.quiet }));
   // Every random initialisation below draws from a generator seeded here, so a resumed run rebuilds
   // the same modules before loading; the caller's RNG stream is restored afterwards.
   const saved = torch.getRngState();
   torch.manualSeed(cfg.seed + 1);
   qwen.freeze();
-  if (cfg.qwenTrain === "lora") {
-    applyLora(qwen, { rank: cfg.loraRank, alpha: cfg.loraAlpha, dropout: cfg.loraDropout, targets: QWEN2_LORA_TARGETS });
-  } else if (cfg.qwenTrain === "full") {
+  if (cfg.qwen_train === "lora") {
+    applyLora(qwen, { rank: cfg.lora_rank, alpha: cfg.lora_alpha, dropout: cfg.lora_dropout, targets: QWEN2_LORA_TARGETS });
+  } else if (cfg.qwen_train === "full") {
     qwen.unfreeze();
   }
   const P = qwen.hiddenSize;
-  const agent = new GridAgent({ promptDim: P, channels: cfg.agentChannels, steps: cfg.agentSteps, groups: Math.min(8, cfg.agentChannels), inputPrior: cfg.agentInputPrior ?? 0 });
-  const refiner = new PromptRefiner({ promptDim: P, stateDim: cfg.agentChannels, actionDim: cfg.actionDim, lr: cfg.rlLr, device: cfg.device });
+  const agent = new GridAgent({ promptDim: P, channels: cfg.agent_channels, steps: cfg.agent_steps, groups: Math.min(8, cfg.agent_channels), inputPrior: cfg.agent_input_prior ?? 0 });
+  const refiner = new PromptRefiner({ promptDim: P, stateDim: cfg.agent_channels, actionDim: cfg.action_dim, lr: cfg.rl_lr, device: cfg.device });
   torch.setRngState(saved);
   saved.dispose();
   agent.to(cfg.device);
-  const memory = new EpisodicMemory({ keyDim: P, actionDim: cfg.actionDim, capacity: cfg.memoryCapacity, device: cfg.device });
-  const prompter = new HybridPrompter(qwen, tokenizer, { maxPromptTokens: cfg.maxPromptTokens, hintTokens: cfg.hintTokens, cache: cfg.qwenTrain === "frozen" });
+  const memory = new EpisodicMemory({ keyDim: P, actionDim: cfg.action_dim, capacity: cfg.memory_capacity, device: cfg.device });
+  const prompter = new HybridPrompter(qwen, tokenizer, { maxPromptTokens: cfg.max_prompt_tokens, hintTokens: cfg.hint_tokens, cache: cfg.qwen_train === "frozen" });
   return { config: cfg, qwen, tokenizer, prompter, agent, refiner, memory };
 }
 

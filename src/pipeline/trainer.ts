@@ -511,7 +511,7 @@ function runBatch(sys: System, batch: Example[], o: BackwardOptions & { step: nu
     return backwardBatch(sys, batch, o);
   } catch (e) {
     if (e instanceof torch.TorchError && /out of memory/i.test(e.message)) {
-      const tokens = batch.map((ex) => sys.prompter.build(ex).ids.length + sys.config.hintTokens);
+      const tokens = batch.map((ex) => sys.prompter.build(ex).ids.length + sys.config.hint_tokens);
       const grids = batch.map((ex) => {
         const q = ex.task.train[ex.index]?.input ?? ex.task.test[ex.index]?.input;
         return `${q?.length}x${q?.[0]?.length}`;

@@ -56,8 +56,8 @@ export function modelTensors(sys: System): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(sys.agent.stateDict())) out[`agent.${k}`] = t;
   for (const [k, t] of Object.entries(sys.refiner.stateDict())) out[`refiner.${k}`] = t;
-  if (sys.config.qwenTrain === "lora") for (const [k, t] of Object.entries(loraStateDict(sys.qwen))) out[`qwen.${k}`] = t;
-  if (sys.config.qwenTrain === "full") for (const [k, t] of Object.entries(sys.qwen.stateDict())) out[`qwen.${k}`] = t;
+  if (sys.config.qwen_train === "lora") for (const [k, t] of Object.entries(loraStateDict(sys.qwen))) out[`qwen.${k}`] = t;
+  if (sys.config.qwen_train === "full") for (const [k, t] of Object.entries(sys.qwen.stateDict())) out[`qwen.${k}`] = t;
   return out;
 }
 
@@ -69,8 +69,8 @@ export function loadModelTensors(sys: System, model: Record<string, Tensor>): vo
   sys.agent.loadStateDict(withPrefix(model, "agent."));
   sys.refiner.loadStateDict(withPrefix(model, "refiner."));
   const q = withPrefix(model, "qwen.");
-  if (sys.config.qwenTrain === "lora") loadLoraStateDict(sys.qwen, q);
-  if (sys.config.qwenTrain === "full") sys.qwen.loadStateDict(q);
+  if (sys.config.qwen_train === "lora") loadLoraStateDict(sys.qwen, q);
+  if (sys.config.qwen_train === "full") sys.qwen.loadStateDict(q);
 }
 
 /** Restores the whole system (weights, memory, refiner baseline) from a checkpoint, for evaluation. */

@@ -41,7 +41,7 @@ export interface TttReport {
 /** The parameters test-time training adapts. */
 export function tttParameters(sys: System, qwen: boolean): Tensor[] {
   const ps = [...sys.agent.parameters(), ...sys.refiner.upParameters()];
-  if (qwen && sys.config.qwenTrain === "lora") ps.push(...loraParameters(sys.qwen));
+  if (qwen && sys.config.qwen_train === "lora") ps.push(...loraParameters(sys.qwen));
   return ps;
 }
 

@@ -90,7 +90,7 @@ export const emptyStats = (): BatchStats => ({ examples: 0, realTokens: 0, padde
 export function backwardBatch(sys: System, examples: Example[], o: BackwardOptions): { logs: ExampleLogs[]; stats: BatchStats; updates: StateUpdates | null } {
   const timer = o.timer ?? untimed;
   const cap = o.maxBatchTokens ?? 0;
-  const passes = cap > 0 ? splitByTokens(examples, examples.map((ex) => sys.prompter.build(ex).ids.length + sys.config.hintTokens), cap) : [examples];
+  const passes = cap > 0 ? splitByTokens(examples, examples.map((ex) => sys.prompter.build(ex).ids.length + sys.config.hint_tokens), cap) : [examples];
   const rows = o.noise ? (o.noise.rows ?? examples.map((_, i) => i)) : [];
   const logs: ExampleLogs[] = [];
   const deferred: StateUpdates[] = [];

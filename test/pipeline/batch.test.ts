@@ -149,7 +149,7 @@ describe("trainBatch", () => {
       const prompts = r.logs.map((l) => l.promptTokens);
       const sum = prompts.reduce((a, b) => a + b, 0);
       expect(s.realTokens).toBeGreaterThanOrEqual(sum);
-      expect(s.realTokens).toBeLessThanOrEqual(sum + 4 * sys.config.hintTokens);
+      expect(s.realTokens).toBeLessThanOrEqual(sum + 4 * sys.config.hint_tokens);
       expect(s.paddedTokens).toBeGreaterThanOrEqual(4 * Math.max(...prompts));
       expect(s.paddedTokens).toBeGreaterThan(s.realTokens);
       // Both agent passes over 1x1 + 30x30 + 3x7 + 12x5 input cells, one pass each, padded to 30x30.

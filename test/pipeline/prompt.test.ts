@@ -234,7 +234,7 @@ describe("HybridPrompter: gradient into Qwen", () => {
   const gradAbsSum = (t: torch.Tensor) => torch.scope(() => t.grad?.abs().sum().item() ?? null);
 
   test("LoRA: p reaches lora_B (lora_A once B is non-zero), never the frozen base; no tensor leaks", async () => {
-    const sys = await buildSystem(config({ hintTokens: 2 }));
+    const sys = await buildSystem(config({ hint_tokens: 2 }));
     expect(sys.prompter.config.cache).toBe(false);
     const A = named(sys, (n) => n.includes("lora_A"));
     const B = named(sys, (n) => n.includes("lora_B"));
@@ -268,7 +268,7 @@ describe("HybridPrompter: gradient into Qwen", () => {
   });
 
   test("full: p reaches Qwen's own weights", async () => {
-    const sys = await buildSystem(config({ qwenTrain: "full", hintTokens: 0 }));
+    const sys = await buildSystem(config({ qwen_train: "full", hint_tokens: 0 }));
     expect(sys.prompter.config.cache).toBe(false);
     torch.scope(() => {
       const r = sys.prompter.embed(ex());
@@ -283,7 +283,7 @@ describe("HybridPrompter: gradient into Qwen", () => {
   });
 
   test("frozen: no gradient; p is cached (same tensor, same hint) until clearCache", async () => {
-    const sys = await buildSystem(config({ qwenTrain: "frozen", hintTokens: 3 }));
+    const sys = await buildSystem(config({ qwen_train: "frozen", hint_tokens: 3 }));
     expect(sys.prompter.config.cache).toBe(true);
     expect(sys.qwen.parameters().every((t) => !t.requiresGrad)).toBe(true);
     const live = torch.liveTensors();

@@ -114,7 +114,7 @@ describe("trainExample", () => {
     // Logged quantities agree with each other.
     expect(logs.task).toBe("colourmap3x3");
     expect(logs.pair).toBe(1);
-    const w = sys.config.rewardWeights;
+    const w = sys.config.reward_weights;
     for (const m of [logs.before, logs.after]) {
       for (const k of ["acc", "size", "colour", "exact"] as const) {
         expect(m[k]).toBeGreaterThanOrEqual(0);
@@ -145,7 +145,7 @@ describe("trainExample", () => {
       torch.scope(() => {
         const p = sys.prompter.embed(ex).p;
         const out = sys.agent.forward(context(ex).query, p);
-        return reward(hardPrediction(out.logits, tgt.length, tgt[0]!.length), predictedSize(out), tgt, sys.config.rewardWeights);
+        return reward(hardPrediction(out.logits, tgt.length, tgt[0]!.length), predictedSize(out), tgt, sys.config.reward_weights);
       }),
     );
     expect(again).toEqual(logs.before);
@@ -182,7 +182,7 @@ describe("trainExample", () => {
 
   test("full Qwen: its weights get the gradient; frozen: none, p comes from the cache (one kept tensor)", async () => {
     const ex: Example = { task: tasks.get("colourmap3x3")!, index: 3 };
-    const full = await buildSystem(config({ qwenTrain: "full", hintTokens: 0 }));
+    const full = await buildSystem(config({ qwen_train: "full", hint_tokens: 0 }));
     const live = torch.liveTensors();
     const g = torch.scope(() => {
       const r = trainExample(full, ex, { sizeWeight: 1 });
@@ -197,7 +197,7 @@ describe("trainExample", () => {
     expect(g.qwen).toBeGreaterThan(0);
     expect(torch.liveTensors()).toBe(live);
 
-    const frozen = await buildSystem(config({ qwenTrain: "frozen", hintTokens: 2 }));
+    const frozen = await buildSystem(config({ qwen_train: "frozen", hint_tokens: 2 }));
     expect(qwenTrainable(frozen)).toEqual([]);
     const live2 = torch.liveTensors();
     for (let i = 0; i < 2; i++) {

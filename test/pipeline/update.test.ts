@@ -35,7 +35,7 @@ describe("backwardBatch", () => {
   });
 
   test("under --max_batch_tokens: the passes of splitByTokens, gradients summed, logs in order", () => {
-    const lengths = examples.map((ex) => sys.prompter.build(ex).ids.length + sys.config.hintTokens);
+    const lengths = examples.map((ex) => sys.prompter.build(ex).ids.length + sys.config.hint_tokens);
     const cap = Math.max(...lengths) * 2; // at most two examples a pass
     const passes = splitByTokens(examples, lengths, cap);
     expect(passes.length).toBeGreaterThan(1);

@@ -93,7 +93,7 @@ describe("evaluate --votes", () => {
   });
 
   test("augmented copies are different prompts: a frozen Qwen's cache keeps one p per augmentation", async () => {
-    const frozen = await buildSystem(tinySystemConfig({ qwenTrain: "frozen" }));
+    const frozen = await buildSystem(tinySystemConfig({ qwen_train: "frozen" }));
     const ex = examples[0];
     const augs = voteAugmentations(ex, 3, 0);
     const ps = augs.map((a) => torch.scope(() => frozen.prompter.embed(augmentExample(ex, a)).p.clone()));
