@@ -6,7 +6,7 @@
 //   bun bench/train.ts                                        smoke configuration (tiny Qwen, synthetic data) on the CPU
 //   bun bench/train.ts --batch_sizes 1,4,8                    one child process per batch size (its own peak RSS), one JSON
 //   bun bench/train.ts --preset none --batch_sizes 1,4,8      the default configuration (128 channels, 16 hint tokens) on ARC-AGI-2
-//   bun bench/train.ts --device cuda --model qwen-1.5b-random  Qwen2.5-1.5B shapes, random bf16 weights, ARC-AGI-2, DESIGN defaults
+//   bun bench/train.ts --device cuda --model qwen-1.5b-random  Qwen2.5-1.5B shapes, random bf16 weights, ARC-AGI-2, the trainer's defaults
 //   bun bench/train.ts --out bench/results/train-cpu-$(date +%F).json
 //
 // Examples come in the trainer's data order (a shuffled epoch), so grid sizes and prompt lengths vary as
@@ -40,7 +40,7 @@ const USAGE = `Usage: bun bench/train.ts [options]
   --device D        cpu (default), cuda, cuda:N
   --model M         tiny (default on the CPU), qwen-1.5b-random (Qwen2.5-1.5B shapes, random bf16 weights; default on CUDA),
                     or what --model of scripts/train.ts takes (Hub id, folder)
-  --preset P        smoke (default with --model tiny) or none (DESIGN defaults: 128 channels, 16 hint tokens, 2048 prompt tokens)
+  --preset P        smoke (default with --model tiny) or none (the trainer's defaults: 128 channels, 16 hint tokens, 2048 prompt tokens)
   --data SPEC       default: synthetic for the smoke preset, else ${SHARED_ARC2} (or arc-agi-2)
   --batch_size N    examples per batch (default: the preset's / trainer's)
   --batch_sizes L   a comma list (1,4,8): one child process per size, results in one JSON

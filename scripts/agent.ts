@@ -1,4 +1,4 @@
-// The agent stage on its own (DESIGN §5.2-5.3): the GridAgent's prediction for one example at every
+// The agent stage on its own (docs/pipeline.md, "Agent" and "Resize"): the GridAgent's prediction for one example at every
 // refinement step, the size head's output size, and the last step resized to the size evaluation uses.
 // `bun scripts/agent.ts --help`.
 import type { Grid } from "../src/arc/types.ts";
@@ -6,7 +6,7 @@ import { COMMON_HELP, buildStageSystem, exampleHeader, exampleLabel, parseStageA
 
 const USAGE = `Usage: bun scripts/agent.ts --task ID [--pair N] [options]
 
-The agent stage (DESIGN §5.2-5.3): runs Qwen (the prompt vector p, as scripts/prompt.ts shows it) and the
+The agent stage (docs/pipeline.md): runs Qwen (the prompt vector p, as scripts/prompt.ts shows it) and the
 GridAgent once, without refinement, in evaluation mode, and prints the input, the hard prediction of each
 of the T refinement steps (at the input's size), the size head's prediction, and the last step resized
 (nearest) to the size evaluation would use: the one a size rule reads off the demonstrations (src/arc/size-rules.ts), else the

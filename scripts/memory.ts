@@ -1,4 +1,4 @@
-// The episodic memory stage on its own (DESIGN §5.7): a simulated stream of examples shows the dynamic
+// The episodic memory stage on its own (docs/pipeline.md, "Memory"): a simulated stream of examples shows the dynamic
 // threshold, writes, evictions and reads. `bun scripts/memory.ts --help`.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

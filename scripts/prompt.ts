@@ -1,11 +1,11 @@
-// The prompt stage on its own (DESIGN §5.1): the chat prompt HybridPrompter builds for one example, its
+// The prompt stage on its own (docs/pipeline.md, "Prompt"): the chat prompt HybridPrompter builds for one example, its
 // token count, the demonstrations shown and dropped, the greedy hint and the prompt vector p.
 // `bun scripts/prompt.ts --help`.
 import { COMMON_HELP, buildStageSystem, exampleHeader, exampleLabel, parseStageArgs, resolveExample, runStage } from "./lib/stage.ts";
 
 const USAGE = `Usage: bun scripts/prompt.ts --task ID [--pair N] [options]
 
-The prompt stage (DESIGN §5.1): prints the chat prompt HybridPrompter builds for one example (the task's
+The prompt stage (docs/pipeline.md): prints the chat prompt HybridPrompter builds for one example (the task's
 other pairs as "Input:/Output:" grids, then the example's input; never the example's output), its token
 count, the demonstrations shown and dropped to fit --max_prompt_tokens, the greedy hint, and the prompt
 vector p (the mean of Qwen's final hidden states from the end of the test input onward).

@@ -1,4 +1,4 @@
-// The RL refinement stage on its own (DESIGN §5.5): trains a PromptRefiner on a toy bandit and prints
+// The refiner stage on its own (docs/pipeline.md, "Refiner"): trains a PromptRefiner on a toy bandit and prints
 // its progress. `bun scripts/refiner.ts --help`.
 import { PromptRefiner } from "../src/pipeline/refiner.ts";
 import * as torch from "../src/torch.ts";

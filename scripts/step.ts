@@ -1,11 +1,11 @@
-// One training example on its own (DESIGN §5, trainExample): prompt -> agent -> refine -> agent again ->
+// One training example on its own (docs/pipeline.md; trainExample): prompt -> agent -> refine -> agent again ->
 // reward -> refiner loss -> memory -> EFE loss, then the backward passes the trainer makes; prints every
 // logged quantity and the gradient norms. `bun scripts/step.ts --help`.
 import { COMMON_HELP, UsageError, buildStageSystem, exampleHeader, exampleLabel, parseStageArgs, resolveExample, runStage } from "./lib/stage.ts";
 
 const USAGE = `Usage: bun scripts/step.ts --task ID [--pair N] [options]
 
-One training example (DESIGN §5): builds the system, runs trainExample on the pair (its output is the
+One training example (docs/pipeline.md): builds the system, runs trainExample on the pair (its output is the
 target; a --test pair needs a known output), backpropagates the main loss (0.7 EFE - 0.3 R_soft) and the
 refiner's REINFORCE loss as the trainer does, and prints every logged quantity (ExampleLogs) as a table and
 the gradient norms of each parameter group. No optimizer steps: the weights do not change.

@@ -1,5 +1,5 @@
 // Training examples, leave-one-out contexts, the train/validation split and the epoch order.
-// One example is one pair of one task (DESIGN §5): the model sees the task's other demonstrations and the
+// One example is one pair of one task: the model sees the task's other demonstrations and the
 // pair's input, and must produce the pair's output, which context() never returns.
 import { hash32, Rng, seedOf } from "./rng.ts";
 import type { Grid, Pair, Task } from "./types.ts";

@@ -1,5 +1,6 @@
 // Dataset statistics for `data.ts stats`: counts, grid sizes, and how often the output size differs from
-// the input's or can be read off the demonstrations (what the resize stage relies on, DESIGN §5.3).
+// the input's or can be read off the demonstrations (what the resize stage relies on:
+// evaluation reads the output size off the demonstrations when a rule explains them all).
 import type { Grid, Task } from "./types.ts";
 
 const side = (g: Grid) => Math.max(g.length, g[0]?.length ?? 0);

@@ -1,4 +1,4 @@
-// GridAgent (DESIGN §5.2): predicts an output grid from an input grid and the prompt vector p over T
+// GridAgent (docs/pipeline.md, "Agent"): predicts an output grid from an input grid and the prompt vector p over T
 // refinement steps with shared weights, plus the output size.
 //
 //   x = one-hot(input) [10, H, W];  z_0 = conv3x3(x);  e = row_emb[i] + col_emb[j]
@@ -21,9 +21,9 @@ export const COLOURS = 10;
 export interface AgentConfig {
   /** Width of the prompt vector p (Qwen's hidden size). */
   promptDim: number;
-  /** Channels d (DESIGN: 128). */
+  /** Channels d (the trainer's default 128, --agent_channels). */
   channels: number;
-  /** Refinement steps T (DESIGN: 5). */
+  /** Refinement steps T (the trainer's default 5, --agent_steps). */
   steps: number;
   /** GroupNorm groups (must divide channels). */
   groups: number;
@@ -289,8 +289,9 @@ export function predictedSize(out: AgentOutput): [number, number] {
 
 /**
  * The agent's own estimate of how right its last step is: the mean over cells of the top colour's
- * probability. The policy's state uses it where DESIGN §5.5 puts R_before, because R_before needs the
- * target, which evaluation does not have; training and evaluation must see the same state.
+ * probability. The refiner's state uses it where the original design put R_before (the reward before
+ * refinement), because R_before needs the target, which evaluation does not have; training and
+ * evaluation must see the same state.
  */
 export function confidence(out: AgentOutput): number {
   return torch.scope(() => {

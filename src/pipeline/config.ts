@@ -1,4 +1,4 @@
-// The training command line (DESIGN §6): flags with defaults, the smoke preset, and validation that
+// The training command line: flags with defaults, the smoke preset, and validation that
 // fails with one line (exit code 2) before any model loads.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -199,7 +199,7 @@ export const PRESETS: Record<string, Partial<TrainConfig>> = {
 export class UsageError extends Error {}
 
 export function helpText(): string {
-  const lines = ["Usage: bun scripts/train.ts [flags]", "", "Train the ARC system (DESIGN.md §5-6). Flags (default in brackets):"];
+  const lines = ["Usage: bun scripts/train.ts [flags]", "", "Train the ARC system (docs/pipeline.md). Flags (default in brackets):"];
   for (const [name, spec] of Object.entries(FLAGS)) {
     const d = DEFAULTS[name as keyof TrainConfig];
     const choices = spec.choices ? ` {${spec.choices.join("|")}}` : "";

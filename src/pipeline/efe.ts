@@ -1,4 +1,4 @@
-// The Expected-Free-Energy loss (DESIGN §5.6) on the after-refinement logits at the target size.
+// The Expected-Free-Energy loss (docs/pipeline.md, "EFE loss") on the after-refinement logits at the target size.
 //
 // Per refinement step t and cell c, with q = softmax(logits) and the preference C_c = label-smoothed
 // one-hot of the target (eps 0.1):

@@ -1,5 +1,5 @@
-// Evaluation (DESIGN §6): two attempts per test output, before and after refinement (the policy's mean
-// action, plus the memory's bias); ARC's exact-match rule; cell accuracies at the target size.
+// Evaluation (docs/pipeline.md, "Evaluation"): two attempts per test output, before and after refinement
+// (the policy's mean action, plus the memory's bias); ARC's exact-match rule; cell accuracies at the target size.
 // The output size is read off the demonstrations when a rule explains every one of them
 // (src/arc/size-rules.ts: same, constant, scale, transpose, object/content/colour boxes), else the size head's. The trainer's validation and scripts/eval.ts both call evaluate(), so their figures agree.
 import { outputSizeFromDemos } from "../arc/size-rules";

@@ -1,4 +1,4 @@
-// EpisodicMemory (DESIGN §5.7): remembers refinement actions that worked, keyed by the prompt.
+// EpisodicMemory (docs/pipeline.md, "Memory"): remembers refinement actions that worked, keyed by the prompt.
 //
 //   key = sg p / ||p||  (cosine similarity is a dot product of stored keys)
 //   value = the action a [k] and R_after

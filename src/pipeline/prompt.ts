@@ -1,4 +1,4 @@
-// HybridPrompter (DESIGN §5.1): a task becomes a prompt vector p.
+// HybridPrompter (docs/pipeline.md, "Prompt"): a task becomes a prompt vector p.
 //
 // The chat prompt shows the task's other pairs ("Input:/Output:" grids, one row of digits a line) and the
 // test input, then asks for the rule. Hybrid: Qwen first generates a short hint greedily (no gradient);
@@ -16,7 +16,7 @@ import * as torch from "../torch";
 import type { Tensor } from "../torch";
 
 export interface PrompterConfig {
-  /** Prompt budget before the hint (DESIGN default 2048); whole demonstrations are dropped to fit. */
+  /** Prompt budget before the hint (the trainer's default 2048, --max_prompt_tokens); whole demonstrations are dropped to fit. */
   maxPromptTokens: number;
   /** Greedy hint length (default 16; 0 = no hint). */
   hintTokens: number;

@@ -1,6 +1,8 @@
-// PromptRefiner (DESIGN §5.5): a Gaussian policy that nudges the prompt vector p, trained by REINFORCE.
+// PromptRefiner (docs/pipeline.md, "Refiner"): a Gaussian policy that nudges the prompt vector p, trained
+// by REINFORCE.
 //
 //   s = [LayerNorm(sg p), sg pooled z_T, R_before]            (P + d + 1)
+//     (the trainer and evaluation pass the agent's confidence as R_before: the real one needs the target)
 //   MLP(s) = Linear -> GELU -> Linear -> GELU -> Linear        -> mean mu [k], log-std [k] (bounded to [-5, 0.5])
 //   a ~ N(mu + memory bias, sigma^2)  (evaluation: a = mu + bias);  delta = W_up a (a detached);  p' = p + delta
 //   loss = -(r - b) log pi(a) - 0.01 H(pi),  b <- 0.95 b + 0.05 r  (EMA baseline, a JS number)
@@ -29,7 +31,7 @@ export interface PromptRefinerOptions {
   promptDim: number;
   /** Width of the pooled agent state (agent channels d). */
   stateDim: number;
-  /** Action width k (DESIGN: 32). */
+  /** Action width k (32). */
   actionDim?: number;
   /** MLP width (256). */
   hidden?: number;
@@ -43,7 +45,7 @@ export interface PromptRefinerOptions {
   logStdMin?: number;
   logStdMax?: number;
   /**
-   * How the log-std is kept in bounds: "clamp" (DESIGN; zero gradient outside the bounds) or "soft"
+   * How the log-std is kept in bounds: "clamp" (the default; zero gradient outside the bounds) or "soft"
    * (min + (max - min) * sigmoid(x): same range, the gradient never dies at a bound).
    */
   logStdBound?: "clamp" | "soft";

@@ -1,4 +1,4 @@
-// Resizing predictions between grid sizes (DESIGN §5.3). The agent predicts at the input's size; the
+// Resizing predictions between grid sizes (docs/pipeline.md, "Resize"). The agent predicts at the input's size; the
 // loss and the rewards need the target's. Hard predictions resize with nearest neighbour (colours stay
 // colours), logits with bilinear interpolation (align_corners false), so the loss stays differentiable.
 import * as torch from "../torch";

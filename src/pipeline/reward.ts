@@ -1,4 +1,4 @@
-// Reward shaping (DESIGN §5.4): four metrics of a hard prediction at the target size, and their mix.
+// Reward shaping (docs/pipeline.md, "Reward"): four metrics of a hard prediction at the target size, and their mix.
 // Pure functions of plain grids, so they are cheap, exact and easy to test.
 import type { Grid } from "../arc/types";
 

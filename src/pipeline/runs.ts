@@ -1,4 +1,4 @@
-// Run folders (DESIGN §6): runs/arc_YYYYMMDD_HHMMSS/ with config.json, metrics.jsonl and checkpoints/.
+// Run folders (docs/pipeline.md, "Checkpoint format"): runs/arc_YYYYMMDD_HHMMSS/ with config.json, metrics.jsonl and checkpoints/.
 //
 //   const run = createRun("runs", config);          // runs/arc_20250101_120000/ (…_2 if that second is taken)
 //   appendMetrics(run.dir, { step: 50, efe_loss: 3.45 });

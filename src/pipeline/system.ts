@@ -1,4 +1,4 @@
-// The trainable system: every part of DESIGN §5 built from one config, so training, evaluation and
+// The trainable system: every part of the pipeline (docs/pipeline.md) built from one config, so training, evaluation and
 // the stage scripts construct it the same way.
 import type { QwenTokenizer } from "../tokenizer";
 import { loadQwen } from "../models/load";

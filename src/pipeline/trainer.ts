@@ -1,4 +1,4 @@
-// The training loop (DESIGN §5.8, §6): AdamW over the agent and Qwen, autocast + GradScaler on CUDA,
+// The training loop (docs/pipeline.md, "Training loop"): AdamW over the agent and Qwen, autocast + GradScaler on CUDA,
 // gradient accumulation, the refiner's own optimizer (RL), the episodic memory, logs, validation,
 // checkpoints that survive crashes, and exact resume. Around it: one trainer per run (a lock), checks
 // that fail before any work is spent, and a stop on SIGINT/SIGTERM that checkpoints first.
@@ -101,7 +101,7 @@ function windowStats(w: Window) {
   };
 }
 
-/** A number as Python's "%.2e" prints it (2.34e-04), the form DESIGN's log line uses. */
+/** A number as Python's "%.2e" prints it (2.34e-04), the form of Qwen_grad in the batch log line. */
 export function sci(v: number): string {
   const [m, e] = v.toExponential(2).split("e");
   const exp = Number(e);

@@ -14,7 +14,7 @@ const softmax = (xs: number[]) => {
 };
 const logSumExp = (xs: number[]) => Math.log(xs.reduce((a, x) => a + Math.exp(x), 0));
 
-/** The loss for one example, cell by cell, from DESIGN §5.6. logits[t][cell][k], target[cell]. */
+/** The loss for one example, cell by cell, from the formulas (docs/pipeline.md, "EFE loss"). logits[t][cell][k], target[cell]. */
 function reference(logits: number[][][], target: number[], hLogits: number[], wLogits: number[], h: number, w: number, lambda: number, sgLogits = logits) {
   const T = logits.length;
   const eps = 0.1;

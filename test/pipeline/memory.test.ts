@@ -1,4 +1,4 @@
-// EpisodicMemory (DESIGN §5.7): the dynamic threshold, the write rule, eviction at capacity, top-k
+// EpisodicMemory (docs/pipeline.md, "Memory"): the dynamic threshold, the write rule, eviction at capacity, top-k
 // cosine reads with a similarity-weighted mean, exact checkpoint round trips, and no leak.
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";

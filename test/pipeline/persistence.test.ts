@@ -1,4 +1,4 @@
-// Checkpoints and run folders (DESIGN §6): round trips, verification, keep_last, best/, resolve, backup,
+// Checkpoints and run folders (docs/pipeline.md, "Checkpoint format"): round trips, verification, keep_last, best/, resolve, backup,
 // leftovers of killed writers, and a writer killed with SIGKILL 20 times at random moments.
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";

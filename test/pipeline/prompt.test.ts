@@ -1,4 +1,4 @@
-// HybridPrompter (DESIGN §5.1): the prompt never shows the example's own output; truncation drops whole
+// HybridPrompter (docs/pipeline.md, "Prompt"): the prompt never shows the example's own output; truncation drops whole
 // demonstrations from the end and never the test input; the hint is Qwen's greedy continuation; p is the
 // mean of the hidden states from the test input's end onward, with gradient into Qwen exactly when Qwen
 // trains; the frozen cache; embedBatch (one generate and one padded forward for many examples, host reads

@@ -1,4 +1,4 @@
-// PromptRefiner (DESIGN §5.5): Gaussian formulas, bounds, memory bias, gradient routing, the EMA
+// PromptRefiner (docs/pipeline.md, "Refiner"): Gaussian formulas, bounds, memory bias, gradient routing, the EMA
 // baseline, checkpoint state, batching, no leak, and learning on a toy bandit.
 import { describe, expect, test } from "bun:test";
 import * as torch from "../../src/torch";

@@ -1,4 +1,4 @@
-// One training example end to end (trainExample, DESIGN §5) with the tiny model on the CPU: finite loss,
+// One training example end to end (trainExample, docs/pipeline.md) with the tiny model on the CPU: finite loss,
 // gradients where each loss should put them (and nowhere else), no tensor leak, logged quantities that
 // agree with each other and with the EMA rules; evaluate() on a few examples; scripts/agent.ts and
 // scripts/step.ts as processes.

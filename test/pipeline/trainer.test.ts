@@ -1,4 +1,4 @@
-// scripts/train.ts end to end, as subprocesses on the CPU (DESIGN §6): the smoke run, the command line
+// scripts/train.ts end to end, as subprocesses on the CPU (docs/pipeline.md, "Training loop"): the smoke run, the command line
 // (help, usage errors before anything loads), exact resume, SIGKILL at random moments, keep_last and
 // best/ (and scripts/eval.ts reproducing best's validation figures), and the loss going down.
 import { afterAll, describe, expect, test } from "bun:test";
@@ -125,7 +125,8 @@ describe("smoke run", () => {
   test("--preset smoke --max_batches 10: batch lines, metrics, validation, a verified resumable checkpoint", () => {
     const base = fresh("smoke");
     const r = trainOk(["--preset", "smoke", "--max_batches", "10", ...CPU, "--run_dir", base]);
-    // DESIGN §6 asks for under a minute on 2 idle cores; on a shared machine the time is only reported.
+    // The smoke run is meant to finish in under a minute on 2 idle cores; on a shared machine the time is
+    // only reported.
     console.log(`smoke run: ${(r.ms / 1000).toFixed(1)} s (load average ${loadavg()[0].toFixed(1)})`);
     const batchLine = (n: number) =>
       new RegExp(
@@ -134,7 +135,7 @@ describe("smoke run", () => {
       );
     expect(r.out).toMatch(batchLine(5));
     expect(r.out).toMatch(batchLine(10));
-    expect(r.out).toMatch(/^\[Batch {4}5\] /m); // padded like the DESIGN's "[Batch   50]"
+    expect(r.out).toMatch(/^\[Batch {4}5\] /m); // padded to 4, like "[Batch   50]"
     expect(r.out).toMatch(/^Val Accuracy: \d\.\d{4} \(\d+\/8\) \| pass@2: /m);
 
     const runDir = onlyRun(base);
