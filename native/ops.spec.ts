@@ -24,7 +24,9 @@
 // Wrappers: `method` makes a Tensor method (the first argument is `this`), `F` a torch.nn.functional
 // function, `torch` a torch.* function; each is `true` or {name, order (the wrapper's argument order
 // when PyTorch's differs from the native one), omit (trailing native arguments the wrapper leaves out)}.
-// Anything that decides, converts or documents more than that stays hand-written in src/torch.
+// A wrapper converts each argument by its type (a Tensor to its checked handle, a DType to its code, ...)
+// and the result (a handle to a tracked Tensor). Options objects, overloads, a choice between ops and
+// compositions of ops stay hand-written in src/torch.
 
 export interface WrapperSpec {
   name?: string;
