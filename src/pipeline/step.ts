@@ -241,8 +241,8 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
   const rAfter = targets.map((t, i) => reward(predAfter[i], sizeAfter[i], t, rw));
   const r = rAfter.map((a, i) => a.R - rBefore[i].R);
   // refiner.loss averages over the batch; the sum is what B batches of one would backpropagate.
-  const pol = sys.refiner.loss(act.logProb, act.entropy, r, { advanceBaseline: false });
-  const refinerLoss = pol.loss.mul(B);
+  const rl = sys.refiner.loss(act.logProb, act.entropy, r, { advanceBaseline: false });
+  const refinerLoss = rl.loss.mul(B);
   const updates: StateUpdates = { p: p.detach(), actions: act.action, rAfter: rAfter.map((x) => x.R), r, hits };
   const applied = opts.deferStateUpdates ? null : applyStateUpdates(sys, updates);
 
@@ -268,8 +268,8 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
       after: rAfter[i],
       dAcc: rAfter[i].acc - rBefore[i].acc,
       r: r[i],
-      advantage: pol.advantages[i],
-      baseline: pol.baseline,
+      advantage: rl.advantages[i],
+      baseline: rl.baseline,
       sizeError: Math.abs(sizeAfter[i][0] - h) + Math.abs(sizeAfter[i][1] - w),
       memoryHits: hits[i],
       memoryWritten: applied?.[i]?.written ?? false,
