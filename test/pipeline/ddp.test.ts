@@ -153,11 +153,15 @@ describe("data-parallel training (2 ranks over Gloo on 127.0.0.1)", () => {
       expect(s2.theta).toBeCloseTo(s1.theta, 9);
       expect(s2.baseline).toBeCloseTo(s1.baseline, 9);
 
-      // The weights and memory tensors: float32 sums in another order, so equal to 1e-5 relative.
-      for (const file of ["model.safetensors", "memory.safetensors"]) {
+      // The weights and memory tensors: float32 sums in another order, so equal to rounding. The memory to
+      // 1e-5 relative; the weights to 1e-4, as with the short last batch below: LoRA's B starts at zero and
+      // Adam divides each gradient element by its own size, and with the input prior (the agent's head starts
+      // at a tenth of its scale) more of LoRA's gradient elements sit at rounding level (measured: 1.4e-5 for
+      // one LoRA B). A lost or doubled row would be off by far more, in every tensor.
+      for (const [file, tol] of [["model.safetensors", 1e-4], ["memory.safetensors", 1e-5]] as const) {
         const errs = relativeErrors(join(ckpt(a, 6), file), join(ckpt(b, 6), file));
         expect(errs.size).toBeGreaterThan(0);
-        expect([...errs].filter(([, e]) => !(e <= 1e-5))).toEqual([]);
+        expect([...errs].filter(([, e]) => !(e <= tol))).toEqual([]);
       }
       // Logged per batch: the global batch's numbers, as the single process logged them.
       const [ma, mb] = [batches(a), batches(b)];
