@@ -3,6 +3,7 @@
 # From the project root, after `bash ../shared/gpu/pack.sh` and a copy of Gloo's headers into the pack
 # (the GPU machine has no libgloo-dev; torch.distributed needs them to build):
 #   mkdir -p .gpu/gloo-include && cp -r /usr/include/gloo .gpu/gloo-include/
+#   tar -C ../shared/data/arc -cJf .gpu/arc-agi-2.txz ARC-AGI-2     (the ARC step's data, ~1 MiB)
 #   run: bash .gpu/remote.sh 'bash bench/gpu-checks.sh'     (timeout_s ~540; results under $OUT)
 # The addon builds by the README's python3 route against the machine's PyTorch (remote.sh's LIBTORCH
 # wins, which names the same torch). Steps are independent: a failing one is recorded and the next
@@ -46,4 +47,7 @@ step smoke 90 "bun scripts/train.ts --preset smoke --max_batches 10 --device cud
 step dist_tests 120 "bun test --timeout 120000 test/torch/distributed.test.ts test/pipeline/ddp.test.ts"
 step nccl_allreduce 120 "bun bench/ddp.ts --skip_train --backend nccl --ranks 1 --out $OUT/ddp-nccl-allreduce.json && bun bench/ddp.ts --skip_train --backend gloo --ranks 2 --out $OUT/ddp-gloo-allreduce.json"
 step nccl_trainer 90 "bun bench/ddp.ts --device cuda --backend nccl --group_of_one --skip_allreduce --out $OUT/ddp-nccl-trainer.json"
+# ARC scores (bench/arc.ts) from a checkpoint trained on the GPU for a short budget: plain, votes, TTT, both.
+# Last: it runs only when the budget has time left, on a subset of tasks.
+[ -f .gpu/arc-agi-2.txz ] && step arc 240 "mkdir -p /tmp/arc && tar -C /tmp/arc -xJf .gpu/arc-agi-2.txz && bun bench/arc.ts --device cuda --arc /tmp/arc/ARC-AGI-2 --train_minutes 2 --synthetic 60 --max_tasks 40 --out $OUT/arc-cuda.json"
 echo "done in $(( $(date +%s) - t_start )) s; results in $OUT" | tee -a "$OUT/summary.txt"

@@ -4,6 +4,7 @@
 //   bun scripts/eval.ts --checkpoint best            (latest run under runs/)
 //   bun scripts/eval.ts --checkpoint latest --run runs/arc_20261126_101500 --split val
 import { parseArgs } from "node:util";
+import { TTT_DEFAULTS } from "../src/pipeline/config";
 import { duplicateFlag, joinNegativeValues, parseDecimal, parseInteger } from "../src/util/flags";
 
 const OPTIONS = {
@@ -43,7 +44,7 @@ const HELP = `Usage: bun scripts/eval.ts [--checkpoint best|latest|PATH] [--run 
   --vote_seed   seed of the augmentations (default 0)
   --ttt_steps   test-time training: N AdamW steps per task on its own demonstrations (leave-one-out, random
                 dihedral/colour augmentations, the training loss) before predicting; weights restored after (default 0)
-  --ttt_lr      its learning rate (default 1e-4); --ttt_batch demonstrations per step (default 4);
+  --ttt_lr      its learning rate (default ${TTT_DEFAULTS.lr}); --ttt_batch demonstrations per step (default ${TTT_DEFAULTS.batch});
   --ttt_seed    its seed (default 0); --ttt_qwen  adapt the LoRA adapters too (runs that train Qwen by LoRA)
   --out         where eval.json and report.html go (default: <run>/eval/<checkpoint>_<split>)`;
 
@@ -81,11 +82,11 @@ async function main(argv: string[]): Promise<number> {
   };
   const tttSteps = int("ttt_steps", 0, 0);
   if (tttSteps === null) return usage(`--ttt_steps must be a non-negative integer, got "${values.ttt_steps}"`);
-  const tttBatch = int("ttt_batch", 4, 1);
+  const tttBatch = int("ttt_batch", TTT_DEFAULTS.batch, 1);
   if (tttBatch === null) return usage(`--ttt_batch must be a positive integer, got "${values.ttt_batch}"`);
   const tttSeed = int("ttt_seed", 0, 0);
   if (tttSeed === null) return usage(`--ttt_seed must be a non-negative integer, got "${values.ttt_seed}"`);
-  const tttLr = values.ttt_lr === undefined ? 1e-4 : parseDecimal(values.ttt_lr as string);
+  const tttLr = values.ttt_lr === undefined ? TTT_DEFAULTS.lr : parseDecimal(values.ttt_lr as string);
   if (tttLr === null || !(tttLr >= 0)) return usage(`--ttt_lr must be a non-negative number, got "${values.ttt_lr}"`);
   for (const k of ["checkpoint", "run", "run_dir", "data", "out", "batch_size"] as const)
     if (values[k] === "") return usage(`--${k} was given an empty value (an unset shell variable?)`);

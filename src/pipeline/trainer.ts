@@ -8,7 +8,7 @@ import { ArcDataError, BadTaskFilesError, type Dataset, type Example, epochOrder
 import * as torch from "../torch";
 import { releaseFreeMemory } from "../util/malloc";
 import { progress } from "../util/progress";
-import { type BestMetric, DEFAULTS, type TrainConfig, UsageError } from "./config";
+import { type BestMetric, DEFAULTS, TTT_DEFAULTS, type TrainConfig, UsageError } from "./config";
 import { sizeWeight } from "./efe";
 import { type EvalSummary, evaluate, summarizeEval } from "./evaluate";
 import { type RunLock, acquireRunLock } from "./lock";
@@ -355,7 +355,7 @@ async function trainRun(
     const ttt = (cfg.val_ttt_steps ?? 0) > 0;
     // Data-parallel: rank r validates examples r, r + W, ...; rank 0 summarises them all in their order.
     const shard = dp ? rankRows(valEx.length, rank, world).map((i) => valEx[i]) : valEx;
-    let { summary: s, results } = evaluate(sys, shard, { autocast, batchSize: cfg.batch_size, ...(ttt ? { ttt: { steps: cfg.val_ttt_steps, lr: 1e-4, batch: 4, seed: cfg.seed } } : {}) });
+    let { summary: s, results } = evaluate(sys, shard, { autocast, batchSize: cfg.batch_size, ...(ttt ? { ttt: { steps: cfg.val_ttt_steps, lr: TTT_DEFAULTS.lr, batch: TTT_DEFAULTS.batch, seed: cfg.seed } } : {}) });
     if (dp) {
       const seconds = Math.max(...(torch.distributed.allGatherObject(s.seconds) as number[]));
       results = gatherRows(results, rowCounts(valEx.length, world));

@@ -9,6 +9,7 @@ import { type Augmentation, randomAugmentation } from "../arc/augment";
 import { type Example, trainingExamples } from "../arc/examples";
 import { Rng, hash32 } from "../arc/rng";
 import { outputSizeFromDemos } from "../arc/size-rules";
+import { TTT_DEFAULTS } from "./config";
 import type { Task } from "../arc/types";
 import { loraParameters } from "../models/lora";
 import * as torch from "../torch";
@@ -20,9 +21,9 @@ import { snapshotSystem } from "./training-state";
 export interface TttOptions {
   /** Optimizer steps per task (0: off). */
   steps: number;
-  /** AdamW learning rate (default 1e-4). */
+  /** AdamW learning rate (default TTT_DEFAULTS.lr). */
   lr?: number;
-  /** Demonstrations per step (default 4; fewer when the task has fewer). */
+  /** Demonstrations per step (default TTT_DEFAULTS.batch; fewer when the task has fewer). */
   batch?: number;
   /** Seed of the augmentations, the examples drawn and the refiner's noise (default 0). */
   seed?: number;
@@ -59,12 +60,12 @@ export function withTestTimeTraining<T>(sys: System, task: Task, o: TttOptions, 
   const held = qwenTrainable(sys).filter((p) => !adapted.has(p));
   for (const p of held) p.requiresGrad_(false);
   const saved = snapshotSystem(sys, params);
-  const opt = new torch.AdamW([{ params, lr: o.lr ?? 1e-4 }], { weightDecay: 0 });
+  const opt = new torch.AdamW([{ params, lr: o.lr ?? TTT_DEFAULTS.lr }], { weightDecay: 0 });
   try {
     const rng = new Rng(hash32(`ttt#${o.seed ?? 0}#${task.id}`));
     torch.manualSeed(hash32(`ttt-torch#${o.seed ?? 0}#${task.id}`));
     const demos = trainingExamples([task]);
-    const per = Math.max(1, Math.min(o.batch ?? 4, demos.length));
+    const per = Math.max(1, Math.min(o.batch ?? TTT_DEFAULTS.batch, demos.length));
     // When the demonstrations' size rules give every test output's size, the size head's answer is not
     // used, and its cross-entropy (about 2 ln 30 ≈ 6.8 untrained, several times the cells' terms) would
     // steer the shared trunk's few adaptation steps towards it: adapting with it lowered the test outputs'
