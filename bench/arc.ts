@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { type Example, type Task, loadDataset, syntheticDataset, testExamples } from "../src/arc";
+import { type Example, type Task, loadDataset, resizeNearest, syntheticDataset, testExamples, writeSplitFolder } from "../src/arc";
 import { runEvaluation } from "../src/pipeline/report";
 import { cellAccuracy } from "../src/pipeline/reward";
 import { readMetrics } from "../src/pipeline/runs";
@@ -133,52 +133,17 @@ function runOf(checkpoint: string): string | null {
   return existsSync(join(run, "metrics.jsonl")) ? run : null;
 }
 
-/** The synthetic evaluation tasks as a dataset folder, so eval.ts's own loading reads them. */
-function syntheticFolder(n: number): string {
-  const dir = join(work, "synthetic");
-  const ds = syntheticDataset({ training: 1, evaluation: n, seed: 0 });
-  for (const [split, tasks] of [["training", ds.training], ["evaluation", ds.evaluation]] as const) {
-    mkdirSync(join(dir, split), { recursive: true });
-    for (const t of tasks) writeFileSync(join(dir, split, `${t.id}.json`), JSON.stringify({ train: t.train, test: t.test }));
-  }
-  return dir;
-}
-
-/** Nearest-neighbour resize of a grid (the pipeline's resizeHard rule: source index floor(i * H / h)). */
-function resizeGrid(g: number[][], h: number, w: number): number[][] {
-  const H = g.length;
-  const W = g[0]!.length;
-  return Array.from({ length: h }, (_, i) => Array.from({ length: w }, (_, j) => g[Math.floor((i * H) / h)]![Math.floor((j * W) / w)]!));
-}
-
 /** What copying each test input, resized to the target's size, scores (cell accuracy; exact count). */
 function identityBaseline(examples: Example[]): { cellAcc: number; exact: number } {
   let acc = 0;
   let exact = 0;
   for (const ex of examples) {
-    const t = ex.task.test[ex.index]!;
-    const target = t.output!;
-    const copy = resizeGrid(t.input, target.length, target[0]!.length);
-    const c = cellAccuracy(copy, target);
+    const { input, output } = ex.task.test[ex.index]!;
+    const c = cellAccuracy(resizeNearest(input, output!.length, output![0]!.length), output!);
     acc += c;
     if (c === 1) exact++;
   }
   return { cellAcc: acc / Math.max(1, examples.length), exact };
-}
-
-interface ModeResult {
-  examples: number;
-  tasks: number;
-  pass2: number;
-  pass2Count: number;
-  exactFirst: number;
-  exactFirstCount: number;
-  cellAcc: number;
-  cellAccBefore: number;
-  sizeAcc: number;
-  sizeFromRules: number;
-  secondsPerTask: number;
-  ttt?: { secondsPerTask: number; gained: number; lost: number };
 }
 
 async function evaluateSet(checkpoint: string, data: string, tasks: Task[]): Promise<Record<string, unknown>> {
@@ -190,7 +155,7 @@ async function evaluateSet(checkpoint: string, data: string, tasks: Task[]): Pro
     ttt: { votes: 1, ttt },
     both: { votes, ttt },
   };
-  const out: Record<string, ModeResult> = {};
+  const out: Record<string, Record<string, unknown>> = {};
   for (const [name, m] of Object.entries(modes)) {
     const r = await runEvaluation({
       checkpoint,
@@ -205,22 +170,9 @@ async function evaluateSet(checkpoint: string, data: string, tasks: Task[]): Pro
       quiet: true,
       log: () => {},
     });
-    const s = r.summary;
-    out[name] = {
-      examples: s.examples,
-      tasks: s.tasks,
-      pass2: s.pass2,
-      pass2Count: s.pass2Count,
-      exactFirst: s.exactFirst,
-      exactFirstCount: s.exactFirstCount,
-      cellAcc: s.cellAcc,
-      cellAccBefore: s.cellAccBefore,
-      sizeAcc: s.sizeAcc,
-      sizeFromRules: s.sizeFromRules,
-      secondsPerTask: s.seconds / s.tasks,
-      ...(s.ttt ? { ttt: { secondsPerTask: s.ttt.secondsPerTask, gained: s.ttt.gained, lost: s.ttt.lost } } : {}),
-    };
-    console.error(`bench/arc: ${data} ${name}: pass@2 ${s.pass2Count}/${s.examples}, cell acc ${s.cellAcc.toFixed(4)}, size acc ${s.sizeAcc.toFixed(4)}, ${(s.seconds / s.tasks).toFixed(2)} s/task`);
+    const { seconds, ttt: t, ...s } = r.summary;
+    out[name] = { ...s, secondsPerTask: seconds / s.tasks, ...(t ? { ttt: t } : {}) };
+    console.error(`bench/arc: ${data} ${name}: pass@2 ${s.pass2Count}/${s.examples}, cell acc ${s.cellAcc.toFixed(4)}, size acc ${s.sizeAcc.toFixed(4)}, ${(seconds / s.tasks).toFixed(2)} s/task`);
   }
   return { data, tasks: tasks.length, examples: examples.length, identity: identityBaseline(examples), modes: out };
 }
@@ -236,9 +188,14 @@ if (a.train_only) {
 console.error(`bench/arc: evaluating ${checkpoint}`);
 const cap = (ts: Task[]) => (maxTasks > 0 ? ts.slice(0, maxTasks) : ts);
 const arc = await loadDataset(arcData, {});
-const synthDir = syntheticFolder(syntheticTasks);
 const sets = [await evaluateSet(checkpoint, arcData, cap(arc.evaluation))];
-if (syntheticTasks > 0) sets.push(await evaluateSet(checkpoint, synthDir, cap(syntheticDataset({ training: 1, evaluation: syntheticTasks, seed: 0 }).evaluation)));
+if (syntheticTasks > 0) {
+  // Written as a dataset folder, so evaluation reads the tasks by eval.ts's own --data route.
+  // Only the tasks evaluated go in, so the folder's order (by id) cannot change which ones --max_tasks keeps.
+  const synthetic = syntheticDataset({ training: 1, evaluation: syntheticTasks, seed: 0 });
+  const tasks = cap(synthetic.evaluation);
+  sets.push(await evaluateSet(checkpoint, writeSplitFolder(join(work, "synthetic"), { training: synthetic.training, evaluation: tasks }), tasks));
+}
 const result = {
   bench: "arc",
   startedAt,

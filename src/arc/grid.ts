@@ -24,6 +24,16 @@ export function gridsEqual(a: Grid, b: Grid): boolean {
   return true;
 }
 
+/**
+ * A grid resized to h x w by nearest neighbour: source cell (floor(i * H / h), floor(j * W / w)), the rule
+ * of the pipeline's resizeHard (F.interpolate "nearest"), without a tensor.
+ */
+export function resizeNearest(g: Grid, h: number, w: number): Grid {
+  const H = g.length;
+  const W = g[0]!.length;
+  return Array.from({ length: h }, (_, i) => Array.from({ length: w }, (_, j) => g[Math.floor((i * H) / h)]![Math.floor((j * W) / w)]!));
+}
+
 export function sameShape(a: Grid, b: Grid): boolean {
   return height(a) === height(b) && width(a) === width(b);
 }

@@ -1,6 +1,6 @@
 // Reading tasks from disk and resolving `--data`: a path (one task file, a folder of task files, or a
 // folder with training/ and evaluation/), a public dataset name (downloaded once), or `synthetic`.
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { DATASETS, downloadDataset, type DatasetName, type DownloadOptions } from "./download.ts";
 import { ArcDataError, BadTaskFilesError } from "./errors.ts";
@@ -62,6 +62,15 @@ export function findSplitRoot(dir: string): string | null {
 export function loadSplitFolder(root: string, name = root, bad?: string[]): Dataset {
   const sub = (s: string) => (isDir(path.join(root, s)) ? loadTasks(path.join(root, s), bad) : []);
   return { name, root, training: sub("training"), evaluation: sub("evaluation") };
+}
+
+/** Writes tasks as a folder loadSplitFolder (and `--data`) reads: <root>/<split>/<id>.json, train and test pairs. */
+export function writeSplitFolder(root: string, ds: Pick<Dataset, "training" | "evaluation">): string {
+  for (const [split, tasks] of [["training", ds.training], ["evaluation", ds.evaluation]] as const) {
+    mkdirSync(path.join(root, split), { recursive: true });
+    for (const t of tasks) writeFileSync(path.join(root, split, `${t.id}.json`), JSON.stringify({ train: t.train, test: t.test }));
+  }
+  return root;
 }
 
 export interface LoadOptions {

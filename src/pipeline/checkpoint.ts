@@ -19,10 +19,10 @@
 //   const ck = latestVerifiedCheckpoint(run.dir, { onSkip: (d, why) => console.warn(`skipping ${d}: ${why}`) });
 //   const { state, tensors } = loadCheckpoint(ck.dir, { device: "cuda" });   // tensors live in the current torch.scope
 import { randomBytes } from "node:crypto";
-import { constants as fsConstants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { constants as fsConstants, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import * as torch from "../torch";
-import { fsyncDir, fsyncFile, installFolder, removeFolder, sha256File, writeFileSynced } from "../util/durable";
+import { fsyncDir, fsyncFile, installFolder, namesIn, removeFolder, sha256File, writeFileSynced } from "../util/durable";
 
 export const CHECKPOINT_FORMAT = "arc-efe-checkpoint";
 export const CHECKPOINT_VERSION = 1;
@@ -125,12 +125,7 @@ export const removeCheckpointFolder = (dir: string): void => removeFolder(dir, j
  * Folders of a live writer (another process) are left alone unless hours old. Returns what was removed.
  */
 export function cleanupLeftovers(dir: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
+  const names = namesIn(dir);
   const removed: string[] = [];
   for (const n of names) {
     const m = AUX_RE.exec(n);
@@ -274,12 +269,7 @@ export function saveCheckpoint(runDir: string, opts: SaveCheckpointOptions): str
 /** Final-named step folders of a run, oldest step first (dot-folders and best/ are not listed). */
 export function listCheckpoints(runDir: string): CheckpointRef[] {
   const ck = checkpointsDir(runDir);
-  let names: string[];
-  try {
-    names = readdirSync(ck);
-  } catch {
-    return [];
-  }
+  const names = namesIn(ck);
   const out: CheckpointRef[] = [];
   for (const n of names) {
     const step = parseStepDir(n);

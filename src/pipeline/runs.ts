@@ -6,9 +6,9 @@
 //   latestRun("runs");                               // newest run that has a checkpoint (for --resume)
 //
 // Folder names use local time, like Python's datetime.now().strftime("%Y%m%d_%H%M%S").
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { fsyncDir, writeFileAtomic, writeFileSynced } from "../util/durable";
+import { fsyncDir, namesIn, writeFileAtomic, writeFileSynced } from "../util/durable";
 
 export const RUN_PREFIX = "arc_";
 /** `arc_YYYYMMDD_HHMMSS`, with `_N` (N >= 2) when several runs start in the same second. */
@@ -106,12 +106,7 @@ function isRunDir(dir: string): boolean {
 
 /** Whether a run has at least one final-named checkpoint (a step folder or best/). */
 export function hasCheckpoint(runDir: string): boolean {
-  let names: string[];
-  try {
-    names = readdirSync(join(runDir, "checkpoints"));
-  } catch {
-    return false;
-  }
+  const names = namesIn(join(runDir, "checkpoints"));
   return names.some((n) => STEP_DIR_RE.test(n) || n === "best");
 }
 
@@ -131,12 +126,7 @@ function runKey(dir: string): [number, number] {
 
 /** Every run folder under `baseDir`, oldest first (by the time in the name, then the suffix). */
 export function listRuns(baseDir: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(baseDir);
-  } catch {
-    return [];
-  }
+  const names = namesIn(baseDir);
   const dirs = names.filter((n) => !n.startsWith(".")).map((n) => join(baseDir, n)).filter(isRunDir);
   const keys = new Map(dirs.map((d) => [d, runKey(d)]));
   return dirs.sort((a, b) => {

@@ -3,7 +3,7 @@
 // half of one. Every writer of the project (checkpoints, run files, the Hub cache, datasets, safetensors)
 // goes through these.
 import { createHash } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
 /** fsyncs a file or folder by path: a folder's fsync makes a rename or a new entry in it survive a power cut. */
@@ -112,4 +112,14 @@ export function sha256File(path: string): string {
     closeSync(fd);
   }
   return hash.digest("hex");
+}
+
+/** A folder's entry names, or none when it cannot be read (missing, not a folder): listings of run and
+ * checkpoint folders treat an absent folder as an empty one. */
+export function namesIn(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { syntheticDataset } from "../../src/arc";
+import { syntheticDataset, writeSplitFolder } from "../../src/arc";
 import { LOCK_FILE } from "../../src/pipeline/lock";
 import { latestVerifiedCheckpoint, listCheckpoints, verifyCheckpoint } from "../../src/pipeline/checkpoint";
 import { readMetrics } from "../../src/pipeline/runs";
@@ -179,11 +179,7 @@ describe("refused before any work", () => {
     mkdirSync(model);
     writeFileSync(join(model, "config.json"), '{"model_type": "qwen2", "hidden_size": 15');
     const bad = join(base, "bad-data");
-    const ds = syntheticDataset({ training: 4, evaluation: 2, seed: 3 });
-    for (const [split, list] of [["training", ds.training], ["evaluation", ds.evaluation]] as const) {
-      mkdirSync(join(bad, split), { recursive: true });
-      for (const t of list) writeFileSync(join(bad, split, `${t.id}.json`), JSON.stringify({ train: t.train, test: t.test }));
-    }
+    writeSplitFolder(bad, syntheticDataset({ training: 4, evaluation: 2, seed: 3 }));
     writeFileSync(join(bad, "training", "zz-broken.json"), "{");
     writeFileSync(join(bad, "evaluation", "zz-cells.json"), JSON.stringify({ train: [{ input: [[1]], output: [[10]] }], test: [{ input: [[1]] }] }));
     const runs = join(base, "runs");
@@ -311,11 +307,7 @@ describe("resume semantics", () => {
 describe("bad task files", () => {
   test("--skip_bad_tasks trains without them and lists every one", () => {
     const data = fresh("skip-data");
-    const ds = syntheticDataset({ training: 6, evaluation: 2, seed: 5 });
-    for (const [split, list] of [["training", ds.training], ["evaluation", ds.evaluation]] as const) {
-      mkdirSync(join(data, split), { recursive: true });
-      for (const t of list) writeFileSync(join(data, split, `${t.id}.json`), JSON.stringify({ train: t.train, test: t.test }));
-    }
+    writeSplitFolder(data, syntheticDataset({ training: 6, evaluation: 2, seed: 5 }));
     writeFileSync(join(data, "training", "zz-broken.json"), "[]");
     writeFileSync(join(data, "evaluation", "zz-empty.json"), "");
     const base = fresh("skip-runs");
