@@ -49,6 +49,7 @@ const USAGE = `Usage: bun bench/train.ts [options]
   --agent_pad_share S   the same for the agent's passes (default: 1 on CUDA, 0.25 on the CPU)
   --amp_dtype T     fp16, bf16, none (CUDA; default fp16 like the trainer)
   --qwen_train Q    lora (default), full, frozen
+  --grad_checkpointing M  off (default), layer or mlp, as the trainer's flag: compare memory.cuda_peak_allocated_gib
   --warmup N        untimed batches first (default 3 on the CPU, 5 on CUDA)
   --examples N      timed examples (default 48 on the CPU, 240 on CUDA): ceil(N / batch size) batches, the same
                     examples in the same order at every batch size
@@ -62,7 +63,7 @@ const { values: v } = parseArgs({
   options: {
     device: { type: "string" }, model: { type: "string" }, preset: { type: "string" }, data: { type: "string" }, batch_size: { type: "string" },
     batch_sizes: { type: "string" }, max_batch_tokens: { type: "string" }, profile_batches: { type: "string" }, examples: { type: "string" }, prompt_pad_share: { type: "string" }, agent_pad_share: { type: "string" },
-    amp_dtype: { type: "string" }, qwen_train: { type: "string" }, warmup: { type: "string" }, batches: { type: "string" }, threads: { type: "string" },
+    amp_dtype: { type: "string" }, qwen_train: { type: "string" }, grad_checkpointing: { type: "string" }, warmup: { type: "string" }, batches: { type: "string" }, threads: { type: "string" },
     seed: { type: "string" }, out: { type: "string" }, help: { type: "boolean", short: "h" },
   },
 });
@@ -133,9 +134,11 @@ const cfg: TrainConfig = {
   ...(v.max_batch_tokens ? { max_batch_tokens: int("max_batch_tokens", v.max_batch_tokens, 0) } : {}),
   ...(v.amp_dtype ? { amp_dtype: v.amp_dtype as TrainConfig["amp_dtype"] } : {}),
   ...(v.qwen_train ? { qwen_train: v.qwen_train as TrainConfig["qwen_train"] } : {}),
+  ...(v.grad_checkpointing ? { grad_checkpointing: v.grad_checkpointing as TrainConfig["grad_checkpointing"] } : {}),
 };
 if (!["fp16", "bf16", "none"].includes(cfg.amp_dtype)) fail(`--amp_dtype must be fp16, bf16 or none`);
 if (!["lora", "full", "frozen"].includes(cfg.qwen_train)) fail(`--qwen_train must be lora, full or frozen`);
+if (!["off", "layer", "mlp"].includes(cfg.grad_checkpointing)) fail(`--grad_checkpointing must be off, layer or mlp, got "${cfg.grad_checkpointing}"`);
 const padShare = (name: string, s: string | undefined): number | undefined => {
   if (s === undefined) return undefined;
   const x = Number(s);
@@ -244,7 +247,7 @@ writeOut({
   config: {
     device, model: modelName, preset: presetName, data: cfg.data, batch_size: cfg.batch_size, max_batch_tokens: cfg.max_batch_tokens, qwen_train: cfg.qwen_train,
     amp_dtype: autocast ? cfg.amp_dtype : "none", agent_channels: cfg.agent_channels, agent_steps: cfg.agent_steps, hint_tokens: cfg.hint_tokens,
-    max_prompt_tokens: cfg.max_prompt_tokens, lora_rank: cfg.lora_rank,
+    max_prompt_tokens: cfg.max_prompt_tokens, lora_rank: cfg.lora_rank, grad_checkpointing: cfg.grad_checkpointing,
     prompt_pad_share: sys.prompter.config.maxPadShare ?? null, agent_pad_share: agentPadShare ?? null,
   },
   params: { qwen: sys.qwen.numParameters(), qwen_trainable: count(opts.qwenParams), agent: count(opts.opt.params()) - count(opts.qwenParams), policy: count(opts.refinerParams) },

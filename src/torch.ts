@@ -20,6 +20,7 @@ export { autocast, isAutocastEnabled, type AutocastOptions } from "./torch/autoc
 export { GradScaler, type GradScalerOptions, type GradScalerState } from "./torch/amp";
 export { Adam, AdamW, clipGradNorm, gradNorm, adamKernel, type AdamKernel, type ParamGroupSpec, type OptimizerState } from "./torch/optim";
 export { manualSeed, getRngState, setRngState } from "./torch/random";
+export { checkpoint, pendingCheckpoints, clearCheckpoints } from "./torch/checkpoint";
 export * as F from "./torch/functional";
 export * as cuda from "./torch/cuda";
 export * as distributed from "./torch/distributed";

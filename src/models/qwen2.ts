@@ -255,6 +255,8 @@ export class Qwen2DecoderLayer extends Module {
   readonly mlp: Qwen2MLP;
   readonly input_layernorm: RMSNorm;
   readonly post_attention_layernorm: RMSNorm;
+  /** Set by Qwen2Model.forward: run post_attention_layernorm + mlp (and its residual add) through torch.checkpoint. */
+  checkpointMlp = false;
   constructor(cfg: Qwen2Config, layerIdx: number, opts: FactoryOptions) {
     super();
     this.self_attn = this.registerModule("self_attn", new Qwen2Attention(cfg, layerIdx, opts));
@@ -264,6 +266,8 @@ export class Qwen2DecoderLayer extends Module {
   }
   forward(h: Tensor, cos: Tensor, sin: Tensor, am: AttentionMask, cache: KVCache | null): Tensor {
     const a = h.add(this.self_attn.forward(this.input_layernorm.forward(h), cos, sin, am, cache));
+    // The residual add is inside the segment: a checkpoint's input must reach the loss only through it.
+    if (this.checkpointMlp) return torch.checkpoint((x: Tensor) => x.add(this.mlp.forward(this.post_attention_layernorm.forward(x))), a);
     return a.add(this.mlp.forward(this.post_attention_layernorm.forward(a)));
   }
 }
@@ -297,6 +301,12 @@ export class Qwen2Model extends Module {
   readonly layers: ModuleList<Qwen2DecoderLayer>;
   readonly norm: RMSNorm;
   private invFreqCache: Tensor | null = null;
+  /**
+   * Gradient checkpointing (--grad_checkpointing) when a forward records gradients without a cache:
+   * "layer" keeps only each decoder layer's input and recomputes the layer in backward, "mlp" only the
+   * MLP sub-block (its 3x-wide activations), "off" keeps every activation.
+   */
+  gradientCheckpointing: "off" | "layer" | "mlp" = "off";
   constructor(readonly config: Qwen2Config, opts: FactoryOptions) {
     super();
     this.embed_tokens = this.registerModule("embed_tokens", new Qwen2Embedding(config.vocabSize, config.hiddenSize, opts));
@@ -368,9 +378,11 @@ export class Qwen2Model extends Module {
     }
 
     const all: Tensor[] | undefined = args.outputHiddenStates ? [h] : undefined;
+    const ckpt = cache === null && torch.isGradEnabled() ? this.gradientCheckpointing : "off";
     for (const layer of this.layers) {
       const prev = h;
-      h = torch.scope(() => layer.forward(prev, cos, sin, am, cache));
+      layer.checkpointMlp = ckpt === "mlp";
+      h = torch.scope(() => (ckpt === "layer" ? torch.checkpoint((x: Tensor, c: Tensor, s: Tensor, m: AttentionMask) => layer.forward(x, c, s, m, null), prev, cos, sin, am) : layer.forward(prev, cos, sin, am, cache)));
       if (all) all.push(h);
       else if (prev !== args.inputsEmbeds) prev.dispose(); // early free; the autograd graph keeps what backward needs
     }

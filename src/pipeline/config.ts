@@ -17,6 +17,7 @@ import type { QwenTrain } from "./system";
 export const TTT_DEFAULTS = { lr: 1e-3, batch: 2 } as const;
 
 export type AmpDtype = "fp16" | "bf16" | "none";
+export type GradCheckpointing = "off" | "layer" | "mlp";
 export type BestMetric = "val_exact" | "val_pass2" | "val_cell_acc" | "accuracy_delta";
 
 export interface TrainConfig {
@@ -41,6 +42,7 @@ export interface TrainConfig {
   best_metric: BestMetric;
   qwen_train: QwenTrain;
   amp_dtype: AmpDtype;
+  grad_checkpointing: GradCheckpointing;
   clip: number;
   max_prompt_tokens: number;
   hint_tokens: number;
@@ -98,6 +100,7 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   best_metric: { type: "string", kind: "string", choices: ["val_exact", "val_pass2", "val_cell_acc", "accuracy_delta"], help: "what best/ follows" },
   qwen_train: { type: "string", kind: "string", choices: ["lora", "full", "frozen"], help: "how Qwen trains" },
   amp_dtype: { type: "string", kind: "string", choices: ["fp16", "bf16", "none"], help: "CUDA autocast dtype (fp16 uses a GradScaler; CPU: none or bf16)" },
+  grad_checkpointing: { type: "string", kind: "string", choices: ["off", "layer", "mlp"], help: "Qwen's activation recomputation: layer keeps only each decoder layer's input and reruns the layer in backward, mlp only the MLP block (most of the memory); each costs one more forward of what it recomputes" },
   clip: { type: "string", kind: "float", help: "gradient clipping max norm" },
   max_prompt_tokens: { type: "string", kind: "int", min: 64, help: "prompt budget; whole demonstrations are dropped to fit" },
   hint_tokens: { type: "string", kind: "int", min: 0, help: "greedy hint tokens Qwen generates before encoding (0 = off)" },
@@ -145,6 +148,7 @@ export const DEFAULTS: TrainConfig = {
   best_metric: "val_exact",
   qwen_train: "lora",
   amp_dtype: "fp16",
+  grad_checkpointing: "off",
   clip: 1.0,
   max_prompt_tokens: 2048,
   hint_tokens: 16,

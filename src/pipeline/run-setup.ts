@@ -20,6 +20,7 @@ export function systemConfig(c: TrainConfig): SystemConfig {
     lora_rank,
     lora_alpha,
     lora_dropout,
+    grad_checkpointing: c.grad_checkpointing ?? "off",
     max_prompt_tokens,
     hint_tokens,
     agent_channels,

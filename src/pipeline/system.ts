@@ -22,6 +22,8 @@ export interface SystemConfig {
   lora_rank: number;
   lora_alpha: number;
   lora_dropout: number;
+  /** Qwen's activation recomputation (Qwen2Model.gradientCheckpointing); absent: off. */
+  grad_checkpointing?: "off" | "layer" | "mlp";
   max_prompt_tokens: number;
   hint_tokens: number;
   agent_channels: number;
@@ -75,6 +77,7 @@ export async function buildSystem(cfg: SystemConfig, opts: BuildOptions = {}): P
   } else if (cfg.qwen_train === "full") {
     qwen.unfreeze();
   }
+  qwen.model.gradientCheckpointing = cfg.grad_checkpointing ?? "off";
   const P = qwen.hiddenSize;
   const agent = new GridAgent({ promptDim: P, channels: cfg.agent_channels, steps: cfg.agent_steps, groups: Math.min(8, cfg.agent_channels), inputPrior: cfg.agent_input_prior ?? 0 });
   const refiner = new PromptRefiner({ promptDim: P, stateDim: cfg.agent_channels, actionDim: cfg.action_dim, lr: cfg.rl_lr, device: cfg.device });

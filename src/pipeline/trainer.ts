@@ -519,7 +519,7 @@ function runBatch(sys: System, batch: Example[], o: BackwardOptions & { step: nu
       io.err(
         `CUDA out of memory at batch ${o.step} (${batch.length} examples: tasks ${batch.map((ex) => `${ex.task.id}#${ex.index}`).join(", ")}; ` +
           `sequences of up to ${Math.max(...tokens)} tokens, grids ${grids.join(", ")}). ` +
-          "Shrink memory with --max_batch_tokens (e.g. 4096), --max_prompt_tokens (e.g. 1024), --qwen_train lora, or a smaller --batch_size in a new run; the last checkpoint is intact.",
+          "Shrink memory with --max_batch_tokens (e.g. 4096), --grad_checkpointing layer, --max_prompt_tokens (e.g. 1024), --qwen_train lora, or a smaller --batch_size in a new run; the last checkpoint is intact.",
       );
     }
     throw e;

@@ -5,6 +5,10 @@
 //   and plain objects) and the ones marked with `keep()`. Returned tensors move to the enclosing scope.
 // - Outside any scope, or once kept, a tensor is registered with a FinalizationRegistry: a safety net
 //   that frees it after garbage collection, not a way to manage memory (GC does not see native bytes).
+// - A scope can also own a resource that is not a tensor (`own`: a checkpoint's tape entry). It lives as
+//   long as something made after it does: when the scope ends and a tensor created after the resource
+//   is returned, the resource moves to the enclosing scope (outside every scope, its owner keeps it);
+//   otherwise it is freed. Kept tensors do not count.
 import { N, TorchError } from "./native";
 
 /** The part of Tensor the memory machinery needs; Tensor extends it. */
@@ -43,6 +47,31 @@ const finalizer = new FinalizationRegistry<number>((h) => {
 const scopes: Handle[][] = [];
 /** The innermost scope's list (null outside any scope): the hot path of every op reads it. */
 let current: Handle[] | null = null;
+
+/** What a scope owns besides tensors (torch.checkpoint's tape entries). */
+export interface ScopedResource {
+  /** Already released by its owner (e.g. the entry ran): the scope forgets it. */
+  readonly done: boolean;
+  /** The scope ended and nothing made after the resource survived it. */
+  free(): void;
+}
+interface Owned {
+  res: ScopedResource;
+  /** Length of the scope's tensor list when the resource was registered (or moved in). */
+  pos: number;
+}
+/** Per scope (parallel to `scopes`): its resources, null while it has none. */
+const owned: (Owned[] | null)[] = [];
+
+/**
+ * Puts `res` in the innermost scope's care (see the header). Outside any scope it is not tracked: its
+ * owner frees it.
+ */
+export function own(res: ScopedResource): void {
+  const i = scopes.length - 1;
+  if (i < 0) return;
+  (owned[i] ??= []).push({ res, pos: scopes[i].length });
+}
 
 function registerFinalizer(t: Handle): void {
   if (!t._fin && t._h >= 0) {
@@ -85,17 +114,23 @@ function collect(value: unknown, into: Set<Handle>, depth = 0): void {
   }
 }
 
-function popScope(): void {
+function popScope(): Owned[] | null {
   scopes.pop();
   current = scopes[scopes.length - 1] ?? null;
+  return owned.pop() ?? null;
 }
 
-function release(list: Handle[], survivors: Set<Handle> | null): void {
+function release(list: Handle[], survivors: Set<Handle> | null, resources: Owned[] | null): void {
   const parent = scopes[scopes.length - 1];
+  const base = parent?.length ?? 0;
+  // Index of the last returned tensor: resources registered before it may be needed by it.
+  let last = -1;
   const dead: number[] = [];
-  for (const t of list) {
+  for (let i = 0; i < list.length; i++) {
+    const t = list[i];
     if (t._h < 0 || t._kept) continue;
     if (survivors?.has(t)) {
+      last = i;
       if (parent) parent.push(t);
       else registerFinalizer(t);
     } else {
@@ -105,6 +140,26 @@ function release(list: Handle[], survivors: Set<Handle> | null): void {
   }
   if (dead.length === 1) N.dispose(dead[0]);
   else if (dead.length > 1) N.disposeMany(dead);
+  if (resources) releaseResources(resources, survivors !== null ? last : -1, base);
+}
+
+function releaseResources(resources: Owned[], last: number, base: number): void {
+  const up = scopes.length - 1;
+  let err: unknown = null;
+  for (const o of resources) {
+    if (o.res.done) continue;
+    if (o.pos <= last) {
+      // Outlives this scope: the enclosing one takes it (before the survivors it just got), or nobody does.
+      if (up >= 0) (owned[up] ??= []).push({ res: o.res, pos: base });
+      continue;
+    }
+    try {
+      o.res.free();
+    } catch (e) {
+      err ??= e;
+    }
+  }
+  if (err !== null) throw err;
 }
 
 /**
@@ -114,23 +169,23 @@ function release(list: Handle[], survivors: Set<Handle> | null): void {
 export function scope<T>(fn: () => T): T {
   const mine: Handle[] = [];
   scopes.push(mine);
+  owned.push(null);
   current = mine;
   let result: T;
   try {
     result = fn();
   } catch (e) {
-    popScope();
-    release(mine, null);
+    release(mine, null, popScope());
     throw e;
   }
-  popScope();
+  const resources = popScope();
   if (result instanceof Promise) {
-    release(mine, null);
+    release(mine, null, resources);
     throw new TorchError("torch.scope() takes a synchronous function (it returned a Promise)");
   }
   const survivors = new Set<Handle>();
   collect(result, survivors);
-  release(mine, survivors);
+  release(mine, survivors, resources);
   return result;
 }
 

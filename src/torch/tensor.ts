@@ -83,6 +83,12 @@ export const valuesIndices = (r: [number, number]): ValuesIndices => ({ values: 
 
 export type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
 
+/** Runs after every Tensor.backward (torch.checkpoint's tape drains there; set by checkpoint.ts). */
+let afterBackward: ((retainGraph: boolean, createGraph: boolean) => void) | null = null;
+export function setAfterBackward(fn: ((retainGraph: boolean, createGraph: boolean) => void) | null): void {
+  afterBackward = fn;
+}
+
 export class Tensor extends TensorOps {
   /**
    * The last gradient read, handed out again while it still is the gradient. Weak, so that a cached
@@ -242,8 +248,13 @@ export class Tensor extends TensorOps {
     N.setGrad(this._h, hOpt(g, "grad"));
     this._grad = undefined;
   }
+  /**
+   * Backpropagates from this tensor (a non-scalar needs `gradient`). Then runs the checkpoint tape
+   * (torch.checkpoint): segments whose outputs got gradients are recomputed and backpropagated too.
+   */
   backward(gradient?: Tensor | null, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
     N.backward(this._h, hOpt(gradient, "backward: gradient"), opts.retainGraph, opts.createGraph ?? false);
+    afterBackward?.(opts.retainGraph ?? opts.createGraph ?? false, opts.createGraph ?? false);
   }
   /** `param.data = src` in PyTorch: replaces the data, keeps the tensor (and its leaf status). */
   setData(src: Tensor): this {
