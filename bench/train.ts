@@ -9,10 +9,11 @@
 //   bun bench/train.ts --device cuda --model qwen-1.5b-random  Qwen2.5-1.5B shapes, random bf16 weights, ARC-AGI-2, the trainer's defaults
 //   bun bench/train.ts --out bench/results/train-cpu-$(date +%F).json
 //
-// Examples come in the trainer's data order (a shuffled epoch), so grid sizes and prompt lengths vary as
-// in training. Stage times: on the CPU they come from the timed batches themselves (CPU ops are
-// synchronous); on CUDA from extra --profile_batches with a device sync at each stage boundary, since
-// syncing inside the timed batches would stall the very pipeline being measured.
+// Examples come in the trainer's data order (its sampler: a shuffled epoch, grouped by prompt length unless
+// --group_by_length false), so grid sizes and prompt lengths vary as in training. Stage times: on the CPU
+// they come from the timed batches themselves (CPU ops are synchronous); on CUDA from extra
+// --profile_batches with a device sync at each stage boundary, since syncing inside the timed batches
+// would stall the very pipeline being measured.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -21,6 +22,7 @@ import { epochOrder, loadDataset, trainingExamples } from "../src/arc";
 import { QWEN25_1_5B_CONFIG, Qwen2ForCausalLM } from "../src/models/qwen2";
 import { DEFAULTS, PRESETS, type TrainConfig } from "../src/pipeline/config";
 import { sizeWeight } from "../src/pipeline/efe";
+import { lengthGroupedOrder, paddingShare } from "../src/pipeline/sampler";
 import { autocastFor, systemConfig } from "../src/pipeline/run-setup";
 import type { BatchStats } from "../src/pipeline/step";
 import { buildSystem } from "../src/pipeline/system";
@@ -45,14 +47,18 @@ const USAGE = `Usage: bun bench/train.ts [options]
   --batch_size N    examples per batch (default: the preset's / trainer's)
   --batch_sizes L   a comma list (1,4,8): one child process per size, results in one JSON
   --max_batch_tokens N  as the trainer's flag (0 = one pass per batch)
+  --group_by_length B   true or false, as the trainer's flag (default ${DEFAULTS.group_by_length}): batches of similar prompt length.
+                    padding.prompt_tokens_share is what the passes computed (on the CPU the prompter splits a batch by
+                    length, see --prompt_pad_share 1); padding.epoch_prompt_share is the whole epoch's batches' share
   --prompt_pad_share S  largest padding share of a Qwen pass (default: the prompter's, 1 on CUDA, 0 on the CPU)
   --agent_pad_share S   the same for the agent's passes (default: 1 on CUDA, 0.25 on the CPU)
   --amp_dtype T     fp16, bf16, none (CUDA; default fp16 like the trainer)
   --qwen_train Q    lora (default), full, frozen
   --grad_checkpointing M  off (default), layer or mlp, as the trainer's flag: compare memory.cuda_peak_allocated_gib
   --warmup N        untimed batches first (default 3 on the CPU, 5 on CUDA)
-  --examples N      timed examples (default 48 on the CPU, 240 on CUDA): ceil(N / batch size) batches, the same
-                    examples in the same order at every batch size
+  --examples N      timed examples (default 48 on the CPU, 240 on CUDA): ceil(N / batch size) batches; with
+                    --group_by_length false the same examples in the same order at every batch size (grouped, the
+                    batches are each batch size's own)
   --batches N       timed batches instead (overrides --examples)
   --profile_batches N  extra batches with a device sync per stage, for stage times on CUDA (default 5; CPU: 0, the timed batches are timed by stage)
   --threads N       LibTorch CPU threads (default LibTorch's)
@@ -62,7 +68,7 @@ const USAGE = `Usage: bun bench/train.ts [options]
 const { values: v } = parseArgs({
   options: {
     device: { type: "string" }, model: { type: "string" }, preset: { type: "string" }, data: { type: "string" }, batch_size: { type: "string" },
-    batch_sizes: { type: "string" }, max_batch_tokens: { type: "string" }, profile_batches: { type: "string" }, examples: { type: "string" }, prompt_pad_share: { type: "string" }, agent_pad_share: { type: "string" },
+    batch_sizes: { type: "string" }, max_batch_tokens: { type: "string" }, group_by_length: { type: "string" }, profile_batches: { type: "string" }, examples: { type: "string" }, prompt_pad_share: { type: "string" }, agent_pad_share: { type: "string" },
     amp_dtype: { type: "string" }, qwen_train: { type: "string" }, grad_checkpointing: { type: "string" }, warmup: { type: "string" }, batches: { type: "string" }, threads: { type: "string" },
     seed: { type: "string" }, out: { type: "string" }, help: { type: "boolean", short: "h" },
   },
@@ -132,12 +138,14 @@ const cfg: TrainConfig = {
   seed: int("seed", v.seed, 0),
   ...(v.batch_size ? { batch_size: int("batch_size", v.batch_size, 1, 1) } : {}),
   ...(v.max_batch_tokens ? { max_batch_tokens: int("max_batch_tokens", v.max_batch_tokens, 0) } : {}),
+  ...(v.group_by_length ? { group_by_length: v.group_by_length as TrainConfig["group_by_length"] } : {}),
   ...(v.amp_dtype ? { amp_dtype: v.amp_dtype as TrainConfig["amp_dtype"] } : {}),
   ...(v.qwen_train ? { qwen_train: v.qwen_train as TrainConfig["qwen_train"] } : {}),
   ...(v.grad_checkpointing ? { grad_checkpointing: v.grad_checkpointing as TrainConfig["grad_checkpointing"] } : {}),
 };
 if (!["fp16", "bf16", "none"].includes(cfg.amp_dtype)) fail(`--amp_dtype must be fp16, bf16 or none`);
 if (!["lora", "full", "frozen"].includes(cfg.qwen_train)) fail(`--qwen_train must be lora, full or frozen`);
+if (!["true", "false"].includes(cfg.group_by_length)) fail(`--group_by_length must be true or false, got "${cfg.group_by_length}"`);
 if (!["off", "layer", "mlp"].includes(cfg.grad_checkpointing)) fail(`--grad_checkpointing must be off, layer or mlp, got "${cfg.grad_checkpointing}"`);
 const padShare = (name: string, s: string | undefined): number | undefined => {
   if (s === undefined) return undefined;
@@ -159,10 +167,9 @@ const rssGiB = () => process.resourceUsage().maxRSS / 2 ** 20; // maxRSS is in K
 const tBuild = performance.now();
 torch.manualSeed(cfg.seed);
 const ds = await loadDataset(cfg.data);
-// All training pairs (the epoch the reference counts), in the trainer's shuffled order for epoch 0.
+// All training pairs (the epoch the reference counts); their order is the trainer's for epoch 0, below.
 const examples = trainingExamples(ds.training);
 if (examples.length === 0) fail(`--data ${cfg.data}: no training examples`);
-const order = epochOrder(examples.length, cfg.seed, 0);
 let qwen: { model: Qwen2ForCausalLM; tokenizer: QwenTokenizer } | undefined;
 if (modelName === "qwen-1.5b-random") {
   // Real shapes, random weights (no download): the same compute as the real model. The tiny tokenizer has
@@ -171,6 +178,11 @@ if (modelName === "qwen-1.5b-random") {
 }
 const sys = await buildSystem(systemConfig(cfg), { quiet: true, qwen });
 if (promptPadShare !== undefined) sys.prompter.config.maxPadShare = promptPadShare;
+// The trainer's sampler for epoch 0 (trainer.ts), from each example's exact prompt length. The trainer
+// measures the lengths before its loop only when grouping; here they are measured either way, for the
+// epoch's padding share (tokenizing is well under a millisecond an example, and the builds are kept).
+const promptLengths = examples.map((ex) => sys.prompter.build(ex).ids.length);
+const order = cfg.group_by_length === "true" ? lengthGroupedOrder(promptLengths, { batch: cfg.batch_size, seed: cfg.seed, epoch: 0 }) : epochOrder(examples.length, cfg.seed, 0);
 // The trainer's autocast rule (fp16 autocast only on CUDA; the CPU runs bf16 or none).
 const autocast = autocastFor(cfg);
 const opts = buildOptimizers(sys, { agentLr: cfg.agent_lr, qwenLr: cfg.qwen_lr, weightDecay: cfg.weight_decay, scaleLoss: cuda && cfg.amp_dtype === "fp16" });
@@ -245,7 +257,7 @@ const share = (real: number, padded: number) => (padded > 0 ? 1 - real / padded 
 writeOut({
   bench: "train",
   config: {
-    device, model: modelName, preset: presetName, data: cfg.data, batch_size: cfg.batch_size, max_batch_tokens: cfg.max_batch_tokens, qwen_train: cfg.qwen_train,
+    device, model: modelName, preset: presetName, data: cfg.data, batch_size: cfg.batch_size, max_batch_tokens: cfg.max_batch_tokens, group_by_length: cfg.group_by_length, qwen_train: cfg.qwen_train,
     amp_dtype: autocast ? cfg.amp_dtype : "none", agent_channels: cfg.agent_channels, agent_steps: cfg.agent_steps, hint_tokens: cfg.hint_tokens,
     max_prompt_tokens: cfg.max_prompt_tokens, lora_rank: cfg.lora_rank, grad_checkpointing: cfg.grad_checkpointing,
     prompt_pad_share: sys.prompter.config.maxPadShare ?? null, agent_pad_share: agentPadShare ?? null,
@@ -269,6 +281,9 @@ writeOut({
     prompt_tokens_share: share(stats.realTokens, stats.paddedTokens),
     agent_cells_share: share(stats.cells, stats.paddedCells),
     agent_passes_per_batch: batches ? stats.agentPasses / batches : 0,
+    // The share of prompt positions a batch of the whole epoch's order pads (examples x longest, exact
+    // token counts), whatever the passes then split: what --group_by_length changes.
+    epoch_prompt_share: paddingShare(promptLengths, order, cfg.batch_size),
   },
   mean_prompt_tokens: oom ? null : promptTokens / timedExamples,
   mean_target_cells: oom ? null : cells / timedExamples,

@@ -35,6 +35,7 @@ export interface TrainConfig {
   run_dir: string;
   batch_size: number;
   max_batch_tokens: number;
+  group_by_length: "true" | "false";
   grad_accum: number;
   ckpt_every: number;
   keep_last: number;
@@ -93,6 +94,7 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   run_dir: { type: "string", kind: "string", help: "where run folders (arc_YYYYMMDD_HHMMSS) go" },
   batch_size: { type: "string", kind: "int", min: 1, help: "examples per batch (one Qwen pass, one agent pass)" },
   max_batch_tokens: { type: "string", kind: "int", min: 0, help: "cap on a pass's padded prompt tokens (examples x longest prompt): a batch over it runs as several passes, gradients accumulated (0 = no cap)" },
+  group_by_length: { type: "string", kind: "string", choices: ["true", "false"], help: "batch examples of similar prompt length (windows of 256 of the epoch's shuffle, sorted, cut into batches, batches shuffled: less padding); false: the plain shuffled order" },
   grad_accum: { type: "string", kind: "int", min: 1, help: "batches per optimizer step" },
   ckpt_every: { type: "string", kind: "int", min: 1, help: "checkpoint every N batches (and at each epoch's end)" },
   keep_last: { type: "string", kind: "int", min: 1, help: "step checkpoints kept (best/ is kept apart)" },
@@ -141,6 +143,7 @@ export const DEFAULTS: TrainConfig = {
   run_dir: "runs",
   batch_size: 4,
   max_batch_tokens: 0,
+  group_by_length: "true",
   grad_accum: 1,
   ckpt_every: 50,
   keep_last: 5,
@@ -178,7 +181,7 @@ export const DEFAULTS: TrainConfig = {
  * What a run saved before a flag existed did, where that differs from the flag's default today: a
  * resumed or evaluated old run is rebuilt as it trained (a run from before the input prior had none).
  */
-export const ABSENT_FROM_OLDER_RUNS: Partial<TrainConfig> = { agent_input_prior: 0 };
+export const ABSENT_FROM_OLDER_RUNS: Partial<TrainConfig> = { agent_input_prior: 0, group_by_length: "false" };
 
 /** A saved run's config with every flag it lacks filled in as that run had it. */
 export function savedRunConfig(saved: Record<string, unknown>): TrainConfig {
