@@ -13,6 +13,8 @@
 
 namespace arc {
 
+uint64_t nativeCalls = 0;  // JS calls one thread at a time: a plain counter
+
 // ---- handle table -------------------------------------------------------------------------------
 HandleTable& handles() {
   static HandleTable table;

@@ -49,6 +49,12 @@ std::string firstLine(const char* what);
 // training step is what keeps a GPU busy or idle. JS reads it with syncCount().
 void countHostRead();
 
+// ---- native calls -------------------------------------------------------------------------------
+// Every call from JS into the addon counts one (invoke below): on a GPU each is a few microseconds of
+// host time that must stay below the kernels it launches, so a decode step's count is a figure the
+// benchmarks report. JS reads it with nativeCallCount().
+extern uint64_t nativeCalls;
+
 // ---- argument decoding --------------------------------------------------------------------------
 struct Args {
   napi_env env;
@@ -104,6 +110,7 @@ napi_value toJs(napi_env env, const std::tuple<at::Tensor, at::Tensor>& v);
 
 template <class F>
 napi_value invoke(napi_env env, napi_callback_info info, const char* name, F&& f) {
+  ++nativeCalls;
   try {
     Args a(env, info, name);
     if constexpr (std::is_void_v<decltype(f(a))>) {

@@ -117,6 +117,41 @@ inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 #endif
 }
 
+// Whether scaled_dot_product_attention takes enable_gqa (keys/values with fewer heads than queries): 2.5.
+constexpr bool kHasGqaSdpa = ARC_TORCH_AT_LEAST(2, 5);
+
+// Grouped-query attention: q [B, H, T, D], k/v [B, KV, S, D] with H a multiple of KV; query head h reads
+// KV head h / (H / KV) (transformers' repeat_kv order). Without a causal flag the H / KV query heads of a
+// KV head are folded into its query positions (they read the same keys under the same mask row), so no
+// copy of the keys and values is made: over a static cache that copy was the whole cache, every layer,
+// every decode step. A causal pass with no mask uses SDPA's own enable_gqa where the version has it
+// (the fused flash kernel), else the keys and values are repeated as transformers does.
+inline at::Tensor gqaAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const c10::optional<at::Tensor>& mask, double dropout, bool causal,
+                               c10::optional<double> scale) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "gqaAttention: query, key and value must be [batch, heads, seq, dim]");
+  const int64_t H = q.size(1), KV = k.size(1);
+  if (H == KV) return sdpa(q, k, v, mask, dropout, causal, scale);
+  TORCH_CHECK(KV > 0 && H % KV == 0 && v.size(1) == KV, "gqaAttention: query heads (", H, ") must be a multiple of key/value heads (", KV, ", ", v.size(1), ")");
+  const int64_t rep = H / KV, B = q.size(0), T = q.size(2), D = q.size(3), S = k.size(2);
+  const bool masked = mask.has_value() && mask->defined();
+  if (!causal && (!masked || (mask->dim() == 4 && mask->size(1) == 1))) {
+    auto qf = q.reshape({B, KV, rep * T, D});
+    c10::optional<at::Tensor> mf;
+    if (masked) {
+      const auto& m = *mask;  // [B or 1, 1, T or 1, S]
+      mf = m.unsqueeze(2).expand({m.size(0), 1, rep, T, m.size(3)}).reshape({m.size(0), 1, rep * T, m.size(3)});
+    }
+    return sdpa(qf, k, v, mf, dropout, false, scale).reshape({B, H, T, v.size(3)});
+  }
+#if ARC_TORCH_AT_LEAST(2, 5)
+  if (!masked) return at::scaled_dot_product_attention(q, k, v, mask, dropout, causal, scale, /*enable_gqa=*/true);
+#endif
+  auto kr = k.unsqueeze(2).expand({B, KV, rep, S, k.size(3)}).reshape({B, H, S, k.size(3)});
+  auto vr = v.unsqueeze(2).expand({B, KV, rep, S, v.size(3)}).reshape({B, H, S, v.size(3)});
+  return sdpa(q, kr, vr, mask, dropout, causal, scale);
+}
+
 // The multi-tensor Adam/AdamW kernels. The fused ones (one pass over every tensor of a dtype and device,
 // state_steps read on the device) are CUDA kernels from 2.1 and have CPU kernels from 2.4. The _foreach_*
 // ops every supported version has (1.13 included) are the fallback.

@@ -209,6 +209,8 @@ export const groups: OpGroup[] = [
       op("indexPut_(self: Tensor, indices: (Tensor?)[], values: Tensor, accumulate: bool = false) -> void",
         `a.t(0).index_put_(a.optTensors(1), a.t(2), a.b(3, false));`, M),
       op("scatter_(self: Tensor, dim: int, index: Tensor, src: Tensor) -> void", `a.t(0).scatter_(a.i64(1), a.t(2), a.t(3));`, M),
+      op("indexCopy_(self: Tensor, dim: int, index: Tensor, source: Tensor) -> void", `a.t(0).index_copy_(a.i64(1), a.t(2), a.t(3));`, M),
+      op("indexFill_(self: Tensor, dim: int, index: Tensor, value: Scalar) -> void", `a.t(0).index_fill_(a.i64(1), a.t(2), a.s(3));`, M),
     ],
   },
   {
@@ -336,7 +338,40 @@ export const groups: OpGroup[] = [
       op("scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, attnMask: Tensor?, dropoutP: float?, isCausal: bool?, scale: float?) -> Tensor",
         `return compat::sdpa(a.t(0), a.t(1), a.t(2), a.ot(3), a.d(4, 0.0), a.b(5, false), a.od(6));`),
       op("hasFusedAttention() -> bool", `return compat::kHasSdpa;`),
+      op("hasGqaAttention() -> bool", `return compat::kHasGqaSdpa;`),
       op("hasCpuAmpKernels() -> bool", `return compat::kHasCpuAmpKernels;`),
+    ],
+  },
+  {
+    title: "transformer blocks",
+    note: "One native call each for what a decoder layer does many times a step (a decode step of a 28-layer model with LoRA made ~3,500 calls as separate ops). The arithmetic is the same ops in the same order as the composition each replaces.",
+    ops: [
+      op("rmsNorm(input: Tensor, weight: Tensor, eps: float) -> Tensor",
+        `auto& x = a.t(0); auto& w = a.t(1); const bool f32 = x.scalar_type() == at::kFloat;
+   auto xf = f32 ? x : x.to(at::kFloat);
+   auto normed = xf.mul(at::rsqrt(xf.pow(2).mean(-1, true).add(a.d(2))));
+   return w.mul(f32 ? normed : normed.to(x.scalar_type()));`,
+        { F: true, note: "transformers' Qwen2RMSNorm: statistics in float32, cast back to the input dtype, then times the weight." }),
+      op("rotaryEmbedding(input: Tensor, cos: Tensor, sin: Tensor) -> Tensor",
+        `auto& x = a.t(0); const int64_t half = x.size(-1) / 2;
+   auto rot = at::cat({x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)}, -1);
+   return x.mul(a.t(1)).add(rot.mul(a.t(2)));`,
+        { F: true, note: "x * cos + rotate_half(x) * sin (transformers' apply_rotary_pos_emb for one tensor)." }),
+      op("loraLinear(input: Tensor, weight: Tensor, bias: Tensor?, loraA: Tensor, loraB: Tensor, scaling: float, dropoutP: float, training: bool) -> Tensor",
+        `auto& x = a.t(0); auto& A = a.t(3);
+   auto y = at::linear(x, a.t(1), a.ot(2));
+   // The input goes to the adapter's dtype only outside autocast: under autocast the linear casts it to the
+   // autocast dtype anyway, and a bf16 -> fp32 -> bf16 round trip is exact, so skipping it changes no number
+   // and saves a widened copy of the input that backward would keep.
+   const bool cast = x.scalar_type() != A.scalar_type() && !compat::autocastEnabled(x.device().type());
+   auto h = cast ? x.to(A.scalar_type()) : x;
+   if (a.b(7) && a.d(6) > 0) h = at::dropout(h, a.d(6), true);
+   auto out = y.add(at::linear(at::linear(h, A), a.t(4)).mul(a.d(5)));
+   return out.scalar_type() == y.scalar_type() ? out : out.to(y.scalar_type());`,
+        { F: true, note: "PEFT's LoRA Linear: W x + b + scaling * B(A(dropout(x))), returned in the base output's dtype." }),
+      op("gqaAttention(query: Tensor, key: Tensor, value: Tensor, attnMask: Tensor?, dropoutP: float?, isCausal: bool?, scale: float?) -> Tensor",
+        `return compat::gqaAttention(a.t(0), a.t(1), a.t(2), a.ot(3), a.d(4, 0.0), a.b(5, false), a.od(6));`,
+        { note: "Attention whose keys/values have fewer heads (grouped-query): query head h reads KV head h / (H / KV), with no copy of them per query head." }),
     ],
   },
   {
@@ -358,6 +393,7 @@ export const groups: OpGroup[] = [
       ext("binding.cc", "liveTensors() -> int"),
       ext("tensor.cc", "syncCount() -> int"),
       ext("tensor.cc", "resetSyncCount() -> void"),
+      op("nativeCallCount() -> int", `return static_cast<int64_t>(arc::nativeCalls);`, { note: "Calls into the addon so far, this one included (common.h)." }),
       ext("tensor.cc", "shape(self: Tensor) -> int[]"),
       ext("tensor.cc", "strides(self: Tensor) -> int[]", { method: { name: "stride" } }),
       ext("tensor.cc", "dtype(self: Tensor) -> int"),
@@ -430,6 +466,13 @@ export const groups: OpGroup[] = [
       ext("runtime.cc", "cudaMemoryStats(device: int?) -> int[]"),
       ext("runtime.cc", "cudaResetPeakMemoryStats(device: int?) -> void"),
       ext("runtime.cc", "cudaEmptyCache() -> void"),
+      ext("graphs.cc", "cudaGraphsSupported() -> bool"),
+      ext("graphs.cc", "cudaGraphBegin(device: int) -> int"),
+      ext("graphs.cc", "cudaGraphCaptureStart(graph: int) -> void"),
+      ext("graphs.cc", "cudaGraphEnd(graph: int) -> void"),
+      ext("graphs.cc", "cudaGraphAbort(graph: int) -> void"),
+      ext("graphs.cc", "cudaGraphReplay(graph: int) -> void"),
+      ext("graphs.cc", "cudaGraphFree(graph: int) -> void"),
     ],
   },
   {

@@ -5,7 +5,7 @@
 //   y.backward();
 // Tensors are freed by torch.scope() / t.dispose() (a finalizer is only a safety net).
 export { TorchError, N as native } from "./torch/native";
-export { type DType, type Device, isFloating, ELEMENT_SIZE, normalizeDevice } from "./torch/dtype";
+export { type DType, type Device, deviceCode, isFloating, ELEMENT_SIZE, normalizeDevice } from "./torch/dtype";
 export { Handle, scope, keep, dispose, liveTensors } from "./torch/memory";
 export { Tensor, type Shape, type ValuesIndices, type TypedArray } from "./torch/tensor";
 export {
@@ -16,7 +16,7 @@ export {
   cat, stack, where, matmul, einsum, outer, maximum, minimum, atan2, multinomial, bernoulli, triu, tril,
   noGrad, enableGrad, isGradEnabled, grad,
 } from "./torch/ops";
-export { autocast, isAutocastEnabled, type AutocastOptions } from "./torch/autocast";
+export { autocast, getAutocastDtype, isAutocastEnabled, type AutocastOptions } from "./torch/autocast";
 export { GradScaler, type GradScalerOptions, type GradScalerState } from "./torch/amp";
 export { Adam, AdamW, clipGradNorm, gradNorm, adamKernel, type AdamKernel, type ParamGroupSpec, type OptimizerState } from "./torch/optim";
 export { manualSeed, getRngState, setRngState } from "./torch/random";
@@ -37,6 +37,14 @@ export const getNumThreads = (): number => N.getNumThreads();
  */
 export const syncCount = (): number => N.syncCount();
 export const resetSyncCount = (): void => N.resetSyncCount();
+/** Calls from JS into the native addon so far (each op, each query): the host cost a GPU waits on. */
+export const nativeCallCount = (): number => N.nativeCallCount();
+/** fn's result and how many native calls it made (this count's own read excluded). */
+export function countNativeCalls<T>(fn: () => T): { result: T; calls: number } {
+  const before = N.nativeCallCount() as number;
+  const result = fn();
+  return { result, calls: (N.nativeCallCount() as number) - before - 1 };
+}
 /** fn's result and how many host reads it made. */
 export function countSyncs<T>(fn: () => T): { result: T; syncs: number } {
   const before = N.syncCount() as number;

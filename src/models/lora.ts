@@ -8,7 +8,8 @@
 //   mergeLora(model)           W += scaling * B A, adapters removed (PEFT's merge_and_unload)
 //
 // Adapters are float32 by default whatever the base dtype (PEFT's autocast_adapter_dtype): the input
-// is cast to the adapter dtype and the sum cast back to the base output dtype, as PEFT's forward does.
+// is cast to the adapter dtype and the sum cast back to the base output dtype, as PEFT's forward does;
+// under autocast the cast is skipped (the linear casts to the autocast dtype either way, exactly).
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type DType, type Device, F, type Tensor, TorchError, empty, noGrad, safetensors, scope } from "../torch.ts";
@@ -32,7 +33,11 @@ export class LoraAdapter extends Module {
     noGrad(() => this.lora_B.weight.zero_());
     this.scaling = alpha / rank;
   }
-  /** y + scaling * B(A(dropout(x))) (dropout while the owning layer trains), computed in the adapter dtype, returned in y's dtype. */
+  /**
+   * y + scaling * B(A(dropout(x))) (dropout while the owning layer trains), computed in the adapter dtype,
+   * returned in y's dtype. AdaptableLinear computes the same in one native call (F.loraLinear), which also
+   * skips the cast of x to the adapter dtype under autocast, where the linear casts it back anyway.
+   */
   forward(x: Tensor, y: Tensor, training: boolean): Tensor {
     const ad = this.lora_A.weight.dtype;
     let h = x.dtype === ad ? x : x.to(ad);
@@ -63,8 +68,10 @@ export class AdaptableLinear extends Module {
     this.bias = opts.bias ? this.registerParameter("bias", empty([outFeatures], to)) : null;
   }
   forward(x: Tensor): Tensor {
-    const y = F.linear(x, this.weight, this.bias);
-    return this.adapter ? this.adapter.forward(x, y, this.training) : y;
+    const a = this.adapter;
+    if (!a) return F.linear(x, this.weight, this.bias);
+    // One native call for the base projection and the adapter (LoraAdapter.forward's arithmetic).
+    return F.loraLinear(x, this.weight, this.bias, a.lora_A.weight, a.lora_B.weight, a.scaling, a.dropout, this.training);
   }
   override *namedChildren(): Generator<[string, Module]> {
     yield* super.namedChildren();

@@ -24,11 +24,8 @@ export class RMSNorm extends Module {
     this.weight = this.registerParameter("weight", ones([dim], opts));
   }
   forward(x: Tensor): Tensor {
-    const dtype = x.dtype;
-    const xf = dtype === "float32" ? x : x.float();
-    const variance = xf.pow(2).mean(-1, true);
-    const normed = xf.mul(variance.add(this.eps).rsqrt());
-    return this.weight.mul(dtype === "float32" ? normed : normed.to(dtype));
+    // One native call for the seven ops (float, pow, mean, add, rsqrt, mul, cast back, times the weight).
+    return F.rmsNorm(x, this.weight, this.eps);
   }
 }
 

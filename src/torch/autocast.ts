@@ -1,6 +1,6 @@
 // Automatic mixed precision scopes (torch.autocast): ops inside run in float16/bfloat16 where LibTorch's
 // autocast lists say so. Scoped, nestable; the cast cache is cleared when the outermost scope ends.
-import { type DType, dtypeCode } from "./dtype";
+import { type DType, dtypeCode, dtypeName } from "./dtype";
 import { N, TorchError } from "./native";
 
 export interface AutocastOptions {
@@ -29,3 +29,5 @@ export function autocast<T>(opts: AutocastOptions, fn: () => T): T {
 }
 
 export const isAutocastEnabled = (device: "cpu" | "cuda"): boolean => N.autocastEnabled(device);
+/** The dtype autocast uses on a device type (whether or not it is enabled there). */
+export const getAutocastDtype = (device: "cpu" | "cuda"): DType => dtypeName(N.autocastDtype(device));

@@ -69,3 +69,18 @@ export function layerNorm(input: Tensor, normalizedShape: number[], weight?: Ten
 export function dropout(input: Tensor, p = 0.5, training = true): Tensor {
   return wrap(N.dropout(arg(input, "dropout", 0), p, training));
 }
+
+/** transformers' Qwen2RMSNorm: statistics in float32, cast back to the input dtype, then times the weight. */
+export function rmsNorm(input: Tensor, weight: Tensor, eps: number): Tensor {
+  return wrap(N.rmsNorm(arg(input, "rmsNorm", 0), arg(weight, "rmsNorm", 1), eps));
+}
+
+/** x * cos + rotate_half(x) * sin (transformers' apply_rotary_pos_emb for one tensor). */
+export function rotaryEmbedding(input: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  return wrap(N.rotaryEmbedding(arg(input, "rotaryEmbedding", 0), arg(cos, "rotaryEmbedding", 1), arg(sin, "rotaryEmbedding", 2)));
+}
+
+/** PEFT's LoRA Linear: W x + b + scaling * B(A(dropout(x))), returned in the base output's dtype. */
+export function loraLinear(input: Tensor, weight: Tensor, bias: Tensor | null | undefined, loraA: Tensor, loraB: Tensor, scaling: number, dropoutP: number, training: boolean): Tensor {
+  return wrap(N.loraLinear(arg(input, "loraLinear", 0), arg(weight, "loraLinear", 1), argOpt(bias, "loraLinear", 2), arg(loraA, "loraLinear", 3), arg(loraB, "loraLinear", 4), scaling, dropoutP, training));
+}

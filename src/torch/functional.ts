@@ -81,6 +81,22 @@ export function scaledDotProductAttention(
   return wrap(N.scaledDotProductAttention(arg(q, op, 0), arg(k, op, 1), arg(v, op, 2), argOpt(opts.attnMask, op, 3), opts.dropoutP ?? 0, opts.isCausal ?? false, opts.scale));
 }
 
+/**
+ * scaledDotProductAttention for grouped-query attention: q [B, H, T, E], k/v [B, KV, S, E] with H a
+ * multiple of KV; query head h reads KV head floor(h / (H / KV)) (transformers' repeat_kv order), with no
+ * copy of the keys and values per query head (a masked or non-causal pass folds each KV head's query
+ * heads into its query positions; a causal pass uses SDPA's enable_gqa from LibTorch 2.5).
+ */
+export function gqaAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: { attnMask?: Tensor | null; dropoutP?: number; isCausal?: boolean; scale?: number } = {},
+): Tensor {
+  const op = "gqaAttention";
+  return wrap(N.gqaAttention(arg(q, op, 0), arg(k, op, 1), arg(v, op, 2), argOpt(opts.attnMask, op, 3), opts.dropoutP ?? 0, opts.isCausal ?? false, opts.scale));
+}
+
 /** x / max(||x||_p, eps) along dim (F.normalize). */
 export function normalize(x: Tensor, opts: { p?: number; dim?: number; eps?: number } = {}): Tensor {
   const n = x.norm(opts.p ?? 2, opts.dim ?? 1, true).clamp(opts.eps ?? 1e-12);

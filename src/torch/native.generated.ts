@@ -207,6 +207,10 @@ export interface NativeAddon {
   indexPut_(self: TensorHandle, indices: (TensorHandle | null | undefined)[], values: TensorHandle, accumulate?: boolean | null): void;
   /** scatter_(self: Tensor, dim: int, index: Tensor, src: Tensor) -> void. */
   scatter_(self: TensorHandle, dim: number, index: TensorHandle, src: TensorHandle): void;
+  /** indexCopy_(self: Tensor, dim: int, index: Tensor, source: Tensor) -> void. */
+  indexCopy_(self: TensorHandle, dim: number, index: TensorHandle, source: TensorHandle): void;
+  /** indexFill_(self: Tensor, dim: int, index: Tensor, value: Scalar) -> void. */
+  indexFill_(self: TensorHandle, dim: number, index: TensorHandle, value: number | boolean): void;
   /** sum(self: Tensor, dim: dims?, keepdim: bool = false, dtype: dtype?) -> Tensor. */
   sum(self: TensorHandle, dim?: number[] | null, keepdim?: boolean | null, dtype?: number | null): TensorHandle;
   /** mean(self: Tensor, dim: dims?, keepdim: bool = false, dtype: dtype?) -> Tensor. */
@@ -355,8 +359,18 @@ export interface NativeAddon {
   scaledDotProductAttention(query: TensorHandle, key: TensorHandle, value: TensorHandle, attnMask?: TensorHandle | null, dropoutP?: number | null, isCausal?: boolean | null, scale?: number | null): TensorHandle;
   /** hasFusedAttention() -> bool. */
   hasFusedAttention(): boolean;
+  /** hasGqaAttention() -> bool. */
+  hasGqaAttention(): boolean;
   /** hasCpuAmpKernels() -> bool. */
   hasCpuAmpKernels(): boolean;
+  /** rmsNorm(input: Tensor, weight: Tensor, eps: float) -> Tensor. */
+  rmsNorm(input: TensorHandle, weight: TensorHandle, eps: number): TensorHandle;
+  /** rotaryEmbedding(input: Tensor, cos: Tensor, sin: Tensor) -> Tensor. */
+  rotaryEmbedding(input: TensorHandle, cos: TensorHandle, sin: TensorHandle): TensorHandle;
+  /** loraLinear(input: Tensor, weight: Tensor, bias: Tensor?, loraA: Tensor, loraB: Tensor, scaling: float, dropoutP: float, training: bool) -> Tensor. */
+  loraLinear(input: TensorHandle, weight: TensorHandle, bias: TensorHandle | null | undefined, loraA: TensorHandle, loraB: TensorHandle, scaling: number, dropoutP: number, training: boolean): TensorHandle;
+  /** gqaAttention(query: Tensor, key: Tensor, value: Tensor, attnMask: Tensor?, dropoutP: float?, isCausal: bool?, scale: float?) -> Tensor. */
+  gqaAttention(query: TensorHandle, key: TensorHandle, value: TensorHandle, attnMask?: TensorHandle | null, dropoutP?: number | null, isCausal?: boolean | null, scale?: number | null): TensorHandle;
   /** gradCached(self: Tensor, cached: Tensor?) -> Tensor?. */
   gradCached(self: TensorHandle, cached?: TensorHandle | null): TensorHandle | null;
   /** setErrorClass(ctor: any) -> void (binding.cc). */
@@ -371,6 +385,8 @@ export interface NativeAddon {
   syncCount(): number;
   /** resetSyncCount() -> void (tensor.cc). */
   resetSyncCount(): void;
+  /** nativeCallCount() -> int. */
+  nativeCallCount(): number;
   /** shape(self: Tensor) -> int[] (tensor.cc). */
   shape(self: TensorHandle): number[];
   /** strides(self: Tensor) -> int[] (tensor.cc). */
@@ -475,6 +491,20 @@ export interface NativeAddon {
   cudaResetPeakMemoryStats(device?: number | null): void;
   /** cudaEmptyCache() -> void (runtime.cc). */
   cudaEmptyCache(): void;
+  /** cudaGraphsSupported() -> bool (graphs.cc). */
+  cudaGraphsSupported(): boolean;
+  /** cudaGraphBegin(device: int) -> int (graphs.cc). */
+  cudaGraphBegin(device: number): number;
+  /** cudaGraphCaptureStart(graph: int) -> void (graphs.cc). */
+  cudaGraphCaptureStart(graph: number): void;
+  /** cudaGraphEnd(graph: int) -> void (graphs.cc). */
+  cudaGraphEnd(graph: number): void;
+  /** cudaGraphAbort(graph: int) -> void (graphs.cc). */
+  cudaGraphAbort(graph: number): void;
+  /** cudaGraphReplay(graph: int) -> void (graphs.cc). */
+  cudaGraphReplay(graph: number): void;
+  /** cudaGraphFree(graph: int) -> void (graphs.cc). */
+  cudaGraphFree(graph: number): void;
   /** distInit(backend: str, rank: int, worldSize: int, masterAddr: str, masterPort: int, timeoutMs: int, agentStore: bool, prefix: str, device: int) -> void (distributed.cc). */
   distInit(backend: string, rank: number, worldSize: number, masterAddr: string, masterPort: number, timeoutMs: number, agentStore: boolean, prefix: string, device: number): void;
   /** distDestroy() -> void (distributed.cc). */
@@ -511,23 +541,25 @@ export const nativeOpNames: readonly (keyof NativeAddon)[] = [
   "relu", "gelu", "silu", "sin", "cos", "floor", "ceil", "round",
   "trunc", "reciprocal", "square", "erf", "logicalNot", "isnan", "isinf", "isfinite",
   "nanToNum", "add_", "sub_", "mul_", "div_", "clamp_", "maskedFill_", "lerp_",
-  "addcmul_", "addcdiv_", "indexPut_", "scatter_", "sum", "mean", "prod", "amax",
-  "amin", "maxDim", "minDim", "max", "min", "argmax", "argmin", "norm",
-  "logsumexp", "var", "std", "all", "any", "cumsum", "countNonzero", "softmax",
-  "logSoftmax", "matmul", "mm", "bmm", "linear", "outer", "einsum", "view",
-  "reshape", "permute", "transpose", "unsqueeze", "squeeze", "flatten", "expand", "repeat",
-  "repeatInterleave", "cat", "stack", "split", "splitSizes", "chunk", "narrow", "slice",
-  "select", "indexSelect", "index", "gather", "scatter", "scatterAdd", "maskedSelect", "nonzero",
-  "flip", "roll", "triu", "tril", "pad", "topk", "sort", "argsort",
-  "oneHot", "embedding", "conv2d", "groupNorm", "layerNorm", "dropout", "crossEntropy", "nllLoss",
-  "mseLoss", "klDiv", "bceWithLogits", "interpolate", "scaledDotProductAttention", "hasFusedAttention", "hasCpuAmpKernels", "gradCached",
-  "setErrorClass", "dispose", "disposeMany", "liveTensors", "syncCount", "resetSyncCount", "shape", "strides",
+  "addcmul_", "addcdiv_", "indexPut_", "scatter_", "indexCopy_", "indexFill_", "sum", "mean",
+  "prod", "amax", "amin", "maxDim", "minDim", "max", "min", "argmax",
+  "argmin", "norm", "logsumexp", "var", "std", "all", "any", "cumsum",
+  "countNonzero", "softmax", "logSoftmax", "matmul", "mm", "bmm", "linear", "outer",
+  "einsum", "view", "reshape", "permute", "transpose", "unsqueeze", "squeeze", "flatten",
+  "expand", "repeat", "repeatInterleave", "cat", "stack", "split", "splitSizes", "chunk",
+  "narrow", "slice", "select", "indexSelect", "index", "gather", "scatter", "scatterAdd",
+  "maskedSelect", "nonzero", "flip", "roll", "triu", "tril", "pad", "topk",
+  "sort", "argsort", "oneHot", "embedding", "conv2d", "groupNorm", "layerNorm", "dropout",
+  "crossEntropy", "nllLoss", "mseLoss", "klDiv", "bceWithLogits", "interpolate", "scaledDotProductAttention", "hasFusedAttention",
+  "hasGqaAttention", "hasCpuAmpKernels", "rmsNorm", "rotaryEmbedding", "loraLinear", "gqaAttention", "gradCached", "setErrorClass",
+  "dispose", "disposeMany", "liveTensors", "syncCount", "resetSyncCount", "nativeCallCount", "shape", "strides",
   "dtype", "device", "numel", "dim", "isContiguous", "nbytes", "describe", "fromTypedArray",
   "toTypedArray", "item", "requiresGrad", "setRequiresGrad", "isLeaf", "gradFn", "grad", "gradDtype",
   "setGrad", "retainGrad", "backward", "autogradGrad", "zeroGrad", "isGradEnabled", "setGradEnabled", "setData",
   "clipGradNorm", "adamStep", "adamKernel", "ampUnscale", "ampUpdateScale", "safetensorsLoad", "safetensorsSave", "manualSeed",
   "getRngState", "setRngState", "autocastEnabled", "autocastDtype", "setAutocast", "autocastIncrementNesting", "autocastDecrementNesting", "autocastClearCache",
   "setNumThreads", "getNumThreads", "version", "builtWithCuda", "cudaIsAvailable", "cudaDeviceCount", "cudaSynchronize", "cudaMemoryStats",
-  "cudaResetPeakMemoryStats", "cudaEmptyCache", "distInit", "distDestroy", "distIsInitialized", "distRank", "distWorldSize", "distBackends",
-  "distAllReduce", "distBroadcast", "distBarrier", "distAllGather",
+  "cudaResetPeakMemoryStats", "cudaEmptyCache", "cudaGraphsSupported", "cudaGraphBegin", "cudaGraphCaptureStart", "cudaGraphEnd", "cudaGraphAbort", "cudaGraphReplay",
+  "cudaGraphFree", "distInit", "distDestroy", "distIsInitialized", "distRank", "distWorldSize", "distBackends", "distAllReduce",
+  "distBroadcast", "distBarrier", "distAllGather",
 ];

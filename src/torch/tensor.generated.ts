@@ -246,6 +246,14 @@ export class TensorOps extends Handle {
     N.scatter_(this._h, dim, arg(index, "scatter_", 2), arg(src, "scatter_", 3));
     return this;
   }
+  indexCopy_(dim: number, index: Tensor, source: Tensor): this {
+    N.indexCopy_(this._h, dim, arg(index, "indexCopy_", 2), arg(source, "indexCopy_", 3));
+    return this;
+  }
+  indexFill_(dim: number, index: Tensor, value: number | boolean): this {
+    N.indexFill_(this._h, dim, arg(index, "indexFill_", 2), value);
+    return this;
+  }
   sum(dim?: number | number[], keepdim = false, dtype?: DType): Tensor {
     return wrap(N.sum(this._h, dimsArg(dim), keepdim, dtypeCode(dtype)));
   }
