@@ -9,7 +9,8 @@
 import { planPasses } from "../util/passes";
 import * as torch from "../torch.ts";
 import { type Device, F, Tensor, TorchError } from "../torch.ts";
-import { KVCache } from "./kv-cache.ts";
+import { KVCache, StaticKVCache } from "./kv-cache.ts";
+import { type StaticDecode, staticDecodeStep } from "./decode-step.ts";
 import type { Qwen2ForCausalLM } from "./qwen2.ts";
 
 export interface GenerateOptions {
@@ -35,6 +36,25 @@ export interface GenerateOptions {
    * for one row or many (lm_head's weights are read once a step).
    */
   prefillPadShare?: number;
+  /**
+   * "static" (default): a preallocated cache written in place, the mask and positions built once per call
+   * and updated on the device; "dynamic": the cache grows by concatenation each step (the old path, kept
+   * as the reference the static one is tested against).
+   */
+  cache?: "static" | "dynamic";
+  /**
+   * Replay each decode step as a CUDA graph (static cache, CUDA, greedy decoding without a repetition
+   * penalty): "auto" (default) where supported, "off". Graphs are kept per model, batch size, cache length
+   * and autocast setting, and reused across calls.
+   */
+  cudaGraphs?: "auto" | "off";
+  /**
+   * The static cache's least length (default: the prompt plus the new tokens). A caller whose prompts vary
+   * up to a known budget gives it, so every call of a batch size shares one cache and one CUDA graph.
+   */
+  cacheCapacity?: number;
+  /** When given, each step's scores [B, V] (float32, before sampling) are pushed here, kept (transformers' output_scores). */
+  scores?: Tensor[];
 }
 
 /**
@@ -64,7 +84,9 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
 
   const flags = model.modules().map((m) => [m, m.training] as const);
   model.eval();
-  const cache = new KVCache(model.config.numHiddenLayers);
+  const staticCache = (opts.cache ?? "static") === "static";
+  let cache: KVCache | StaticKVCache = new KVCache(model.config.numHiddenLayers);
+  let st: StaticDecode | null = null;
   try {
     return torch.noGrad(() =>
       torch.scope(() => {
@@ -84,11 +106,28 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
         let seq = ids; // every id so far (repetition penalty)
         let next = ids;
         const buckets = prefillBuckets(opts.attentionMask ?? null, opts.prefillPadShare ?? 1);
+        // The static path: the prompt's keys and values go into a preallocated cache (positions 0..t0-1),
+        // then every decode step is the same computation on the same tensors (staticDecodeStep).
+        let decode: ((fed: Tensor) => Tensor) | null = null;
+        if (staticCache && maxNew > 1) {
+          cache.dispose();
+          const useGraphs = (opts.cudaGraphs ?? "auto") === "auto" && !doSample && penalty === 1 && String(dev).startsWith("cuda");
+          st = staticDecodeStep(model, { batch: b, promptLength: t0, maxNew, mask, useGraphs, minCapacity: opts.cacheCapacity });
+          cache = st.cache;
+          decode = st.step;
+        }
         for (let step = 0; step < maxNew; step++) {
           const tok = torch.scope(() => {
             let scores: Tensor; // [B, V]
             if (step === 0 && buckets) scores = prefillInBuckets(model, ids, opts.attentionMask as number[][], buckets, cache).float();
+            else if (step === 0 && cache instanceof StaticKVCache) {
+              cache.writeIndex = torch.arange(0, t0, 1, { device: dev });
+              cache.attendTo = null;
+              scores = model.forward({ inputIds: ids, attentionMask: mask, padded, pastKeyValues: cache, logitsToKeep: 1 }).logits!.select(1, 0).float();
+              cache.writeIndex = null;
+            } else if (decode) scores = decode(next);
             else scores = model.forward({ inputIds: next, attentionMask: mask, padded, pastKeyValues: cache, useCache: true, logitsToKeep: 1 }).logits!.select(1, 0).float();
+            if (opts.scores) opts.scores.push(torch.keep(scores.clone()));
             if (penalty !== 1) scores = repetitionPenalty(scores, seq, mask, penalty);
             if (!doSample) return scores.argmax(-1);
             if (temperature !== 1) scores = scores.div(temperature);
@@ -107,7 +146,7 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
           }
           next = fed.view(b, 1);
           if (penalty !== 1) seq = torch.cat([seq, next], 1);
-          if (mask) mask = torch.cat([mask, torch.ones([b, 1], { dtype: "int64", device: dev })], 1);
+          if (mask && (!decode || penalty !== 1)) mask = torch.cat([mask, torch.ones([b, 1], { dtype: "int64", device: dev })], 1);
         }
         const rows = torch.stack(steps, 1).tolist() as number[][]; // the one transfer of the tokens
         for (let i = 0; i < b; i++) {
@@ -118,7 +157,10 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
       }),
     );
   } finally {
-    cache.dispose();
+    // A static cache held by decode graphs stays with them (reused by the next call of this shape).
+    const made = st as StaticDecode | null; // assigned inside the callback above
+    if (made) made.release();
+    else cache.dispose();
     for (const [m, tr] of flags) m.training = tr;
   }
 }
@@ -129,7 +171,7 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
  * back to the batch's length and put in input order, where the batch's mask hides the padding. Returns
  * the last position's logits [B, V] in input order.
  */
-function prefillInBuckets(model: Qwen2ForCausalLM, ids: Tensor, mask: number[][], buckets: { members: number[]; length: number }[], cache: KVCache): Tensor {
+function prefillInBuckets(model: Qwen2ForCausalLM, ids: Tensor, mask: number[][], buckets: { members: number[]; length: number }[], cache: KVCache | StaticKVCache): Tensor {
   const [, t0] = ids.shape;
   const dev = model.device;
   const parts = buckets.map(({ members, length }) => {

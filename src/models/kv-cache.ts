@@ -48,3 +48,67 @@ export class KVCache {
     this.values.fill(null);
   }
 }
+
+/** What the attention layers need of a cache. */
+export interface CacheLike {
+  /** Cached positions before this forward (a static cache: its write start). */
+  readonly length: number;
+  update(i: number, k: Tensor, v: Tensor): [Tensor, Tensor];
+}
+
+/**
+ * A preallocated cache, [B, kvHeads, capacity, headDim] per layer, written in place at `writeIndex` (an
+ * int64 tensor of cache positions on the device, updated in place between steps) and never reallocated:
+ * a decode step then has the same tensors at the same addresses every time, which is what a captured
+ * CUDA graph replays, and no step pays for a concatenation of the whole cache.
+ * `attendTo` says what attention reads: null (a prefill) the keys and values just written, a number the
+ * first `attendTo` positions of the cache (a decode step, with a mask that hides the unwritten ones).
+ */
+export class StaticKVCache implements CacheLike {
+  private readonly keys: (Tensor | null)[];
+  private readonly values: (Tensor | null)[];
+  /** Positions this forward writes (int64, on the cache's device). Set before each forward. */
+  writeIndex: Tensor | null = null;
+  attendTo: number | null = null;
+  /** The host's view of the write start (what `length` reports). */
+  start = 0;
+  constructor(readonly numLayers: number, readonly capacity: number) {
+    this.keys = Array(numLayers).fill(null);
+    this.values = Array(numLayers).fill(null);
+  }
+  get length(): number {
+    return this.start;
+  }
+  private buffers(i: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
+    if (!this.keys[i]) {
+      const [b, h, , d] = k.shape;
+      this.keys[i] = torch.keep(torch.zeros([b, h, this.capacity, d], { dtype: k.dtype, device: k.device }));
+      this.values[i] = torch.keep(torch.zeros([b, h, this.capacity, v.shape[3]], { dtype: v.dtype, device: v.device }));
+    }
+    return [this.keys[i]!, this.values[i]!];
+  }
+  update(i: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
+    if (!this.writeIndex) throw new Error("StaticKVCache.update: writeIndex is not set");
+    const [K, V] = this.buffers(i, k, v);
+    K.indexCopy_(2, this.writeIndex, k);
+    V.indexCopy_(2, this.writeIndex, v);
+    if (this.attendTo === null) return [k, v];
+    return [K.narrow(2, 0, this.attendTo), V.narrow(2, 0, this.attendTo)];
+  }
+  /** Writes a prefill's keys and values (merged from length buckets) at positions 0..T-1. */
+  setLayer(i: number, k: Tensor, v: Tensor): void {
+    const [K, V] = this.buffers(i, k, v);
+    K.narrow(2, 0, k.shape[2]).copy_(k);
+    V.narrow(2, 0, v.shape[2]).copy_(v);
+  }
+  /** Whether this cache's buffers fit a batch of b rows, `kvHeads` heads, in this dtype. */
+  fits(b: number): boolean {
+    const k = this.keys[0];
+    return !k || k.shape[0] === b;
+  }
+  dispose(): void {
+    for (const t of [...this.keys, ...this.values]) t?.dispose();
+    this.keys.fill(null);
+    this.values.fill(null);
+  }
+}

@@ -21,7 +21,7 @@ import { type DType, type Device, F, Tensor, TorchError, normalizeDevice } from 
 import { Module, ModuleList, RMSNorm } from "../nn/index.ts";
 import { type ModelFolderOptions, WEIGHTS_FILE, WEIGHTS_INDEX } from "./files.ts";
 import { type GenerateOptions, generate } from "./generate.ts";
-import { KVCache } from "./kv-cache.ts";
+import { type CacheLike, KVCache } from "./kv-cache.ts";
 import { AdaptableLinear } from "./lora.ts";
 
 // ---- config ----------------------------------------------------------------------------------------
@@ -176,19 +176,6 @@ export class Qwen2LmHead extends Module {
   }
 }
 
-/** x * cos + rotate_half(x) * sin for x [B, H, T, d] and cos/sin [B, 1, T, d]. */
-function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  const half = x.shape[3] / 2;
-  const rot = torch.cat([x.narrow(3, half, half).neg(), x.narrow(3, 0, half)], 3);
-  return x.mul(cos).add(rot.mul(sin));
-}
-
-/** [B, kv, S, d] -> [B, kv * n, S, d], each KV head repeated n times (transformers' repeat_kv). */
-function repeatKv(x: Tensor, n: number): Tensor {
-  if (n === 1) return x;
-  const [b, kv, s, d] = x.shape;
-  return x.unsqueeze(2).expand(b, kv, n, s, d).reshape(b, kv * n, s, d);
-}
 
 /** How attention is masked: causal (no padding, no cache), or a boolean [B, 1, T, S] mask (true = attend). */
 interface AttentionMask {
@@ -217,15 +204,16 @@ export class Qwen2Attention extends Module {
     this.v_proj = this.registerModule("v_proj", new AdaptableLinear(cfg.hiddenSize, this.nKv * d, { bias: true, ...opts }));
     this.o_proj = this.registerModule("o_proj", new AdaptableLinear(this.nHeads * d, cfg.hiddenSize, { bias: false, ...opts }));
   }
-  forward(h: Tensor, cos: Tensor, sin: Tensor, am: AttentionMask, cache: KVCache | null): Tensor {
+  forward(h: Tensor, cos: Tensor, sin: Tensor, am: AttentionMask, cache: CacheLike | null): Tensor {
     const [b, t] = h.shape;
     const d = this.headDim;
-    const q = applyRotary(this.q_proj.forward(h).view(b, t, this.nHeads, d).transpose(1, 2), cos, sin);
-    let k = applyRotary(this.k_proj.forward(h).view(b, t, this.nKv, d).transpose(1, 2), cos, sin);
+    // RoPE as transformers' rotate_half (x cos + rotate_half(x) sin), one native call per tensor.
+    const q = F.rotaryEmbedding(this.q_proj.forward(h).view(b, t, this.nHeads, d).transpose(1, 2), cos, sin);
+    let k = F.rotaryEmbedding(this.k_proj.forward(h).view(b, t, this.nKv, d).transpose(1, 2), cos, sin);
     let v = this.v_proj.forward(h).view(b, t, this.nKv, d).transpose(1, 2);
     if (cache) [k, v] = cache.update(this.layerIdx, k, v);
-    const rep = this.nHeads / this.nKv;
-    const out = F.scaledDotProductAttention(q, repeatKv(k, rep), repeatKv(v, rep), {
+    // Grouped-query attention without repeating K/V per query head (transformers' repeat_kv order).
+    const out = F.gqaAttention(q, k, v, {
       attnMask: am.mask,
       isCausal: am.causal,
       dropoutP: this.training ? this.dropoutP : 0,
@@ -264,7 +252,7 @@ export class Qwen2DecoderLayer extends Module {
     this.input_layernorm = this.registerModule("input_layernorm", new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps, opts));
     this.post_attention_layernorm = this.registerModule("post_attention_layernorm", new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps, opts));
   }
-  forward(h: Tensor, cos: Tensor, sin: Tensor, am: AttentionMask, cache: KVCache | null): Tensor {
+  forward(h: Tensor, cos: Tensor, sin: Tensor, am: AttentionMask, cache: CacheLike | null): Tensor {
     const a = h.add(this.self_attn.forward(this.input_layernorm.forward(h), cos, sin, am, cache));
     // The residual add is inside the segment: a checkpoint's input must reach the loss only through it.
     if (this.checkpointMlp) return torch.checkpoint((x: Tensor) => x.add(this.mlp.forward(this.post_attention_layernorm.forward(x))), a);
@@ -292,7 +280,12 @@ export interface Qwen2ModelInput {
   padded?: boolean;
   /** [B, T] (or [T]); default from attentionMask (cumsum - 1), else past..past+T-1. */
   positionIds?: Tensor | null;
-  pastKeyValues?: KVCache | null;
+  /**
+   * Instead of attentionMask: the boolean mask attention uses as is, [B or 1, 1, T, S] (true = attend),
+   * with positionIds. A static-cache decode step keeps it on the device and updates it in place.
+   */
+  attentionBias?: Tensor | null;
+  pastKeyValues?: CacheLike | null;
   outputHiddenStates?: boolean;
 }
 
@@ -346,6 +339,8 @@ export class Qwen2Model extends Module {
     const past = cache?.length ?? 0;
     const s = past + t;
     const dev = h.device;
+    const bias = args.attentionBias ?? null;
+    if (bias && (!args.positionIds || args.attentionMask)) throw new TorchError("attentionBias needs positionIds, and no attentionMask");
     const mask = args.attentionMask ?? null;
     if (mask && (mask.ndim !== 2 || mask.shape[0] !== b || mask.shape[1] !== s))
       throw new TorchError(`attentionMask must be [${b}, ${s}] (batch, cached + new tokens), got [${mask.shape}]`);
@@ -367,7 +362,8 @@ export class Qwen2Model extends Module {
     // query i (at cache position past+i) sees key j <= past+i that is not padding. A padding query also
     // sees itself, so no row is fully masked (no NaN anywhere; its output is never used).
     let am: AttentionMask;
-    if (!padded && past === 0) am = { causal: t > 1, mask: null };
+    if (bias) am = { causal: false, mask: bias };
+    else if (!padded && past === 0) am = { causal: t > 1, mask: null };
     else if (!padded && t === 1) am = { causal: false, mask: null };
     else {
       const kIdx = torch.arange(0, s, 1, { device: dev }).unsqueeze(0); // [1, S]
@@ -412,7 +408,7 @@ export interface Qwen2Output {
   hiddenStates: Tensor;
   allHiddenStates?: Tensor[];
   loss?: Tensor;
-  pastKeyValues?: KVCache;
+  pastKeyValues?: CacheLike;
 }
 
 

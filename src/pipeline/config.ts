@@ -67,6 +67,7 @@ export interface TrainConfig {
   val_ttt_steps: number;
   dist_timeout: number;
   dist_backend: "gloo" | "nccl";
+  cuda_graphs: "auto" | "off";
 }
 
 interface FlagSpec {
@@ -125,6 +126,7 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   augment: { type: "boolean", kind: "bool", help: "train each example under a random dihedral transform and colour permutation (0 kept), prompt and grids alike" },
   val_ttt_steps: { type: "string", kind: "int", min: 0, help: `test-time training steps per task in validation (eval.ts --ttt_steps; lr ${TTT_DEFAULTS.lr}, ${TTT_DEFAULTS.batch} demonstrations a step; 0 = off)` },
   dist_timeout: { type: "string", kind: "float", help: "data-parallel runs (WORLD_SIZE > 1): seconds a rank waits for the others in a collective before it fails" },
+  cuda_graphs: { type: "string", kind: "string", choices: ["auto", "off"], help: "replay each hint decode step as a CUDA graph (CUDA builds on LibTorch >= 2.1, greedy decoding; auto falls back to eager, saying so, if a capture fails)" },
   dist_backend: { type: "string", kind: "string", choices: ["gloo", "nccl"], help: "data-parallel runs: gloo (CPU tensors; CUDA gradients go through host copies) or nccl (CUDA builds, --device cuda, one GPU per rank); given under a launcher with WORLD_SIZE=1, a group of one" },
 };
 
@@ -175,6 +177,7 @@ export const DEFAULTS: TrainConfig = {
   val_ttt_steps: 0,
   dist_timeout: 1800,
   dist_backend: "gloo",
+  cuda_graphs: "auto",
 };
 
 /**

@@ -29,6 +29,8 @@ export interface PrompterConfig {
    * bench/train.ts on a 2-core VM: 3.9 examples/s at share 0, 3.2 at 0.1, 3.0 at 0.2).
    */
   maxPadShare?: number;
+  /** Decode the hints' steps as CUDA graphs where supported (generate's cudaGraphs; default auto). */
+  cudaGraphs?: "auto" | "off";
 }
 
 export const INTRO = "Here is a puzzle. Each example shows an input grid and its output grid (one row per line, one digit per cell, digits are colours). The same rule turns every input into its output.";
@@ -153,7 +155,9 @@ export class HybridPrompter {
     // The padding id is never attended to; the mask goes as host arrays so generate reads nothing back for it.
     const ids = prompts.map((p) => [...Array(t - p.length).fill(0), ...p]);
     const mask = padded ? prompts.map((p) => [...Array(t - p.length).fill(0), ...Array(p.length).fill(1)]) : null;
-    const out = this.qwen.generate(ids, { maxNewTokens: this.config.hintTokens, eosTokenIds: eos, attentionMask: mask, prefillPadShare });
+    const out = this.qwen.generate(ids, { maxNewTokens: this.config.hintTokens, eosTokenIds: eos, attentionMask: mask, prefillPadShare, cudaGraphs: this.config.cudaGraphs ?? "auto",
+      // Prompts stay within the budget (whole demonstrations are dropped to fit): one cache length for all of them.
+      cacheCapacity: this.config.maxPromptTokens + this.config.hintTokens });
     const stop = new Set(eos);
     return out.map((o) => o.filter((tok) => !stop.has(tok)));
   }

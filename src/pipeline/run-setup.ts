@@ -30,6 +30,7 @@ export function systemConfig(c: TrainConfig): SystemConfig {
     rl_lr,
     memory_capacity,
     seed,
+    cuda_graphs: c.cuda_graphs ?? "auto",
     action_dim: 32,
     reward_weights: defaultRewardWeights(),
     efe: defaultEfe(),

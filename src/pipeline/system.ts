@@ -39,6 +39,8 @@ export interface SystemConfig {
   seed: number;
   /** Qwen's weights dtype (default: the checkpoint's; tiny: float32). */
   qwen_dtype?: torch.DType;
+  /** --cuda_graphs: the hint's decode steps as CUDA graphs where supported (default auto). */
+  cuda_graphs?: "auto" | "off";
 }
 
 export interface System {
@@ -85,7 +87,7 @@ export async function buildSystem(cfg: SystemConfig, opts: BuildOptions = {}): P
   saved.dispose();
   agent.to(cfg.device);
   const memory = new EpisodicMemory({ keyDim: P, actionDim: cfg.action_dim, capacity: cfg.memory_capacity, device: cfg.device });
-  const prompter = new HybridPrompter(qwen, tokenizer, { maxPromptTokens: cfg.max_prompt_tokens, hintTokens: cfg.hint_tokens, cache: cfg.qwen_train === "frozen" });
+  const prompter = new HybridPrompter(qwen, tokenizer, { maxPromptTokens: cfg.max_prompt_tokens, hintTokens: cfg.hint_tokens, cache: cfg.qwen_train === "frozen", cudaGraphs: cfg.cuda_graphs ?? "auto" });
   return { config: cfg, qwen, tokenizer, prompter, agent, refiner, memory };
 }
 
