@@ -45,12 +45,13 @@ step decode_hf 150 "bun bench/decode.ts --device cuda --lora_rank 0 --lengths 80
 # a few batches (each size's own process); warm-up and profile batches kept short.
 mkdir -p /tmp/arc && tar -C /tmp/arc -xJf .gpu/arc-agi-2.txz  # ARC-AGI-2's tasks (no ../shared on that machine)
 TRAIN="bun bench/train.ts --device cuda --model qwen-1.5b-random --data /tmp/arc/ARC-AGI-2 --warmup 2 --profile_batches 2"
-step train_bf16_b16 150 "$TRAIN --amp_dtype bf16 --batch_sizes 16 --examples 128 --out $OUT/train-cuda-bf16-b16.json"
+# The trainer's CUDA defaults (config.ts CUDA_DEFAULTS: batch 16, bf16, MLP recomputation, a 24576-token cap).
+step train_defaults 150 "$TRAIN --examples 160 --out $OUT/train-cuda-defaults.json"
 step cuda_tests 150 "bun test --timeout 120000 test/cuda test/models test/qwen2.test.ts test/lora.test.ts"
-step train_fp16_b16 120 "$TRAIN --amp_dtype fp16 --batch_sizes 16 --examples 64 --out $OUT/train-cuda-fp16-b16.json"
-step train_ckpt_b8 100 "$TRAIN --amp_dtype bf16 --batch_sizes 8 --examples 32 --grad_checkpointing layer --out $OUT/train-cuda-bf16-b8-ckpt.json"
-step train_mlp_b16 120 "$TRAIN --amp_dtype bf16 --batch_sizes 16 --examples 64 --grad_checkpointing mlp --max_batch_tokens 16384 --out $OUT/train-cuda-bf16-b16-mlp.json"
-step train_b4 100 "$TRAIN --batch_sizes 4 --examples 32 --out $OUT/train-cuda-default-b4.json"
+step train_bf16_b16 150 "$TRAIN --batch_sizes 16 --grad_checkpointing off --max_batch_tokens 0 --examples 160 --out $OUT/train-cuda-bf16-b16.json"
+step train_fp16_b16 120 "$TRAIN --batch_sizes 16 --amp_dtype fp16 --grad_checkpointing off --max_batch_tokens 0 --examples 64 --out $OUT/train-cuda-fp16-b16.json"
+step train_ckpt_b8 100 "$TRAIN --batch_sizes 8 --grad_checkpointing layer --max_batch_tokens 0 --examples 64 --out $OUT/train-cuda-bf16-b8-ckpt.json"
+step train_b4 100 "$TRAIN --batch_sizes 4 --amp_dtype fp16 --grad_checkpointing off --max_batch_tokens 0 --examples 32 --out $OUT/train-cuda-b4.json"
 step smoke 90 "bun scripts/train.ts --preset smoke --max_batches 10 --device cuda --run_dir /tmp/gpu-runs --quiet && bun scripts/eval.ts --checkpoint best --run_dir /tmp/gpu-runs --split val --quiet"
 # Data parallel over NCCL (a group of one: NCCL refuses two ranks on one GPU); ran green on 2026-12-04.
 step nccl_trainer 90 "bun bench/ddp.ts --device cuda --backend nccl --group_of_one --skip_allreduce --out $OUT/ddp-nccl-trainer.json"

@@ -20,7 +20,7 @@ import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { epochOrder, loadDataset, trainingExamples } from "../src/arc";
 import { QWEN25_1_5B_CONFIG, Qwen2ForCausalLM } from "../src/models/qwen2";
-import { DEFAULTS, PRESETS, type TrainConfig } from "../src/pipeline/config";
+import { DEFAULTS, PRESETS, type TrainConfig, withDeviceDefaults } from "../src/pipeline/config";
 import { sizeWeight } from "../src/pipeline/efe";
 import { lengthGroupedOrder, paddingShare } from "../src/pipeline/sampler";
 import { autocastFor, systemConfig } from "../src/pipeline/run-setup";
@@ -44,17 +44,17 @@ const USAGE = `Usage: bun bench/train.ts [options]
                     or what --model of scripts/train.ts takes (Hub id, folder)
   --preset P        smoke (default with --model tiny) or none (the trainer's defaults: 128 channels, 16 hint tokens, 2048 prompt tokens)
   --data SPEC       default: synthetic for the smoke preset, else ${SHARED_ARC2} (or arc-agi-2)
-  --batch_size N    examples per batch (default: the preset's / trainer's)
+  --batch_size N    examples per batch (default: the preset's, else the trainer's: 16 on CUDA, 4 on the CPU)
   --batch_sizes L   a comma list (1,4,8): one child process per size, results in one JSON
-  --max_batch_tokens N  as the trainer's flag (0 = one pass per batch)
+  --max_batch_tokens N  as the trainer's flag (0 = one pass per batch; default 24576 on CUDA, 0 on the CPU)
   --group_by_length B   true or false, as the trainer's flag (default ${DEFAULTS.group_by_length}): batches of similar prompt length.
                     padding.prompt_tokens_share is what the passes computed (on the CPU the prompter splits a batch by
                     length, see --prompt_pad_share 1); padding.epoch_prompt_share is the whole epoch's batches' share
   --prompt_pad_share S  largest padding share of a Qwen pass (default: the prompter's, 1 on CUDA, 0 on the CPU)
   --agent_pad_share S   the same for the agent's passes (default: 1 on CUDA, 0.25 on the CPU)
-  --amp_dtype T     fp16, bf16, none (CUDA; default fp16 like the trainer)
+  --amp_dtype T     fp16, bf16, none (default: the trainer's: bf16 on CUDA, none on the CPU)
   --qwen_train Q    lora (default), full, frozen
-  --grad_checkpointing M  off (default), layer or mlp, as the trainer's flag: compare memory.cuda_peak_allocated_gib
+  --grad_checkpointing M  off, layer or mlp, as the trainer's flag (default: mlp on CUDA, off on the CPU)
   --warmup N        untimed batches first (default 3 on the CPU, 5 on CUDA)
   --examples N      timed examples (default 48 on the CPU, 240 on CUDA): ceil(N / batch size) batches; with
                     --group_by_length false the same examples in the same order at every batch size (grouped, the
@@ -129,13 +129,8 @@ if (presetName !== "none" && !PRESETS[presetName]) fail(`--preset must be ${Obje
 if (v.threads) torch.setNumThreads(int("threads", v.threads, 0, 1));
 
 const defaultData = presetName === "smoke" ? "synthetic" : existsSync(SHARED_ARC2) ? SHARED_ARC2 : "arc-agi-2";
-const cfg: TrainConfig = {
-  ...DEFAULTS,
+const given: Partial<TrainConfig> = {
   ...(presetName === "none" ? {} : PRESETS[presetName]),
-  device,
-  model: modelName,
-  data: v.data ?? defaultData,
-  seed: int("seed", v.seed, 0),
   ...(v.batch_size ? { batch_size: int("batch_size", v.batch_size, 1, 1) } : {}),
   ...(v.max_batch_tokens ? { max_batch_tokens: int("max_batch_tokens", v.max_batch_tokens, 0) } : {}),
   ...(v.group_by_length ? { group_by_length: v.group_by_length as TrainConfig["group_by_length"] } : {}),
@@ -143,6 +138,8 @@ const cfg: TrainConfig = {
   ...(v.qwen_train ? { qwen_train: v.qwen_train as TrainConfig["qwen_train"] } : {}),
   ...(v.grad_checkpointing ? { grad_checkpointing: v.grad_checkpointing as TrainConfig["grad_checkpointing"] } : {}),
 };
+// The trainer's defaults, its CUDA ones included (config.ts, CUDA_DEFAULTS), under what was given.
+const cfg: TrainConfig = withDeviceDefaults({ ...DEFAULTS, ...given, device, model: modelName, data: v.data ?? defaultData, seed: int("seed", v.seed, 0) }, given);
 if (!["fp16", "bf16", "none"].includes(cfg.amp_dtype)) fail(`--amp_dtype must be fp16, bf16 or none`);
 if (!["lora", "full", "frozen"].includes(cfg.qwen_train)) fail(`--qwen_train must be lora, full or frozen`);
 if (!["true", "false"].includes(cfg.group_by_length)) fail(`--group_by_length must be true or false, got "${cfg.group_by_length}"`);

@@ -5,7 +5,7 @@
 //   bun scripts/train.ts --resume
 // Exit codes: 0 done, 1 failed while training, 2 refused before any work (bad flag, data, folder, a run
 // another trainer holds), 130/143 stopped by SIGINT/SIGTERM after a checkpoint.
-import { UsageError, helpText, parseTrainArgs, validateConfig } from "../src/pipeline/config";
+import { UsageError, helpText, parseTrainArgs, validateConfig, withDeviceDefaults } from "../src/pipeline/config";
 
 async function main(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parseTrainArgs>;
@@ -21,7 +21,8 @@ async function main(argv: string[]): Promise<number> {
       const torch = await import("../src/torch");
       env = { cudaAvailable: torch.cuda.isAvailable(), cudaDevices: torch.cuda.deviceCount() };
     }
-    parsed.config = validateConfig(parsed.config, env);
+    // Batch size, AMP dtype, checkpointing and token cap have their own defaults on CUDA (config.ts, CUDA_DEFAULTS).
+    parsed.config = withDeviceDefaults(validateConfig(parsed.config, env), parsed.explicit);
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`train: ${e.message} (see --help)`);

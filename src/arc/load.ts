@@ -7,6 +7,7 @@ import { ArcDataError, BadTaskFilesError } from "./errors.ts";
 import { syntheticDataset, type SyntheticDatasetOptions } from "./synthetic.ts";
 import type { Dataset, Task } from "./types.ts";
 import { parseTask } from "./validate.ts";
+import { isCombinedChallenges, loadChallenges } from "./prize.ts";
 
 /** Read and validate one task file; its id is the file name without `.json`. */
 export function loadTask(file: string): Task {
@@ -46,6 +47,18 @@ export function loadTasks(folder: string, bad?: string[]): Task[] {
     }
   }
   return tasks;
+}
+
+/** The tasks of an ARC Prize challenges file (solutions filled in from the file beside it), or null for any other file. */
+function readCombined(file: string): Task[] | null {
+  let json: unknown;
+  try {
+    const text = readFileSync(file, "utf8");
+    json = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch {
+    return null; // loadTask gives the error
+  }
+  return isCombinedChallenges(json) ? loadChallenges(file, { json }).tasks : null;
 }
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
@@ -112,6 +125,9 @@ export async function loadDataset(spec: string, opts: LoadOptions = {}): Promise
   } else {
     if (!existsSync(spec)) throw new ArcDataError(`${spec}: no such file or folder (${DATA_SPEC_HELP})`);
     if (!statSync(spec).isDirectory()) {
+      // ARC Prize's combined challenges file (with its solutions file beside it when present), or one task.
+      const combined = readCombined(spec);
+      if (combined) return { name: spec, root: spec, training: combined, evaluation: combined, flat: true };
       const task = loadTask(spec);
       return { name: spec, root: spec, training: [task], evaluation: [task], flat: true };
     }

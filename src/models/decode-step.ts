@@ -98,7 +98,7 @@ export interface StaticDecode {
  */
 export function staticDecodeStep(
   model: Qwen2ForCausalLM,
-  o: { batch: number; promptLength: number; maxNew: number; mask: Tensor | null; useGraphs: boolean; minCapacity?: number },
+  o: { batch: number; promptLength: number; maxNew: number; mask: Tensor | null; useGraphs: boolean; minCapacity?: number; variant?: string },
 ): StaticDecode {
   const b = o.batch;
   const t0 = o.promptLength;
@@ -106,7 +106,8 @@ export function staticDecodeStep(
   const registryOf = o.useGraphs && cuda.graphsSupported() ? decodeGraphsOf(model) : null;
   const graphs = registryOf && !registryOf.disabled ? registryOf : null;
   const ac = torch.isAutocastEnabled("cuda") ? torch.getAutocastDtype("cuda") : "off";
-  const key = `${b}x${capacity}:${ac}:${model.dtype}`;
+  // A graph records the kernels of one way of computing: the variant (e.g. LoRA merged or not) is in the key.
+  const key = `${b}x${capacity}:${ac}:${model.dtype}:${o.variant ?? ""}`;
   let s = graphs?.states.get(key);
   if (!s) {
     s = newState(model, b, capacity);

@@ -11,6 +11,7 @@ import * as torch from "../torch.ts";
 import { type Device, F, Tensor, TorchError } from "../torch.ts";
 import { KVCache, StaticKVCache } from "./kv-cache.ts";
 import { type StaticDecode, staticDecodeStep } from "./decode-step.ts";
+import { withMergedAdapters } from "./lora.ts";
 import type { Qwen2ForCausalLM } from "./qwen2.ts";
 
 export interface GenerateOptions {
@@ -48,6 +49,11 @@ export interface GenerateOptions {
    * and autocast setting, and reused across calls.
    */
   cudaGraphs?: "auto" | "off";
+  /**
+   * Fold LoRA adapters into merged copies of their base weights for this call (lora.ts,
+   * withMergedAdapters): "auto" (default) on CUDA, where each extra kernel costs launch time, "on", "off".
+   */
+  mergeAdapters?: "auto" | "on" | "off";
   /**
    * The static cache's least length (default: the prompt plus the new tokens). A caller whose prompts vary
    * up to a known budget gives it, so every call of a batch size shares one cache and one CUDA graph.
@@ -87,8 +93,11 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
   const staticCache = (opts.cache ?? "static") === "static";
   let cache: KVCache | StaticKVCache = new KVCache(model.config.numHiddenLayers);
   let st: StaticDecode | null = null;
+  const merge = opts.mergeAdapters ?? "auto";
+  const merged = merge === "on" || (merge === "auto" && String(model.device).startsWith("cuda"));
+  const adapters = <R>(f: () => R): R => (merged ? withMergedAdapters(model, f) : f());
   try {
-    return torch.noGrad(() =>
+    return adapters(() => torch.noGrad(() =>
       torch.scope(() => {
         const dev = model.device;
         const ids = inputIds instanceof Tensor ? inputIds.to({ device: dev, dtype: "int64" }) : torch.tensor(inputIds, { dtype: "int64", device: dev });
@@ -112,7 +121,7 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
         if (staticCache && maxNew > 1) {
           cache.dispose();
           const useGraphs = (opts.cudaGraphs ?? "auto") === "auto" && !doSample && penalty === 1 && String(dev).startsWith("cuda");
-          st = staticDecodeStep(model, { batch: b, promptLength: t0, maxNew, mask, useGraphs, minCapacity: opts.cacheCapacity });
+          st = staticDecodeStep(model, { batch: b, promptLength: t0, maxNew, mask, useGraphs, minCapacity: opts.cacheCapacity, variant: merged ? "merged" : "adapters" });
           cache = st.cache;
           decode = st.step;
         }
@@ -155,7 +164,7 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
         }
         return out;
       }),
-    );
+    ));
   } finally {
     // A static cache held by decode graphs stays with them (reused by the next call of this shape).
     const made = st as StaticDecode | null; // assigned inside the callback above

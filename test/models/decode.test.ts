@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import * as torch from "../../src/torch";
 import { QWEN25_1_5B_CONFIG, Qwen2ForCausalLM, TINY_CONFIG } from "../../src/models/qwen2";
-import { applyLora } from "../../src/models/lora";
+import { adaptableModules, applyLora, loraParameters, releaseMergedAdapters } from "../../src/models/lora";
 import { CACHE_BLOCK, staticDecodeStep } from "../../src/models/decode-step";
 import { expectClose } from "../helpers/numeric";
 
@@ -104,5 +104,28 @@ describe("native calls per decode step", () => {
     console.log(`native calls per decode step (28 layers, LoRA on every projection): ${calls}`);
     expect(calls).toBeGreaterThan(28 * 10); // it counts: every layer's projections at least
     expect(calls).toBeLessThanOrEqual(BOUND);
+  });
+});
+
+describe("LoRA merged for generation (withMergedAdapters)", () => {
+  test("float32: the tokens and scores (1e-5) of the unmerged adapters; the copies follow an optimizer step", () => {
+    const m = model();
+    const unmerged = decode(m, [5, 9, 3], { mergeAdapters: "off" });
+    const merged = decode(m, [5, 9, 3], { mergeAdapters: "on" });
+    expect(merged.tokens).toEqual(unmerged.tokens);
+    for (let s = 0; s < merged.scores.length; s++) expectClose(merged.scores[s].flat(), unmerged.scores[s].flat(), 1e-5, 1e-5);
+    // An update of the adapters in place (as AdamW does) is seen by the next merged call.
+    torch.noGrad(() => {
+      for (const p of loraParameters(m)) p.add_(0.05);
+    });
+    const after = decode(m, [5, 9, 3], { mergeAdapters: "on" });
+    expect(after.scores[0].flat()).not.toEqual(merged.scores[0].flat());
+    const afterRef = decode(m, [5, 9, 3], { mergeAdapters: "off" });
+    expectClose(after.scores[0].flat(), afterRef.scores[0].flat(), 1e-5, 1e-5);
+    expect(after.tokens).toEqual(afterRef.tokens);
+    // The merged copies are kept (one per adapted projection) until released; training forwards never use them.
+    const kept = torch.liveTensors();
+    releaseMergedAdapters(m);
+    expect(torch.liveTensors()).toBe(kept - adaptableModules(m).filter(([, l]) => l.adapter).length);
   });
 });
