@@ -152,9 +152,11 @@ export function staticDecodeStep(
           st.graph = graph;
         } catch (e) {
           // auto: a capture that fails (an op that reads back to the host, a LibTorch without graph support
-          // for an op) leaves this model on the eager path, said once.
+          // for an op) leaves this model on the eager path, said once. LibTorch 2.11 leaves its CUDA
+          // generator marked as capturing after a failed capture, so random ops on the device may fail
+          // from then on: the warning says so (the decode step itself draws no random numbers).
           graphs.disabled = (e as Error).message.split("\n")[0];
-          console.error(`warning: CUDA graph capture failed, decoding eagerly from now on (${graphs.disabled})`);
+          console.error(`warning: CUDA graph capture failed, decoding eagerly from now on (${graphs.disabled}); if random ops on this GPU fail after this, rerun with --cuda_graphs off`);
         }
       }
       if (st.graph) {
