@@ -4,7 +4,8 @@
 //   bun scripts/train.ts --preset smoke --max_batches 10 --device cpu
 //   bun scripts/train.ts --resume
 // Exit codes: 0 done, 1 failed while training, 2 refused before any work (bad flag, data, folder, a run
-// another trainer holds), 130/143 stopped by SIGINT/SIGTERM after a checkpoint.
+// another trainer holds), 3 stopped because losses, gradients or weights went non-finite (the last finite
+// checkpoint kept), 130/143 stopped by SIGINT/SIGTERM after a checkpoint.
 import { UsageError, helpText, parseTrainArgs, validateConfig, withDeviceDefaults } from "../src/pipeline/config";
 
 async function main(argv: string[]): Promise<number> {
@@ -34,14 +35,16 @@ async function main(argv: string[]): Promise<number> {
   const { train } = await import("../src/pipeline/trainer");
   const { RunLockedError } = await import("../src/pipeline/lock");
   const { SIGNAL_EXIT } = await import("../src/pipeline/stop");
+  const { NonFiniteError } = await import("../src/pipeline/nonfinite");
   try {
     const r = await train(parsed.config, parsed.explicit);
     return r.signal ? SIGNAL_EXIT[r.signal] : 0;
   } catch (e) {
     // A data-parallel rank names itself: the launcher repeats the failed rank's last lines.
-    const rank = Number(process.env.WORLD_SIZE) > 1 ? ` (rank ${process.env.RANK})` : "";
+    const rank = Number(process.env.WORLD_SIZE) > 1 && process.env.RANK !== undefined ? ` (rank ${process.env.RANK})` : "";
     console.error(`train${rank}: ${(e as Error).message}`);
     if (process.env.ARC_DEBUG) console.error((e as Error).stack);
+    if (e instanceof NonFiniteError) return 3;
     return e instanceof UsageError || e instanceof RunLockedError ? 2 : 1;
   }
 }

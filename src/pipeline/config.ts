@@ -68,6 +68,8 @@ export interface TrainConfig {
   dist_timeout: number;
   dist_backend: "gloo" | "nccl";
   cuda_graphs: "auto" | "off";
+  max_nonfinite_steps: number;
+  allow_data_change: boolean;
 }
 
 interface FlagSpec {
@@ -127,6 +129,8 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   val_ttt_steps: { type: "string", kind: "int", min: 0, help: `test-time training steps per task in validation (eval.ts --ttt_steps; lr ${TTT_DEFAULTS.lr}, ${TTT_DEFAULTS.batch} demonstrations a step; 0 = off)` },
   dist_timeout: { type: "string", kind: "float", help: "data-parallel runs (WORLD_SIZE > 1): seconds a rank waits for the others in a collective before it fails" },
   cuda_graphs: { type: "string", kind: "string", choices: ["auto", "off"], help: "replay each hint decode step as a CUDA graph (CUDA builds on LibTorch >= 2.1, greedy decoding; auto falls back to eager, saying so, if a capture fails)" },
+  max_nonfinite_steps: { type: "string", kind: "int", min: 0, help: "stop the run (exit code 3, naming the loss term or parameter group) at the Nth optimizer step whose loss or gradients were non-finite; such steps are skipped and counted (0 = never stop)" },
+  allow_data_change: { type: "boolean", kind: "bool", help: "resume even when the run's task set has changed (tasks added, removed or edited); the change is recorded in metrics.jsonl" },
   dist_backend: { type: "string", kind: "string", choices: ["gloo", "nccl"], help: "data-parallel runs: gloo (CPU tensors; CUDA gradients go through host copies) or nccl (CUDA builds, --device cuda, one GPU per rank); given under a launcher with WORLD_SIZE=1, a group of one" },
 };
 
@@ -178,6 +182,8 @@ export const DEFAULTS: TrainConfig = {
   dist_timeout: 1800,
   dist_backend: "gloo",
   cuda_graphs: "auto",
+  max_nonfinite_steps: 3,
+  allow_data_change: false,
 };
 
 /**

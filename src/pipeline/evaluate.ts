@@ -13,6 +13,7 @@ import { type StepOptions, defaultPadShare, lastStepPrediction } from "./step";
 import { type TttOptions, withTestTimeTraining } from "./ttt";
 import { augmentExample, rankCandidates, unaugmentGrid, voteAugmentations, votedAttempts } from "./vote";
 import type { System } from "./system";
+import { NonFiniteError } from "./nonfinite";
 
 export interface ExampleEval {
   task: string;
@@ -232,7 +233,9 @@ export function evaluate(
     };
     const ttt = opts.ttt && opts.ttt.steps > 0 ? opts.ttt : null;
     // Test-time training adapts per task: a task's examples are evaluated together, before and after.
-    const groups = ttt ? [...Map.groupBy(examples, (ex) => ex.task).values()] : [examples];
+    // Without it each batch is a group, so results (and onExample, a progress bar) arrive batch by batch.
+    const batches = (exs: Example[]) => Array.from({ length: Math.ceil(exs.length / perExample) }, (_, k) => exs.slice(k * perExample, (k + 1) * perExample));
+    const groups = ttt ? [...Map.groupBy(examples, (ex) => ex.task).values()] : batches(examples);
     for (const group of groups) {
       let rs: ExampleEval[];
       if (ttt) {
@@ -245,6 +248,9 @@ export function evaluate(
         );
       } else rs = run(group);
       for (const r of rs) {
+        // Non-finite weights give NaN logits, whose argmax still draws a grid: refuse them, never score them.
+        if (r.confidence && !r.confidence.every(Number.isFinite))
+          throw new NonFiniteError(`the model's outputs for task ${r.task} ${r.kind}[${r.index}] are non-finite (NaN or inf logits): its weights or the prompt's encoding diverged`);
         opts.onExample?.(r, results.length);
         results.push(r);
       }

@@ -19,13 +19,15 @@ import { checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfi
 import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig } from "./resume";
 import { type DataParallel, allGatherAnywhere, anyRank, averageGradients, broadcastParameters, dataParallelFromEnv, gatherRows, gatherStateUpdates, rankRows, rowCounts, shareFrom } from "./ddp";
 import { RunMonitor } from "./monitor";
-import { createRun, trimMetrics } from "./runs";
+import { appendMetrics, createRun, trimMetrics } from "./runs";
 import { lengthGroupedOrder } from "./sampler";
 import { trainingAugmentation } from "./augmented";
 import { type ExampleLogs, applyStateUpdates } from "./step";
 import { autocastFor, runExamples, systemConfig, useThreads } from "./run-setup";
 import { type BackwardOptions, backwardBatch, buildOptimizers, optimizerStep } from "./update";
 import { type StopSignal, listenForStop, yieldToSignals } from "./stop";
+import { type DataIdentity, dataChange, dataIdentity, recordedDataPath, sameDataPath, savedDataIdentity } from "./data-identity";
+import { NonFiniteError, describeTensors, nonFiniteTensors, nonFiniteTerm, tensorGroup } from "./nonfinite";
 import { type System, buildSystem } from "./system";
 import { type RankGenerators, type TrainingParts, captureTrainingState, modelTensors, restoreTrainingState, savedWorld } from "./training-state";
 
@@ -147,6 +149,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
     let cfg = config;
     let candidates: ResumeCandidates | null = null;
     let first: Candidate | null = null;
+    let savedData: DataIdentity | null = null;
     if (config.resume) {
       const dir = resumeDir(config);
       // Another world size is refused before the lock is taken: every rank fails alike, and a rank 0 ended
@@ -158,11 +161,25 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
       if (candidates.empty) throw new UsageError(`--resume ${dir}: the run has no checkpoint yet (start a new run without --resume)`);
       first = candidates.next();
       if (!first) throw new UsageError(`--resume ${dir}: no intact checkpoint (${candidates.rejected.join("; ")})`);
-      cfg = resumedConfig(dir, savedConfig(dir, candidates.dirs, io.err, { restore: lead }), explicit, config);
+      // The data is judged by what it holds, not by how its path is spelled: --data naming a moved copy is
+      // no conflict here (its tasks are compared below), and without --data the recorded absolute path is used.
+      savedData = savedDataIdentity(first.dir);
+      const { data: givenData, ...rest } = explicit;
+      cfg = resumedConfig(dir, savedConfig(dir, candidates.dirs, io.err, { restore: lead }), savedData ? rest : explicit, config);
+      if (savedData && givenData !== undefined) cfg = { ...cfg, data: givenData };
+      else if (savedData) cfg = { ...cfg, data: recordedDataPath(savedData) ?? cfg.data };
     }
 
     // Everything that can fail without a model, before a run folder or a model exists.
     const ds = await loadRunData(cfg, io);
+    const data = { identity: dataIdentity(cfg.data, ds), change: null as string | null };
+    if (savedData) {
+      data.change = dataChange(savedData, data.identity);
+      const where = sameDataPath(cfg.data, savedData) ? `in ${savedData.path}` : `(it trained on ${savedData.path}, this is ${data.identity.path})`;
+      if (data.change && explicit.allow_data_change !== true)
+        throw new UsageError(`--resume ${candidates!.runDir}: the run's training tasks have changed since its checkpoint ${where}: ${data.change}; restore them, or pass --allow_data_change to go on with the tasks as they are now`);
+      if (data.change) data.change = `${data.change} ${where}`;
+    }
     checkSplit(ds.training, splitTasks(ds.training, cfg.val_fraction, cfg.seed), cfg);
     const qwenConfig = modelFolderConfig(cfg.model);
     const resumed = candidates ? candidates.runDir : null;
@@ -191,7 +208,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
       if (dp) shareFrom(run.dir);
       return run;
     };
-    return await trainRun(cfg, openRun, ds, candidates, first, io, dp);
+    return await trainRun(cfg, openRun, ds, candidates, first, io, dp, data);
   } finally {
     lock?.release();
   }
@@ -238,6 +255,7 @@ async function trainRun(
   first: Candidate | null,
   io: TrainIO,
   dp: DataParallel | null,
+  data: { identity: DataIdentity; change: string | null },
 ): Promise<TrainResult> {
   useThreads(cfg.num_threads);
   torch.manualSeed(cfg.seed);
@@ -274,7 +292,7 @@ async function trainRun(
   const optimizers = buildOptimizers(sys, { agentLr: cfg.agent_lr, qwenLr: cfg.qwen_lr, weightDecay: cfg.weight_decay, scaleLoss: cfg.device.startsWith("cuda") && cfg.amp_dtype === "fp16" });
   const { opt, refinerOpt, scaler } = optimizers;
   const autocast = autocastFor(cfg);
-  const parts: TrainingParts = { config: cfg, savedConfig: savedCfg, sys, opt, refinerOpt, scaler, rank, world };
+  const parts: TrainingParts = { config: cfg, savedConfig: savedCfg, sys, opt, refinerOpt, scaler, rank, world, data: data.identity };
 
   // Position in training, and the running sums (all restored on resume).
   let step = 0;
@@ -316,7 +334,18 @@ async function trainRun(
     const dev = cfg.device as torch.Device;
     return { cpu: allGatherAnywhere(torch.getRngState()), cuda: dev.startsWith("cuda") ? allGatherAnywhere(torch.getRngState(dev).to({ device: "cpu" })) : null };
   };
+  // No checkpoint (and so no best/) is ever written from non-finite weights: the run stops instead, its
+  // last finite checkpoint kept. Every rank checks (their weights are equal), so all stop together.
+  const checkFinite = () => {
+    const bad = nonFiniteTensors(modelTensors(sys));
+    if (bad.length)
+      throw new NonFiniteError(
+        `the ${tensorGroup(bad[0])} weights went non-finite by step ${step} (${describeTensors(bad)}); no checkpoint was written from them, ` +
+          `the last finite one is ${lastCheckpoint ?? "none (the run has no checkpoint)"}; lower the learning rates (--agent_lr, --qwen_lr, --rl_lr) or --clip`,
+      );
+  };
   const save = (): string => {
+    checkFinite();
     const dir = torch.scope(() => {
       const ranks = rankGenerators();
       if (!lead) return join(run.dir, "checkpoints", stepDirName(step));
@@ -356,12 +385,21 @@ async function trainRun(
     diskWarned = w !== null;
   };
 
+  // Outputs that went non-finite in validation stop the run before its checkpoint (exit code 3).
+  const refuseNonFinite = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof NonFiniteError)) throw e;
+      throw new NonFiniteError(`validation at step ${step}: ${e.message}; no checkpoint was written, the last one is ${lastCheckpoint ?? "none"}; lower the learning rates (--agent_lr, --qwen_lr, --rl_lr) or --clip`);
+    }
+  };
   const validate = (): EvalSummary | null => {
     if (valEx.length === 0) return null;
     const ttt = (cfg.val_ttt_steps ?? 0) > 0;
     // Data-parallel: rank r validates examples r, r + W, ...; rank 0 summarises them all in their order.
     const shard = dp ? rankRows(valEx.length, rank, world).map((i) => valEx[i]) : valEx;
-    let { summary: s, results } = evaluate(sys, shard, { autocast, batchSize: cfg.batch_size, ...(ttt ? { ttt: { steps: cfg.val_ttt_steps, lr: TTT_DEFAULTS.lr, batch: TTT_DEFAULTS.batch, seed: cfg.seed } } : {}) });
+    let { summary: s, results } = refuseNonFinite(() => evaluate(sys, shard, { autocast, batchSize: cfg.batch_size, ...(ttt ? { ttt: { steps: cfg.val_ttt_steps, lr: TTT_DEFAULTS.lr, batch: TTT_DEFAULTS.batch, seed: cfg.seed } } : {}) }));
     if (dp) {
       const seconds = Math.max(...(torch.distributed.allGatherObject(s.seconds) as number[]));
       results = gatherRows(results, rowCounts(valEx.length, world));
@@ -397,11 +435,22 @@ async function trainRun(
   );
   // metrics.jsonl, TensorBoard event files (cut back to the resume step) and report.html.
   const monitor = lead ? new RunMonitor(run.dir, savedCfg, { step, resumed: resumeFrom !== null, batchSize: globalBatch, optimizers: [{ opt }, { name: "rl", opt: refinerOpt }], warn: io.err }) : null;
+  // --allow_data_change: the change is said and recorded with the step it applies from.
+  if (data.change) {
+    io.err(`--allow_data_change: the training tasks changed since the checkpoint: ${data.change}; training goes on with them as they are now`);
+    if (lead) appendMetrics(run.dir, { type: "data_change", step, change: data.change, path: data.identity.path, tasks: data.identity.count, sha256: data.identity.sha256, time: new Date().toISOString() });
+  }
   const bar = progress(barTotal, { label: "train", quiet: cfg.quiet || !lead, rateAs: { per: globalBatch, name: "ex" } });
   bar.update(step);
   let lastCheckpoint: string | null = resumeFrom;
   let stopped: TrainResult["stopped"] = "done";
   const perUpdate = cfg.batch_size * cfg.grad_accum;
+  // The non-finite guard: an optimizer step whose examples' losses or whose gradients were non-finite is
+  // skipped (its non-finite examples never reach the loss; a non-finite gradient skips the update) and
+  // counted; --max_nonfinite_steps of them stop the run (exit code 3).
+  let nonFiniteSteps = 0;
+  let firstNonFinite: string | null = null;
+  let pendingNonFinite: string | null = null;
 
   try {
     while (epoch < cfg.epochs && stopped === "done") {
@@ -426,6 +475,7 @@ async function trainRun(
         const o = { step: step + 1, sizeWeight: lambda, autocast, scaler, perUpdate, maxBatchTokens: cfg.max_batch_tokens ?? 0, noise: { seed: cfg.seed, step: step + 1, rows } };
         const logs = dp ? dataParallelBatch(sys, batch, o, dp, slice.length, io) : runBatch(sys, batch, o, io).logs;
         for (const l of logs) {
+          if (!l.finite) pendingNonFinite ??= `the ${nonFiniteTerm(l)} term of the loss of task ${l.task}#${l.pair}`;
           addExample(win, l);
           addExample(ep, l);
           monitor?.example(l);
@@ -441,10 +491,24 @@ async function trainRun(
         const boundary = step % cfg.grad_accum === 0 || batchInEpoch === batchesPerEpoch;
         if (boundary) {
           if (dp) averageGradients([...opt.params(), ...optimizers.refinerParams]);
-          const qn = optimizerStep(optimizers, cfg.clip).qwenGradNorm;
+          const upd = optimizerStep(optimizers, cfg.clip);
+          const qn = Number.isFinite(upd.qwenGradNorm) ? upd.qwenGradNorm : 0;
           for (const w of [win, ep]) {
             w.qwenGrad += qn;
             w.optSteps++;
+          }
+          const cause = pendingNonFinite ?? (upd.nonFinite ? `the gradient of the ${upd.nonFinite} parameter group` : null);
+          pendingNonFinite = null;
+          if (cause) {
+            nonFiniteSteps++;
+            firstNonFinite ??= `at step ${step}: ${cause}`;
+            const limit = cfg.max_nonfinite_steps;
+            io.err(`step ${step}: non-finite numbers (${cause}); ${upd.nonFinite ? "the update was skipped" : "those examples were left out of the update"} (${nonFiniteSteps} non-finite step(s)${limit > 0 ? ` of --max_nonfinite_steps ${limit}` : ""})`);
+            if (limit > 0 && nonFiniteSteps >= limit)
+              throw new NonFiniteError(
+                `stopped: ${nonFiniteSteps} optimizer steps had non-finite losses or gradients (--max_nonfinite_steps ${limit}); the first ${firstNonFinite}; ` +
+                  `the last finite checkpoint is ${lastCheckpoint ?? "none (the run has no checkpoint)"}; lower the learning rates (--agent_lr, --qwen_lr, --rl_lr) or --clip`,
+              );
           }
         }
         if (step % cfg.log_every === 0) {

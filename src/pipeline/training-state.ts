@@ -22,6 +22,8 @@ export interface TrainingParts {
   /** Data-parallel runs: this process's rank and the number of ranks (default 0 of 1). */
   rank?: number;
   world?: number;
+  /** The data's identity (data-identity.ts), recorded so a resume can tell the same data from changed data. */
+  data?: unknown;
 }
 
 /** Every rank's generator states, in rank order (a data-parallel run's rank 0 saves them all). */
@@ -119,6 +121,7 @@ export function captureTrainingState<W>(
       validation: lastValidation,
       config: p.savedConfig ?? cfg,
       dataParallel: { world: p.world ?? 1 },
+      ...(p.data ? { data: p.data } : {}),
     },
   };
 }

@@ -17,6 +17,7 @@ import type { Tensor } from "../torch";
 import { type Autocast, trainBatch } from "./step";
 import { type System, qwenTrainable } from "./system";
 import { snapshotSystem } from "./training-state";
+import { NonFiniteError, nonFiniteTensors } from "./nonfinite";
 
 export interface TttOptions {
   /** Optimizer steps per task (0: off). */
@@ -77,17 +78,22 @@ export function withTestTimeTraining<T>(sys: System, task: Task, o: TttOptions, 
         const aug: Augmentation = randomAugmentation(rng);
         return augmentExample(ex, aug);
       });
-      const mean = torch.scope(() => {
+      const { mean, finite } = torch.scope(() => {
         const r = trainBatch(sys, picked, { sizeWeight, autocast: o.autocast ?? null });
         if (r.loss) r.loss.div(picked.length).backward();
-        return r.logs.reduce((a, l) => a + (l.finite ? l.loss : 0), 0) / picked.length;
+        return { mean: r.logs.reduce((a, l) => a + (l.finite ? l.loss : 0), 0) / picked.length, finite: r.logs.every((l) => l.finite) };
       });
       losses.push(mean);
-      torch.clipGradNorm(params, 1.0);
+      const norm = torch.clipGradNorm(params, 1.0);
+      // Divergence is an error, never a silently "adapted" model (the weights are put back in finally).
+      if (!finite || !Number.isFinite(norm))
+        throw new NonFiniteError(`test-time training of task ${task.id} diverged at step ${s + 1} of ${o.steps} (${finite ? "its gradient" : "its loss"} is non-finite, --ttt_lr ${o.lr ?? TTT_DEFAULTS.lr}); lower --ttt_lr`);
       opt.step();
       opt.zeroGrad();
       // The refiner's gradients (trainBatch's REINFORCE loss is not backpropagated here) stay zero.
     }
+    const bad = o.steps > 0 ? nonFiniteTensors(Object.fromEntries(params.map((p, i) => [String(i), p]))) : [];
+    if (bad.length) throw new NonFiniteError(`test-time training of task ${task.id} made ${bad.length} adapted weight tensor(s) non-finite in ${o.steps} steps (--ttt_lr ${o.lr ?? TTT_DEFAULTS.lr}); lower --ttt_lr`);
     const report: TttReport = { steps: o.steps, lossFirst: losses[0] ?? 0, lossLast: losses.at(-1) ?? 0, seconds: (performance.now() - t0) / 1000 };
     return fn(report);
   } finally {

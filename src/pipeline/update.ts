@@ -127,16 +127,25 @@ export function concatUpdates(us: StateUpdates[]): StateUpdates {
   };
 }
 
-/** Unscale, clip, step both optimizers, zero the gradients. Returns Qwen's gradient norm (before clipping; 0 when frozen). */
-export function optimizerStep(o: Optimizers, clip: number): { qwenGradNorm: number; stepped: boolean } {
+/**
+ * Unscale, clip, step both optimizers, zero the gradients. Returns Qwen's gradient norm (before clipping; 0
+ * when frozen). A non-finite gradient norm skips the whole update (both optimizers) and is named in
+ * `nonFinite` ("qwen", "agent" or "refiner"): without the GradScaler (fp32, bf16) nothing else would stop
+ * NaN reaching the weights. With the GradScaler the agent/Qwen groups are its business (it skips and backs
+ * off its scale, as PyTorch's does); only the refiner, whose loss it does not scale, is checked here.
+ */
+export function optimizerStep(o: Optimizers, clip: number): { qwenGradNorm: number; stepped: boolean; nonFinite: string | null } {
   o.scaler.unscale_(o.opt);
   const qwenGradNorm = o.qwenParams.length ? torch.gradNorm(o.qwenParams) : 0;
-  torch.clipGradNorm(o.opt.params(), clip);
-  const stepped = o.scaler.step(o.opt);
+  const norm = torch.clipGradNorm(o.opt.params(), clip);
+  const refinerNorm = torch.clipGradNorm(o.refinerParams, clip);
+  let nonFinite: string | null = null;
+  if (!o.scaler.isEnabled() && !Number.isFinite(norm)) nonFinite = Number.isFinite(qwenGradNorm) ? "agent" : "qwen";
+  else if (!Number.isFinite(refinerNorm)) nonFinite = "refiner";
+  const stepped = nonFinite === null && o.scaler.step(o.opt);
   o.scaler.update();
-  torch.clipGradNorm(o.refinerParams, clip);
-  o.refinerOpt.step();
+  if (nonFinite === null) o.refinerOpt.step();
   o.opt.zeroGrad();
   o.refinerOpt.zeroGrad();
-  return { qwenGradNorm, stepped };
+  return { qwenGradNorm, stepped, nonFinite };
 }
