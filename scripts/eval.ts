@@ -122,7 +122,9 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     console.error(`eval: ${(e as Error).message}`);
     if (process.env.ARC_DEBUG) console.error((e as Error).stack);
-    return 1;
+    // An output folder that cannot be written (probed before any work) is a usage error.
+    const { UsageError } = await import("../src/pipeline/config");
+    return e instanceof UsageError ? 2 : 1;
   }
 }
 

@@ -4,7 +4,7 @@
 // tell a user what to pass instead.
 import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { type CheckpointManifest, MANIFEST, checkpointsDir, isDir, latestVerifiedCheckpoint, parseStepDir, verifyCheckpoint } from "./checkpoint";
+import { type CheckpointManifest, MANIFEST, type VerifyResult, checkpointsDir, isDir, latestVerifiedCheckpoint, parseStepDir, verifyCheckpoint } from "./checkpoint";
 import { BEST } from "./retention";
 import { hasCheckpoint, latestRun } from "./runs";
 
@@ -26,9 +26,20 @@ export interface ResolvedCheckpoint {
 
 const TRAIN_FIRST = "train first with bun scripts/train.ts";
 
+/** A checkpoint that verifies but lists no model weights (a broken writer) cannot be evaluated. */
+export const noWeights = (m: CheckpointManifest): string | null => ("model.safetensors" in m.files ? null : `${MANIFEST} lists no model.safetensors (the checkpoint holds no weights)`);
+
+/** verifyCheckpoint, with a checkpoint that holds no weights unusable too. */
+function verifyUsable(dir: string): VerifyResult {
+  const v = verifyCheckpoint(dir);
+  const why = v.ok ? noWeights(v.manifest) : null;
+  return why ? { ok: false, reason: why } : v;
+}
+
 function latestOrThrow(runDir: string, onSkip?: (dir: string, reason: string) => void): ResolvedCheckpoint {
   const skipped: string[] = [];
   const c = latestVerifiedCheckpoint(runDir, {
+    unusable: noWeights,
     onSkip: (d, why) => {
       skipped.push(`${basename(d)}: ${why}`);
       onSkip?.(d, why);
@@ -61,7 +72,7 @@ export function resolveCheckpoint(spec: string, opts: ResolveOptions = {}): Reso
       const hint = hasCheckpoint(runDir) ? "use --checkpoint latest" : TRAIN_FIRST;
       throw new Error(`no best checkpoint in ${runDir} (${dir} is written when validation improves --best_metric): ${hint}`);
     }
-    const v = verifyCheckpoint(dir);
+    const v = verifyUsable(dir);
     if (v.ok) return { dir, runDir, manifest: v.manifest };
     // best/ is damaged: the newest intact step folder is the next best thing, and the caller says so.
     let latest: ResolvedCheckpoint;
@@ -77,7 +88,7 @@ export function resolveCheckpoint(spec: string, opts: ResolveOptions = {}): Reso
   if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist`);
   if (!isDir(path)) throw new Error(`checkpoint ${path} is not a folder (a checkpoint is a folder with ${MANIFEST})`);
   if (existsSync(join(path, MANIFEST)) || parseStepDir(basename(path)) !== null || basename(path) === BEST) {
-    const v = verifyCheckpoint(path);
+    const v = verifyUsable(path);
     if (!v.ok) throw new Error(`checkpoint ${path} is unusable: ${v.reason}`);
     const parent = dirname(path);
     return { dir: path, runDir: basename(parent) === "checkpoints" ? dirname(parent) : null, manifest: v.manifest };

@@ -350,6 +350,8 @@ export function verifyCheckpoint(dir: string, opts: VerifyOptions = {}): VerifyR
 export interface LatestOptions {
   /** Called for every newer checkpoint that fails verification (the caller prints it). */
   onSkip?: (dir: string, reason: string) => void;
+  /** Why a verified checkpoint still cannot serve the caller (e.g. it holds no weights), or null. */
+  unusable?: (manifest: CheckpointManifest) => string | null;
 }
 
 /** The newest step folder that verifies (sizes and sha256); corrupt newer ones go to `onSkip`. */
@@ -360,6 +362,11 @@ export function latestVerifiedCheckpoint(runDir: string, opts: LatestOptions = {
     if (v.ok) {
       if (v.manifest.step !== list[i].step) {
         opts.onSkip?.(list[i].dir, `${MANIFEST} says step ${v.manifest.step}, the folder name says ${list[i].step}`);
+        continue;
+      }
+      const why = opts.unusable?.(v.manifest) ?? null;
+      if (why) {
+        opts.onSkip?.(list[i].dir, why);
         continue;
       }
       return { ...list[i], manifest: v.manifest };

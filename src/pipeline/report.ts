@@ -1,14 +1,16 @@
 // scripts/eval.ts's work: load a checkpoint into a freshly built system, evaluate a split, print a
 // per-task table, write eval.json and report.html (input, target, both attempts drawn).
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { type Example, type Task, escapeHtml, figureHtml, htmlPage, loadDataset, testExamples } from "../arc";
 import * as torch from "../torch";
 import { type TrainConfig, savedRunConfig } from "./config";
 import { type EvalOptions as EvalOptionsOf, type EvalSummary, type ExampleEval, evaluate } from "./evaluate";
 import { exactMatch } from "./reward";
-import { loadCheckpoint } from "./checkpoint";
-import { resolveCheckpoint } from "./checkpoint-resolve";
+import { MANIFEST, type TensorFiles, loadCheckpoint } from "./checkpoint";
+import { type ResolvedCheckpoint, resolveCheckpoint } from "./checkpoint-resolve";
+import { NonFiniteError, describeTensors, nonFiniteTensors } from "./nonfinite";
+import { probeWritable } from "./preflight";
 import { autocastFor, runExamples, systemConfig, useThreads } from "./run-setup";
 import { buildSystem } from "./system";
 import { restoreSystem } from "./training-state";
@@ -32,6 +34,8 @@ export interface EvalOptions {
   out?: string;
   quiet?: boolean;
   log?: (line: string) => void;
+  /** Told each checkpoint chosen, just before it loads (a test removes it here, as a live run's pruning would). */
+  onChosen?: (dir: string) => void;
 }
 
 export interface EvalReport {
@@ -46,12 +50,12 @@ export interface EvalReport {
 
 export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   const log = o.log ?? ((l: string) => console.log(l));
-  const ck = resolveCheckpoint(o.checkpoint, { runDir: o.runDir, runsBase: o.runsBase, onSkip: (d, why) => console.error(`skipping ${d}: ${why}`) });
-  // resolveCheckpoint verified every file's sha256; the loads below do not hash them again.
-  const state = torch.scope(() => loadCheckpoint(ck.dir, { files: [], verify: false }).state);
-  const saved = savedRunConfig(state.config);
-  const device = o.device ?? (saved.device.startsWith("cuda") && !torch.cuda.isAvailable() ? "cpu" : saved.device);
-  const cfg: TrainConfig = { ...saved, device, data: o.data ?? saved.data };
+  // Every output folder is probed before any work: an unwritable --out fails now, not after hours of votes or TTT.
+  if (o.out !== undefined) probeWritable(o.out, `--out ${o.out}`);
+  const { ck, state, saved, device, weights } = loadForEvaluation(o);
+  // The run's own data by the absolute path it recorded (a relative --data resolved where it trained).
+  const recorded = typeof state.data?.path === "string" && existsSync(state.data.path) ? (state.data.path as string) : null;
+  const cfg: TrainConfig = { ...saved, device, data: o.data ?? recorded ?? saved.data };
   useThreads(cfg.num_threads);
   const ds = await loadDataset(cfg.data, { skipBadTasks: cfg.skip_bad_tasks === true, onSkip: (m) => console.error(`skipping ${m.length} bad task file(s) (the run's --skip_bad_tasks): ${m.join("; ")}`) });
   let examples: Example[];
@@ -61,7 +65,11 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   if (examples.length === 0) throw new Error(`no examples with known outputs in the ${o.split} split of ${cfg.data}`);
 
   const sys = await buildSystem(systemConfig(cfg), { quiet: o.quiet });
-  torch.scope(() => restoreSystem(sys, loadCheckpoint(ck.dir, { device: device as torch.Device, verify: false })));
+  try {
+    torch.scope(() => restoreSystem(sys, { state, tensors: weights }));
+  } finally {
+    torch.dispose(weights);
+  }
   const autocast = autocastFor(cfg);
   log(`evaluating ${ck.dir} (step ${ck.manifest.step}) on ${examples.length} ${o.split} examples of ${cfg.data}`);
   const bar = progress(examples.length, { label: "eval", quiet: o.quiet });
@@ -77,7 +85,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   }
   log(`Cell accuracy: ${summary.cellAcc.toFixed(4)} (before refinement ${summary.cellAccBefore.toFixed(4)}, delta ${summary.accuracyDelta >= 0 ? "+" : ""}${summary.accuracyDelta.toFixed(4)}) | ${summary.seconds.toFixed(1)} s`);
 
-  const outDir = o.out ?? join(ck.runDir ?? ck.dir, "eval", `${basename(ck.dir)}_${o.split}`);
+  const outDir = evalOutDir(o, ck);
   mkdirSync(outDir, { recursive: true });
   const report: EvalReport = { checkpoint: ck.dir, step: ck.manifest.step, split: o.split, data: cfg.data, summary, results, outDir };
   writeFileSync(join(outDir, "eval.json"), JSON.stringify({ ...report, results: results.map(({ input, confidence, ...r }) => r) }, null, 1));
@@ -85,6 +93,59 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   writeFileSync(join(outDir, "report.html"), reportHtml(report, tasks));
   log(`wrote ${join(outDir, "eval.json")} and ${join(outDir, "report.html")}`);
   return report;
+}
+
+const evalOutDir = (o: EvalOptions, ck: ResolvedCheckpoint): string => o.out ?? join(ck.runDir ?? ck.dir, "eval", `${basename(ck.dir)}_${o.split}`);
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/**
+ * The checkpoint to evaluate, its state, the run's config and its weights (model and memory files only,
+ * on the CPU), with the default output folder probed. A checkpoint whose state.json has no config uses its
+ * run's config.json. When `best`/`latest` or a run folder named the checkpoint and it vanishes while it
+ * loads (a live run pruned it), the next newest is resolved and loaded instead. Non-finite weights are refused.
+ */
+function loadForEvaluation(o: EvalOptions): { ck: ResolvedCheckpoint; state: any; saved: TrainConfig; device: string; weights: TensorFiles } {
+  for (let attempt = 1; ; attempt++) {
+    const ck = resolveCheckpoint(o.checkpoint, { runDir: o.runDir, runsBase: o.runsBase, onSkip: (d, why) => console.error(`skipping ${d}: ${why}`) });
+    if (o.out === undefined) probeWritable(evalOutDir(o, ck), `the evaluation folder of ${ck.dir} (give --out DIR)`);
+    try {
+      o.onChosen?.(ck.dir);
+      // resolveCheckpoint verified every file's sha256; the loads below do not hash them again.
+      const state = torch.scope(() => loadCheckpoint(ck.dir, { files: [], verify: false }).state);
+      const saved = evalConfig(ck, state);
+      const device = o.device ?? (saved.device.startsWith("cuda") && !torch.cuda.isAvailable() ? "cpu" : saved.device);
+      const files = ["model", "memory"].filter((f) => `${f}.safetensors` in ck.manifest.files);
+      const { tensors } = torch.scope(() => loadCheckpoint(ck.dir, { verify: false, device: device as torch.Device, files }));
+      const bad = nonFiniteTensors(tensors.model ?? {});
+      if (bad.length) {
+        torch.dispose(tensors);
+        throw new NonFiniteError(`checkpoint ${ck.dir} has non-finite weights (${describeTensors(bad)}): its training diverged; evaluate an earlier checkpoint (--checkpoint PATH)`);
+      }
+      return { ck, state, saved, device, weights: tensors };
+    } catch (e) {
+      const chosen = o.checkpoint === "best" || o.checkpoint === "latest" || ck.dir !== o.checkpoint;
+      if (!chosen || existsSync(join(ck.dir, MANIFEST)) || attempt >= 5) throw e;
+      console.error(`checkpoint ${ck.dir} was removed while it loaded (a live run prunes old checkpoints); trying the next newest`);
+    }
+  }
+}
+
+/** The config a checkpoint was trained with: its state.json's, else its run's config.json. */
+function evalConfig(ck: ResolvedCheckpoint, state: any): TrainConfig {
+  if (isObject(state?.config)) return savedRunConfig(state.config);
+  const path = ck.runDir ? join(ck.runDir, "config.json") : null;
+  if (path) {
+    try {
+      const json = JSON.parse(readFileSync(path, "utf8"));
+      if (isObject(json)) {
+        console.error(`checkpoint ${ck.dir} records no config; using its run's ${path}`);
+        return savedRunConfig(json);
+      }
+    } catch {
+      // fall through to the error below
+    }
+  }
+  throw new Error(`checkpoint ${ck.dir} records no config (its state.json has none) and ${path ? `${path} is missing or not a JSON object` : "it is not inside a run folder"}: the model it was trained with cannot be rebuilt`);
 }
 
 /** What voting changed for an example: the votes behind the attempts, and whether the unvoted attempts were right. */

@@ -1,0 +1,188 @@
+// Issue 26's red-team findings, each as a subprocess run of the scripts on the CPU that failed before the
+// change: divergence stops the run (exit 3) and no checkpoint holds non-finite weights; eval and TTT refuse
+// non-finite weights and outputs; eval's --out is probed before any work; eval takes the run's
+// config.json when a checkpoint lacks one, skips a checkpoint without weights and survives a checkpoint
+// pruned while it loads; the data's identity in the run; resume and best/; the finished run; bounds.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import * as torch from "../../src/torch";
+import { listCheckpoints, verifyCheckpoint } from "../../src/pipeline/checkpoint";
+import { nonFiniteTensors } from "../../src/pipeline/nonfinite";
+import { CPU, EVAL, TRAIN, runScript, tempFolders, type Result } from "../helpers/scripts";
+
+const fresh = tempFolders("arc-silent-test-");
+const run = (script: string, args: string[], timeoutMs = 240_000): Result => runScript(script, args, timeoutMs);
+function ok(script: string, args: string[]): Result {
+  const r = run(script, args);
+  if (r.code !== 0) throw new Error(`${basename(script)} ${args.join(" ")} exited ${r.code}:\n${r.err.slice(-3000)}`);
+  return r;
+}
+const onlyRun = (base: string) => join(base, readdirSync(base).find((n) => n.startsWith("arc_"))!);
+const ck = (runDir: string, step: number) => join(runDir, "checkpoints", `step_${String(step).padStart(9, "0")}`);
+const lines = (s: string) => s.trim().split("\n").filter((l) => l !== "");
+
+/** Rewrites a checkpoint file and its manifest entry, so the folder verifies with the new content. */
+function replaceVerified(dir: string, file: string, data: Buffer | string | null): void {
+  const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+  if (data === null) {
+    rmSync(join(dir, file));
+    delete m.files[file];
+  } else {
+    const buf = Buffer.from(data);
+    writeFileSync(join(dir, file), buf);
+    m.files[file] = { bytes: buf.length, sha256: createHash("sha256").update(buf).digest("hex") };
+  }
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify(m, null, 2));
+  expect(verifyCheckpoint(dir).ok).toBe(true);
+}
+
+// One short smoke run that the tests copy: checkpoints at steps 2 and 4, best/ from step 4's validation.
+let BASE_RUN = "";
+beforeAll(() => {
+  const base = fresh("base");
+  ok(TRAIN, ["--preset", "smoke", ...CPU, "--max_batches", "4", "--ckpt_every", "2", "--log_every", "1", "--run_dir", base]);
+  BASE_RUN = onlyRun(base);
+  expect(listCheckpoints(BASE_RUN).map((c) => c.step)).toEqual([2, 4]);
+}, 300_000);
+
+function copyRun(label: string): string {
+  const dir = join(fresh(label), basename(BASE_RUN));
+  cpSync(BASE_RUN, dir, { recursive: true });
+  return dir;
+}
+
+describe("divergence (finding 1)", () => {
+  test("lr 1e6, no clipping: non-finite steps are skipped and named, the run exits 3 at --max_nonfinite_steps, no checkpoint holds non-finite weights", () => {
+    const base = fresh("diverge");
+    const r = run(TRAIN, ["--preset", "smoke", ...CPU, "--max_batches", "10", "--log_every", "1", "--ckpt_every", "1", "--agent_lr", "1e6", "--qwen_lr", "1e6", "--rl_lr", "1e6", "--clip", "1e30", "--run_dir", base]);
+    expect(r.code).toBe(3);
+    const last = lines(r.err).at(-1)!;
+    expect(last).toMatch(/^train: stopped: 3 optimizer steps had non-finite losses or gradients \(--max_nonfinite_steps 3\); the first at step \d+: the (risk|ambiguity|complexity|size cross-entropy|soft reward|EFE|total) term of the loss of task .*; the last finite checkpoint is .*step_\d+; lower the learning rates/);
+    expect(r.err).toMatch(/step \d+: non-finite numbers \(.*\); .* \(1 non-finite step\(s\) of --max_nonfinite_steps 3\)/);
+    expect(r.err).not.toContain("    at "); // no stack trace
+    const runDir = onlyRun(base);
+    const dirs = [...listCheckpoints(runDir).map((c) => c.dir), join(runDir, "checkpoints", "best")].filter((d) => existsSync(d));
+    expect(dirs.length).toBeGreaterThan(0);
+    for (const d of dirs) torch.scope(() => expect(nonFiniteTensors(torch.safetensors.loadFile(join(d, "model.safetensors")))).toEqual([]));
+  }, 300_000);
+
+  test("eval refuses a checkpoint with non-finite weights (before building the model); TTT at --ttt_lr 1e30 is an error, not a gain", () => {
+    const runDir = copyRun("nan-eval");
+    const dir = ck(runDir, 4);
+    const bad = torch.scope(() => {
+      const m = torch.safetensors.loadFile(join(dir, "model.safetensors"));
+      const name = Object.keys(m).find((k) => k.startsWith("agent.") && m[k].dtype === "float32")!;
+      m[name] = m[name].mul(Number.NaN);
+      const path = join(fresh("nan-file"), "model.safetensors");
+      torch.safetensors.saveFile(path, m);
+      return { name, buf: readFileSync(path) };
+    });
+    replaceVerified(dir, "model.safetensors", bad.buf);
+    const e = run(EVAL, ["--checkpoint", dir, "--split", "val", "--max", "1", "--quiet"]);
+    expect(e.code).toBe(1);
+    expect(lines(e.err)).toEqual([`eval: checkpoint ${dir} has non-finite weights (${bad.name}): its training diverged; evaluate an earlier checkpoint (--checkpoint PATH)`]);
+
+    const t = run(EVAL, ["--checkpoint", ck(BASE_RUN, 2), "--split", "val", "--max", "1", "--quiet", "--ttt_steps", "3", "--ttt_lr", "1e30", "--out", fresh("ttt-out")]);
+    expect(t.code).toBe(1);
+    expect(lines(t.err).at(-1)).toMatch(/^eval: (test-time training of task .* (diverged at step \d of 3|made \d+ adapted weight tensor\(s\) non-finite)|the model's outputs for task .* are non-finite)/);
+  }, 300_000);
+});
+
+describe("eval's output folder and its checkpoint (findings 4, 6, 9)", () => {
+  test("--out to an unwritable path fails at once, before the checkpoint or the model loads", () => {
+    for (const out of ["/etc/passwd", "/proc/x/y"]) {
+      const e = run(EVAL, ["--checkpoint", ck(BASE_RUN, 2), "--split", "val", "--max", "1", "--quiet", "--out", out]);
+      expect(e.code).toBe(2);
+      expect(lines(e.err)).toEqual([expect.stringMatching(new RegExp(`^eval: --out ${out}: .*(not a folder|cannot create|not writable)`))]);
+      expect(e.ms).toBeLessThan(4000);
+    }
+  }, 60_000);
+
+  test("a checkpoint whose state.json lacks config uses the run's config.json (no download of the defaults)", () => {
+    const runDir = copyRun("no-config");
+    const dir = ck(runDir, 4);
+    const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8"));
+    delete state.config;
+    replaceVerified(dir, "state.json", JSON.stringify(state));
+    const e = run(EVAL, ["--checkpoint", dir, "--split", "val", "--max", "1", "--quiet", "--out", fresh("nc-out")]);
+    expect({ code: e.code, err: e.err.slice(-1500) }).toEqual({ code: 0, err: `checkpoint ${dir} records no config; using its run's ${join(runDir, "config.json")}\n` });
+  }, 120_000);
+
+  test("a checkpoint that lists no weights is unusable: latest goes on to the next one", () => {
+    const runDir = copyRun("no-weights");
+    replaceVerified(ck(runDir, 4), "model.safetensors", null);
+    const e = run(EVAL, ["--checkpoint", "latest", "--run", runDir, "--split", "val", "--max", "1", "--quiet"]);
+    expect(e.code).toBe(0);
+    expect(e.err).toContain(`skipping ${ck(runDir, 4)}: manifest.json lists no model.safetensors`);
+    expect(e.out).toContain(`evaluating ${ck(runDir, 2)} (step 2)`);
+    const p = run(EVAL, ["--checkpoint", ck(runDir, 4), "--split", "val", "--max", "1", "--quiet"]);
+    expect(p.code).toBe(1);
+    expect(lines(p.err)).toEqual([`eval: checkpoint ${ck(runDir, 4)} is unusable: manifest.json lists no model.safetensors (the checkpoint holds no weights)`]);
+  }, 120_000);
+});
+
+describe("a checkpoint pruned while eval loads it (finding 9)", () => {
+  test("latest: the folder vanishes between choosing and loading; eval says so and evaluates the next newest", async () => {
+    const runDir = copyRun("pruned");
+    const { runEvaluation } = await import("../../src/pipeline/report");
+    const chosen: string[] = [];
+    const errs: string[] = [];
+    const error = console.error;
+    console.error = (...a: unknown[]) => void errs.push(a.join(" "));
+    let report;
+    try {
+      report = await runEvaluation({
+        checkpoint: "latest", runDir, runsBase: fresh("unused"), split: "val", max: 1, quiet: true, log: () => {}, out: fresh("pruned-out"),
+        onChosen: (dir) => {
+          chosen.push(dir);
+          if (chosen.length === 1) rmSync(dir, { recursive: true }); // what --keep_last does to it meanwhile
+        },
+      });
+    } finally {
+      console.error = error;
+    }
+    expect(chosen).toEqual([ck(runDir, 4), ck(runDir, 2)]);
+    expect(report.checkpoint).toBe(ck(runDir, 2));
+    expect(errs.join("")).toContain(`checkpoint ${ck(runDir, 4)} was removed while it loaded (a live run prunes old checkpoints); trying the next newest`);
+  }, 120_000);
+});
+
+describe("the data's identity (finding 2)", () => {
+  test("a relative --data is recorded absolutely; a moved folder resumes by its new path; a changed task set is refused naming the change; --allow_data_change goes on and is recorded", () => {
+    const { renameSync, unlinkSync } = require("node:fs") as typeof import("node:fs");
+    const { relative } = require("node:path") as typeof import("node:path");
+    const { syntheticDataset, writeSplitFolder } = require("../../src/arc") as typeof import("../../src/arc");
+    const { readMetrics } = require("../../src/pipeline/runs") as typeof import("../../src/pipeline/runs");
+    const { ROOT } = require("../helpers/scripts") as typeof import("../helpers/scripts");
+    const where = fresh("data");
+    const first = writeSplitFolder(join(where, "tasks"), syntheticDataset({ training: 18, evaluation: 2, seed: 7 }));
+    const base = fresh("data-run");
+    const common = ["--preset", "smoke", ...CPU, "--ckpt_every", "2", "--val_fraction", "0.2", "--val_max", "2"];
+    ok(TRAIN, [...common, "--data", relative(ROOT, first), "--max_batches", "2", "--run_dir", base]);
+    const runDir = onlyRun(base);
+    const state = JSON.parse(readFileSync(join(ck(runDir, 2), "state.json"), "utf8"));
+    expect(state.data).toMatchObject({ path: first, count: 18 });
+
+    const moved = join(where, "moved");
+    renameSync(first, moved);
+    const r = run(TRAIN, ["--resume", runDir, ...CPU, "--data", moved, "--max_batches", "4"]);
+    expect({ code: r.code, err: r.err.slice(-1500) }).toMatchObject({ code: 0 });
+    expect(listCheckpoints(runDir).at(-1)!.step).toBe(4);
+
+    const ids = readdirSync(join(moved, "training")).sort();
+    for (const f of ids.slice(0, 12)) unlinkSync(join(moved, "training", f));
+    const refused = run(TRAIN, ["--resume", runDir, ...CPU, "--data", moved, "--max_batches", "6"]);
+    expect(refused.code).toBe(2);
+    expect(lines(refused.err)).toEqual([
+      expect.stringMatching(new RegExp(`^train: --resume ${runDir}: the run's training tasks have changed since its checkpoint in ${moved}: 12 of 18 tasks removed \\(${ids[0].replace(".json", "")}, .*\\); restore them, or pass --allow_data_change`)),
+    ]);
+    expect(listCheckpoints(runDir).at(-1)!.step).toBe(4);
+
+    const allowed = run(TRAIN, ["--resume", runDir, ...CPU, "--data", moved, "--max_batches", "6", "--allow_data_change"]);
+    expect({ code: allowed.code, err: allowed.err.slice(-1500) }).toMatchObject({ code: 0 });
+    expect(allowed.err).toContain("--allow_data_change: the training tasks changed since the checkpoint: 12 of 18 tasks removed");
+    expect(readMetrics(runDir).filter((m) => m.type === "data_change")).toEqual([expect.objectContaining({ step: 4, tasks: 6, path: moved })]);
+  }, 300_000);
+});
