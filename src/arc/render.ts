@@ -91,18 +91,24 @@ ${PALETTE.map((c, i) => `.arc-grid .c${i}{background:${c}}`).join("\n")}
 .arc-ok figcaption{color:#1a7f37;font-weight:bold}
 .arc-bad figcaption{color:#cf222e}
 .arc-arrow{font:18px sans-serif;color:#888}
+.arc-grid i.x{box-shadow:inset 0 0 0 1px #000,inset 0 0 0 3px #fff}
 `;
 
 export interface GridHtmlOptions {
   /** Cell size in CSS pixels (default 12, or the page's --arc-cell). */
   cell?: number;
+  /** The grid this one should equal (a target): cells that differ from it, or lie outside it, are marked (class "x"). */
+  against?: Grid;
 }
 
 export function gridHtml(g: Grid, opts: GridHtmlOptions = {}): string {
   const w = g[0]?.length ?? 0;
   const style = `grid-template-columns:repeat(${w},auto)${opts.cell ? `;--arc-cell:${opts.cell}px` : ""}`;
-  const cells = g.map((row) => row.map((v) => `<i class="c${v}"></i>`).join("")).join("");
-  return `<div class="arc-grid" style="${style}" title="${dims(g)}">${cells}</div>`;
+  const t = opts.against;
+  const cells = g.map((row, i) => row.map((v, j) => `<i class="c${v}${t && t[i]?.[j] !== v ? " x" : ""}"></i>`).join("")).join("");
+  const wrong = t ? g.reduce((n, row, i) => n + row.filter((v, j) => t[i]?.[j] !== v).length, 0) : 0;
+  const title = t && wrong ? `${dims(g)}, ${wrong} cell${wrong === 1 ? "" : "s"} wrong${dims(g) === dims(t) ? "" : ` (target ${dims(t)})`}` : dims(g);
+  return `<div class="arc-grid" style="${style}" title="${title}">${cells}</div>`;
 }
 
 /** A captioned grid; `status` colours the caption (a correct or wrong attempt). */

@@ -2,9 +2,9 @@
 // per-task table, write eval.json and report.html (input, target, both attempts drawn).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { type Example, type Task, escapeHtml, figureHtml, htmlPage, loadDataset, testExamples } from "../arc";
+import { type Example, type Task, escapeHtml, loadDataset, testExamples } from "../arc";
 import * as torch from "../torch";
-import { type TrainConfig, savedRunConfig } from "./config";
+import { TTT_DEFAULTS, type TrainConfig, savedRunConfig } from "./config";
 import { type EvalOptions as EvalOptionsOf, type EvalSummary, type ExampleEval, evaluate } from "./evaluate";
 import { exactMatch } from "./reward";
 import { MANIFEST, type TensorFiles, loadCheckpoint } from "./checkpoint";
@@ -15,6 +15,8 @@ import { autocastFor, runExamples, systemConfig, useThreads } from "./run-setup"
 import { buildSystem } from "./system";
 import { restoreSystem } from "./training-state";
 import { progress } from "../util/progress";
+import { type EvalSettings, attemptSources, copyInputBaseline, evaluationFolder, familyTable, kaggleScore, settingsSuffix } from "./eval-output";
+import { type HtmlItem, evaluationPage } from "./eval-html";
 
 export interface EvalOptions {
   checkpoint: string;
@@ -43,9 +45,32 @@ export interface EvalReport {
   step: number;
   split: string;
   data: string;
+  /** What changes the answers: votes, TTT, --max (eval.json and the page's header record them). */
+  settings: EvalSettings;
   summary: EvalSummary;
+  /** The Kaggle rule's score of the test outputs (mean over tasks of the share solved; what predict.ts --solutions prints). */
+  score: { kaggle: number; taskPoints: number; tasks: number; solved: number; outputs: number };
+  /** Copying each input (resized to the target's size): cell accuracy and outputs it gets exactly. */
+  copyBaseline: { cellAcc: number; exact: number; examples: number };
+  /** Synthetic data: one row per family (null otherwise). */
+  families: ReturnType<typeof familyTable>;
   results: ExampleEval[];
   outDir: string;
+}
+
+/** The settings of an evaluation (what its folder name and eval.json record). */
+export function evalSettings(o: Pick<EvalOptions, "votes" | "voteSeed" | "ttt" | "max">): EvalSettings {
+  const t = o.ttt && o.ttt.steps > 0 ? o.ttt : null;
+  return {
+    votes: o.votes ?? 1,
+    vote_seed: o.voteSeed ?? 0,
+    ttt_steps: t?.steps ?? 0,
+    ttt_lr: t?.lr ?? TTT_DEFAULTS.lr,
+    ttt_batch: t?.batch ?? TTT_DEFAULTS.batch,
+    ttt_seed: t?.seed ?? 0,
+    ttt_qwen: t?.qwen ?? false,
+    max: o.max,
+  };
 }
 
 export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
@@ -72,9 +97,13 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   }
   const autocast = autocastFor(cfg);
   log(`evaluating ${ck.dir} (step ${ck.manifest.step}) on ${examples.length} ${o.split} examples of ${cfg.data}`);
-  const bar = progress(examples.length, { label: "eval", quiet: o.quiet });
-  const { summary, results } = evaluate(sys, examples, { autocast, batchSize: o.batchSize, votes: o.votes, voteSeed: o.voteSeed, ttt: o.ttt, onExample: (_, i) => bar.update(i + 1) });
+  const bar = taskProgress(examples, o.quiet);
+  const { summary, results } = evaluate(sys, examples, { autocast, batchSize: o.batchSize, votes: o.votes, voteSeed: o.voteSeed, ttt: o.ttt, onExample: bar.onExample });
   bar.stop();
+  const settings = evalSettings(o);
+  const k = kaggleScore(results);
+  const score = { kaggle: k.score, taskPoints: k.taskPoints, tasks: k.tasks, solved: k.solved, outputs: k.outputs };
+  const copyBaseline = copyInputBaseline(results);
 
   log(taskTable(results));
   log(`Exact match (attempt 1): ${summary.exactFirst.toFixed(4)} (${summary.exactFirstCount}/${summary.examples}) | pass@2: ${summary.pass2.toFixed(4)} (${summary.pass2Count}/${summary.examples}) | tasks solved: ${summary.tasksSolved}/${summary.tasks}`);
@@ -84,10 +113,13 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
     log(`Test-time training: ${o.ttt!.steps} steps a task, ${t.secondsPerTask.toFixed(1)} s a task over ${t.tasks} tasks | pass@2 gained ${t.gained}, lost ${t.lost} | cell acc without it ${t.cellAccWithout.toFixed(4)}`);
   }
   log(`Cell accuracy: ${summary.cellAcc.toFixed(4)} (before refinement ${summary.cellAccBefore.toFixed(4)}, delta ${summary.accuracyDelta >= 0 ? "+" : ""}${summary.accuracyDelta.toFixed(4)}) | ${summary.seconds.toFixed(1)} s`);
+  if (score.outputs) log(`ARC Prize score (either attempt right, mean over tasks): ${score.kaggle.toFixed(4)} (${score.taskPoints.toFixed(2)}/${score.tasks} tasks, ${score.solved}/${score.outputs} test outputs)`);
+  log(`Copying the input: cell accuracy ${copyBaseline.cellAcc.toFixed(4)}, exact ${copyBaseline.exact}/${copyBaseline.examples}`);
 
-  const outDir = evalOutDir(o, ck);
+  // A folder per settings; one holding another evaluation (best/ at another step, other data) is never overwritten.
+  const outDir = o.out ?? evaluationFolder(evalOutDir(o, ck), { checkpoint: ck.dir, step: ck.manifest.step, split: o.split, data: cfg.data, settings });
   mkdirSync(outDir, { recursive: true });
-  const report: EvalReport = { checkpoint: ck.dir, step: ck.manifest.step, split: o.split, data: cfg.data, summary, results, outDir };
+  const report: EvalReport = { checkpoint: ck.dir, step: ck.manifest.step, split: o.split, data: cfg.data, settings, summary, score, copyBaseline, families: familyTable(results), results, outDir };
   writeFileSync(join(outDir, "eval.json"), JSON.stringify({ ...report, results: results.map(({ input, confidence, ...r }) => r) }, null, 1));
   const tasks = new Map(examples.map((e) => [e.task.id, e.task]));
   writeFileSync(join(outDir, "report.html"), reportHtml(report, tasks));
@@ -95,7 +127,7 @@ export async function runEvaluation(o: EvalOptions): Promise<EvalReport> {
   return report;
 }
 
-const evalOutDir = (o: EvalOptions, ck: ResolvedCheckpoint): string => o.out ?? join(ck.runDir ?? ck.dir, "eval", `${basename(ck.dir)}_${o.split}`);
+const evalOutDir = (o: EvalOptions, ck: ResolvedCheckpoint): string => o.out ?? join(ck.runDir ?? ck.dir, "eval", `${basename(ck.dir)}_${o.split}${settingsSuffix(evalSettings(o))}`);
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /**
@@ -182,24 +214,64 @@ export function taskTable(results: ExampleEval[]): string {
   return [fmt(rows[0]), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(fmt), "(* = size from the size head)"].join("\n");
 }
 
+/** The settings in words, for the page's title and header. */
+export function settingsLabel(st: EvalSettings): string {
+  const parts: string[] = [];
+  parts.push(st.votes > 1 ? `votes ${st.votes} (seed ${st.vote_seed})` : "no voting");
+  parts.push(st.ttt_steps > 0 ? `TTT ${st.ttt_steps} steps (lr ${st.ttt_lr}, batch ${st.ttt_batch}, seed ${st.ttt_seed}${st.ttt_qwen ? ", LoRA too" : ""})` : "no TTT");
+  if (st.max > 0) parts.push(`first ${st.max} examples`);
+  return parts.join(", ");
+}
+
 function reportHtml(r: EvalReport, tasks: Map<string, Task>): string {
   const s = r.summary;
-  const head = `<p>${escapeHtml(r.checkpoint)} (step ${r.step}), split ${escapeHtml(r.split)} of ${escapeHtml(r.data)}</p>
-<table><tr><th>exact (attempt 1)</th><td>${s.exactFirst.toFixed(4)} (${s.exactFirstCount}/${s.examples})</td></tr>
-<tr><th>pass@2</th><td>${s.pass2.toFixed(4)} (${s.pass2Count}/${s.examples})</td></tr>
-<tr><th>tasks solved</th><td>${s.tasksSolved}/${s.tasks}</td></tr>
-<tr><th>cell accuracy</th><td>${s.cellAcc.toFixed(4)} (before refinement ${s.cellAccBefore.toFixed(4)})</td></tr></table>`;
-  const body = r.results
-    .map((e) => {
-      const mark = (g: number[][]) => (JSON.stringify(g) === JSON.stringify(e.target) ? "ok" : "bad");
-      const hint = e.hint ? `<p>hint: <code>${escapeHtml(e.hint)}</code></p>` : "";
-      return `<section class="arc-task"><h2>${escapeHtml(e.task)} ${e.kind}[${e.index}] ${e.correct ? "\u2713" : "\u2717"}</h2>${hint}<div class="arc-pair">` +
-        figureHtml("input", e.input) +
-        figureHtml("target", e.target) +
-        figureHtml(`attempt 1 (before)`, e.attempts[0], mark(e.attempts[0])) +
-        figureHtml(`attempt 2 (after)`, e.attempts[1], mark(e.attempts[1])) +
-        `</div><p>size ${e.size[0]}x${e.size[1]} from ${e.sizeRule ? `the demonstrations (${e.sizeRule})` : e.sizeSource}; cell accuracy ${e.cellAccBefore.toFixed(3)} &rarr; ${e.cellAccAfter.toFixed(3)}; ${tasks.get(e.task)?.train.length ?? 0} demonstrations${voteNote(e)}</p></section>`;
-    })
-    .join("\n");
-  return htmlPage(`arc-efe evaluation: ${r.split}`, head + body);
+  const c = r.copyBaseline;
+  const n = s.examples;
+  const row = (name: string, model: string, copy = "") => `<tr><th>${name}</th><td>${model}</td><td>${copy}</td></tr>`;
+  const ttt = s.ttt
+    ? row("test-time training", `${s.ttt.tasks} tasks, ${s.ttt.secondsPerTask.toFixed(1)} s a task; pass@2 gained ${s.ttt.gained}, lost ${s.ttt.lost}; cell accuracy without it ${s.ttt.cellAccWithout.toFixed(4)}`)
+    : "";
+  const head = `<p>checkpoint ${escapeHtml(r.checkpoint)} (step ${r.step}); split ${escapeHtml(r.split)} of ${escapeHtml(r.data)}; ${escapeHtml(settingsLabel(r.settings))}</p>
+<table class="arc-summary"><tr><th></th><th>model</th><th>copying the input</th></tr>
+${row("exact (attempt 1)", `${s.exactFirst.toFixed(4)} (${s.exactFirstCount}/${n})`, `${(n ? c.exact / n : 0).toFixed(4)} (${c.exact}/${n})`)}
+${row("pass@2", `${s.pass2.toFixed(4)} (${s.pass2Count}/${n})`)}
+${r.score.outputs ? row("ARC Prize score", `${r.score.kaggle.toFixed(4)} (${r.score.taskPoints.toFixed(2)}/${r.score.tasks} tasks)`) : ""}
+${row("tasks solved", `${s.tasksSolved}/${s.tasks}`)}
+${row("size accuracy", `${s.sizeAcc.toFixed(4)} (${s.sizeAccCount}/${n}; ${s.sizeFromRules} sizes from the demonstrations' rules, ${n - s.sizeFromRules} from the size head)`)}
+${row("cell accuracy", `${s.cellAcc.toFixed(4)} (before refinement ${s.cellAccBefore.toFixed(4)})`, c.cellAcc.toFixed(4))}
+${ttt}</table>${r.families ? familiesHtml(r.families) : ""}`;
+  const items: HtmlItem[] = r.results.map((e) => ({
+    task: e.task,
+    kind: e.kind,
+    index: e.index,
+    input: e.input,
+    target: e.target,
+    attempts: e.attempts,
+    labels: attemptSources(e),
+    correct: e.correct,
+    note: `${e.hint.trim() ? `hint: <code>${escapeHtml(e.hint)}</code>; ` : ""}size ${e.size[0]}x${e.size[1]} from ${e.sizeRule ? `the demonstrations (${e.sizeRule})` : e.sizeSource}; cell accuracy ${e.cellAccBefore.toFixed(3)} &rarr; ${e.cellAccAfter.toFixed(3)}; ${tasks.get(e.task)?.train.length ?? 0} demonstrations${voteNote(e)}`,
+  }));
+  return evaluationPage(`arc-efe evaluation: ${basename(r.checkpoint)} (step ${r.step}), ${r.split}, ${settingsLabel(r.settings)}`, head, items, tasks);
+}
+
+function familiesHtml(rows: NonNullable<EvalReport["families"]>): string {
+  const tr = rows.map((f) => `<tr><td>${escapeHtml(f.family)}</td><td>${f.examples}</td><td>${f.pass2}</td><td>${f.exactFirst}</td><td>${f.cellAcc.toFixed(3)}</td><td>${f.copyCellAcc.toFixed(3)}</td></tr>`).join("");
+  return `<h3>per family</h3><table class="arc-families"><tr><th>family</th><th>outputs</th><th>pass@2</th><th>attempt 1</th><th>cell acc</th><th>copying the input</th></tr>${tr}</table>`;
+}
+
+/** A progress bar over tasks: a task counts once all its examples are evaluated (results arrive batch by batch). */
+function taskProgress(examples: readonly Example[], quiet?: boolean): { onExample: (r: ExampleEval) => void; stop: () => void } {
+  const left = new Map<string, number>();
+  for (const ex of examples) left.set(ex.task.id, (left.get(ex.task.id) ?? 0) + 1);
+  const bar = progress(left.size, { label: "eval tasks", quiet });
+  bar.update(0);
+  let done = 0;
+  return {
+    onExample: (r) => {
+      const k = (left.get(r.task) ?? 1) - 1;
+      left.set(r.task, k);
+      if (k === 0) bar.update(++done);
+    },
+    stop: () => bar.stop(),
+  };
 }
