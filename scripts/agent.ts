@@ -3,6 +3,7 @@
 // `bun scripts/agent.ts --help`.
 import type { Grid } from "../src/arc/types.ts";
 import { COMMON_HELP, buildStageSystem, exampleHeader, exampleLabel, parseStageArgs, resolveExample, runStage } from "./lib/stage.ts";
+import { oneLineErrors } from "../src/util/cli.ts";
 
 const USAGE = `Usage: bun scripts/agent.ts --task ID [--pair N] [options]
 
@@ -101,4 +102,7 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(lines.join("\n") + "\n");
 }
 
-if (import.meta.main) await runStage("agent", () => main(process.argv.slice(2)));
+if (import.meta.main) {
+  oneLineErrors("agent");
+  await runStage("agent", () => main(process.argv.slice(2)));
+}

@@ -1,6 +1,7 @@
 // The data stage on its own: download the public ARC sets, print statistics, draw a task, generate
 // synthetic tasks. `bun scripts/data.ts --help`.
 import { writeFileSync } from "node:fs";
+import { outputFileProblem } from "../src/util/durable.ts";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { augmentTask, DIHEDRAL_NAMES, randomColourPerm } from "../src/arc/augment.ts";
 import { DATASETS, dataCacheDir, downloadDataset, type DatasetName } from "../src/arc/download.ts";
@@ -11,6 +12,7 @@ import { Rng } from "../src/arc/rng.ts";
 import { SIDE_BUCKETS, splitStats, type SplitStats } from "../src/arc/stats.ts";
 import { FAMILIES, generate, getFamily } from "../src/arc/synthetic.ts";
 import type { Task } from "../src/arc/types.ts";
+import { oneLineErrors } from "../src/util/cli.ts";
 
 const USAGE = `Usage: bun scripts/data.ts <command> [options]
 
@@ -97,6 +99,12 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     const wantArgs = cmd === "download" || cmd === "show" ? 1 : 0;
     if (rest.length > wantArgs) throw new UsageError(`${cmd}: unexpected argument "${rest[wantArgs]}"`);
     if (rest.length < wantArgs) throw new UsageError(cmd === "download" ? `download needs a dataset name: ${Object.keys(DATASETS).join(" or ")}` : "show needs a task id or file");
+    // Output files are probed before any work (a task set may take a while to load).
+    for (const flag of ["html", "png"] as const) {
+      const path = v[flag];
+      const why = typeof path === "string" ? outputFileProblem(path) : null;
+      if (why) throw new UsageError(`--${flag} ${path}: cannot write it: ${why}`);
+    }
     switch (cmd) {
       case "download": return await download(rest[0]!, !!v.force, io);
       case "stats": return await stats(v.data, !!v.json, io);
@@ -202,4 +210,7 @@ function synth(v: Values, io: Io): number {
   return output(g.task, `${g.task.id} (synthetic ${g.family}${params})`, v, io);
 }
 
-if (import.meta.main) process.exit(await main(process.argv.slice(2)));
+if (import.meta.main) {
+  oneLineErrors("data.ts");
+  process.exit(await main(process.argv.slice(2)));
+}

@@ -6,6 +6,8 @@
 import { parseArgs } from "node:util";
 import { TTT_DEFAULTS } from "../src/pipeline/config";
 import { duplicateFlag, joinNegativeValues, parseDecimal, parseInteger } from "../src/util/flags";
+import { oneLineErrors } from "../src/util/cli";
+oneLineErrors("eval");
 
 const OPTIONS = {
   checkpoint: { type: "string", default: "best" },

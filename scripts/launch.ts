@@ -6,6 +6,8 @@
 //   (machine 1) bun scripts/launch.ts --nnodes 2 --node_rank 1 --master_addr 10.0.0.1 --nproc_per_node 8 -- scripts/train.ts ...
 // Exit codes: 0 every rank succeeded; the failed rank's code; 130/143 after SIGINT/SIGTERM; 2 bad flags.
 import { LAUNCH_HELP, LaunchUsageError, launch, parseLaunchArgs } from "../src/util/launch";
+import { oneLineErrors } from "../src/util/cli";
+oneLineErrors("launch");
 
 let opts: ReturnType<typeof parseLaunchArgs>;
 try {

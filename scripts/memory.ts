@@ -4,7 +4,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EpisodicMemory, type EpisodicMemoryState } from "../src/pipeline/memory.ts";
 import * as torch from "../src/torch.ts";
-import { parseCommandLine } from "../src/util/cli.ts";
+import { oneLineErrors, parseCommandLine } from "../src/util/cli.ts";
+oneLineErrors("memory");
 
 const USAGE = `Usage: bun scripts/memory.ts [options]
 

@@ -2,6 +2,7 @@
 // token count, the demonstrations shown and dropped, the greedy hint and the prompt vector p.
 // `bun scripts/prompt.ts --help`.
 import { COMMON_HELP, buildStageSystem, exampleHeader, exampleLabel, parseStageArgs, resolveExample, runStage } from "./lib/stage.ts";
+import { oneLineErrors } from "../src/util/cli.ts";
 
 const USAGE = `Usage: bun scripts/prompt.ts --task ID [--pair N] [options]
 
@@ -79,4 +80,7 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(lines.join("\n") + "\n");
 }
 
-if (import.meta.main) await runStage("prompt", () => main(process.argv.slice(2)));
+if (import.meta.main) {
+  oneLineErrors("prompt");
+  await runStage("prompt", () => main(process.argv.slice(2)));
+}

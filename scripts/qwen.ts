@@ -5,6 +5,7 @@ import * as torch from "../src/torch.ts";
 import { type DType, type Device, TorchError } from "../src/torch.ts";
 import { HubError } from "../src/hub.ts";
 import { DEFAULT_MODEL, MODEL_SPEC_HELP, loadQwen } from "../src/models/load.ts";
+import { oneLineErrors } from "../src/util/cli.ts";
 
 const USAGE = `Usage: bun scripts/qwen.ts [options]
 
@@ -181,4 +182,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
   }
 }
 
-if (import.meta.main) process.exit(await main(process.argv.slice(2)));
+if (import.meta.main) {
+  oneLineErrors("qwen");
+  process.exit(await main(process.argv.slice(2)));
+}

@@ -2,7 +2,8 @@
 // its progress. `bun scripts/refiner.ts --help`.
 import { PromptRefiner } from "../src/pipeline/refiner.ts";
 import * as torch from "../src/torch.ts";
-import { parseCommandLine } from "../src/util/cli.ts";
+import { oneLineErrors, parseCommandLine } from "../src/util/cli.ts";
+oneLineErrors("refiner");
 
 const USAGE = `Usage: bun scripts/refiner.ts [options]
 

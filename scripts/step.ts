@@ -2,6 +2,7 @@
 // reward -> refiner loss -> memory -> EFE loss, then the backward passes the trainer makes; prints every
 // logged quantity and the gradient norms. `bun scripts/step.ts --help`.
 import { COMMON_HELP, UsageError, buildStageSystem, exampleHeader, exampleLabel, parseStageArgs, resolveExample, runStage } from "./lib/stage.ts";
+import { oneLineErrors } from "../src/util/cli.ts";
 
 const USAGE = `Usage: bun scripts/step.ts --task ID [--pair N] [options]
 
@@ -130,4 +131,7 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(out.join("\n") + "\n");
 }
 
-if (import.meta.main) await runStage("step", () => main(process.argv.slice(2)));
+if (import.meta.main) {
+  oneLineErrors("step");
+  await runStage("step", () => main(process.argv.slice(2)));
+}

@@ -7,6 +7,8 @@
 // another trainer holds), 3 stopped because losses, gradients or weights went non-finite (the last finite
 // checkpoint kept), 130/143 stopped by SIGINT/SIGTERM after a checkpoint.
 import { UsageError, helpText, parseTrainArgs, validateConfig, withDeviceDefaults } from "../src/pipeline/config";
+import { oneLineErrors } from "../src/util/cli";
+oneLineErrors("train");
 
 async function main(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parseTrainArgs>;

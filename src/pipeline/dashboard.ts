@@ -233,11 +233,33 @@ function galleryHtml(g: Gallery | null): string {
   return `<h2>Validation grids at step ${g.step}${note}</h2><div class="gallery">${items.join("\n")}</div>`;
 }
 
-/** The page for a run folder's current contents. */
-export function dashboardHtml(runDir: string): string {
-  const config = existsSync(join(runDir, "config.json")) ? (JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")) as Record<string, unknown>) : {};
-  const records = readMetrics(runDir);
-  const charts = chartData(records);
+/**
+ * Part of the page from a file that may be damaged (torn, garbage, `null`, the wrong shape, a folder): its
+ * value, or `fallback` with one line to `warn` naming the file and what is wrong (issue 26: a report never
+ * crashes on what a run left behind).
+ */
+function tolerant<T>(what: string, fn: () => T, fallback: T, warn: (line: string) => void): T {
+  try {
+    return fn();
+  } catch (e) {
+    warn(`${what} could not be read (${(e as Error).message.split("\n")[0]}); the report is made without it`);
+    return fallback;
+  }
+}
+
+function readConfigJson(runDir: string): Record<string, unknown> {
+  const path = join(runDir, "config.json");
+  if (!existsSync(path)) return {};
+  const v = JSON.parse(readFileSync(path, "utf8"));
+  if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error("not a JSON object");
+  return v as Record<string, unknown>;
+}
+
+/** The page for a run folder's current contents; a damaged file is left out, said once to `warn`. */
+export function dashboardHtml(runDir: string, warn: (line: string) => void = () => {}): string {
+  const config = tolerant(join(runDir, "config.json"), () => readConfigJson(runDir), {}, warn);
+  const records = tolerant(join(runDir, "metrics.jsonl"), () => readMetrics(runDir), [], warn);
+  const charts = tolerant(`the curves of ${join(runDir, "metrics.jsonl")}`, () => chartData(records), [], warn);
   const { js, css } = uplot();
   // JSON inside <script>: "<" escaped so no value can close the element.
   const json = JSON.stringify(charts).replace(/</g, "\\u003c");
@@ -245,14 +267,16 @@ export function dashboardHtml(runDir: string): string {
     ? `<div class="charts">${charts.map((c) => `<div class="chart" id="chart-${c.id}" data-series="${c.labels.length}"></div>`).join("")}</div>`
     : `<p>No metrics yet.</p>`;
   const configTable = `<details><summary>config.json</summary><table>${Object.entries(config).map(([k, val]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(JSON.stringify(val))}</td></tr>`).join("")}</table></details>`;
-  const body = summaryHtml(runDir, config, records) + configTable + `<h2>Curves</h2>${chartDivs}` + galleryHtml(readValidationGallery(runDir)) +
+  const summary = tolerant(`the summary of ${join(runDir, "metrics.jsonl")}`, () => summaryHtml(runDir, config, records), "", warn);
+  const gallery = tolerant(join(runDir, GALLERY_FILE), () => galleryHtml(readValidationGallery(runDir)), "", warn);
+  const body = summary + configTable + `<h2>Curves</h2>${chartDivs}` + gallery +
     `<script type="application/json" id="chart-data">${json}</script><script>${js}</script><script>${DRAW_SCRIPT}</script>`;
   return htmlPage(`arc-efe training: ${basename(runDir)}`, body, css + EXTRA_CSS);
 }
 
 /** Writes <run>/report.html (atomically: a browser reloading it never sees half a page). */
-export function writeDashboard(runDir: string): string {
+export function writeDashboard(runDir: string, warn?: (line: string) => void): string {
   const path = join(runDir, REPORT_FILE);
-  writeFileAtomic(path, dashboardHtml(runDir));
+  writeFileAtomic(path, dashboardHtml(runDir, warn));
   return path;
 }

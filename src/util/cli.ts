@@ -45,3 +45,18 @@ export function parseCommandLine(name: string, usage: string, options: NonNullab
     },
   };
 }
+
+/**
+ * Makes an error that reaches a script's top level one line, `<name>: <message>`, and exit code 1, never
+ * a stack trace with a source excerpt (ARC_DEBUG=1 prints the stack too). Call it first in a script.
+ */
+export function oneLineErrors(name: string): void {
+  const fail = (e: unknown) => {
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`${name}: ${msg.split("\n")[0]}\n`);
+    if (process.env.ARC_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exit(1);
+  };
+  process.on("uncaughtException", fail);
+  process.on("unhandledRejection", fail);
+}

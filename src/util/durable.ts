@@ -3,8 +3,8 @@
 // half of one. Every writer of the project (checkpoints, run files, the Hub cache, datasets, safetensors)
 // goes through these.
 import { createHash } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { dirname, resolve as resolvePath } from "node:path";
 
 /** fsyncs a file or folder by path: a folder's fsync makes a rename or a new entry in it survive a power cut. */
 function fsyncPath(path: string): void {
@@ -121,5 +121,25 @@ export function namesIn(dir: string): string[] {
     return readdirSync(dir);
   } catch {
     return [];
+  }
+}
+
+/**
+ * Why a file cannot be written at `path` (null: it can), found before any work: its folder must exist and
+ * take a probe file (a real write: permission bits say nothing of a read-only mount), and the path must not
+ * be a folder. An existing file is left as it is.
+ */
+export function outputFileProblem(path: string): string | null {
+  const dir = dirname(resolvePath(path));
+  try {
+    if (existsSync(path) && statSync(path).isDirectory()) return `${path} is a folder`;
+    if (!existsSync(dir)) return `its folder ${dir} does not exist`;
+    if (!statSync(dir).isDirectory()) return `${dir} is not a folder`;
+    const probe = `${dir}/.write-probe-${process.pid}-${Date.now().toString(36)}`;
+    closeSync(openSync(probe, "wx"));
+    unlinkSync(probe);
+    return null;
+  } catch (e) {
+    return `${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
   }
 }

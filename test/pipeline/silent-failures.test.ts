@@ -186,3 +186,42 @@ describe("the data's identity (finding 2)", () => {
     expect(readMetrics(runDir).filter((m) => m.type === "data_change")).toEqual([expect.objectContaining({ step: 4, tasks: 6, path: moved })]);
   }, 300_000);
 });
+
+describe("reports and output files (findings 4, 5, 14)", () => {
+  const REPORT = join(import.meta.dir, "..", "..", "scripts", "report.ts");
+  const DATA = join(import.meta.dir, "..", "..", "scripts", "data.ts");
+  test("report.ts on a garbage or null config.json, a torn or wrong-shaped val_latest.json, metrics.jsonl a folder: one warning line each, the report written, no stack trace", () => {
+    const { mkdirSync } = require("node:fs") as typeof import("node:fs");
+    const cases: [string, (dir: string) => void, RegExp][] = [
+      ["garbage config", (d) => writeFileSync(join(d, "config.json"), "{not json"), /config\.json could not be read \(/],
+      ["null config", (d) => writeFileSync(join(d, "config.json"), "null"), /config\.json could not be read \(not a JSON object\)/],
+      ["torn gallery", (d) => writeFileSync(join(d, "val_latest.json"), '{"step": 3, "results": [{"ta'), /val_latest\.json could not be read \(/],
+      ["wrong-shaped gallery", (d) => writeFileSync(join(d, "val_latest.json"), '{"step": 3, "examples": 2}'), /val_latest\.json could not be read \(/],
+      ["metrics a folder", (d) => mkdirSync(join(d, "metrics.jsonl")), /metrics\.jsonl could not be read \(EISDIR/],
+    ];
+    for (const [label, damage, warning] of cases) {
+      const runDir = join(fresh(label.replace(/ /g, "-")), "arc_20260101_000000");
+      mkdirSync(runDir, { recursive: true });
+      writeFileSync(join(runDir, "config.json"), JSON.stringify({ model: "tiny" }));
+      damage(runDir);
+      const r = run(REPORT, ["--run", runDir]);
+      expect({ label, code: r.code, err: lines(r.err) }).toEqual({ label, code: 0, err: [expect.stringMatching(new RegExp(`^report: warning: ${runDir}/.*${warning.source}.*the report is made without it$`))] });
+      expect(existsSync(join(runDir, "report.html"))).toBe(true);
+    }
+  }, 120_000);
+
+  test("data.ts show --png/--html to a path it cannot write: one line, exit 2, before any work", () => {
+    for (const [flag, path, why] of [["--png", "/proc/x.png", "not writable"], ["--html", "/tmp", "is a folder"]]) {
+      const r = run(DATA, ["show", flag, path, "flip_h-1"]);
+      expect({ code: r.code, err: lines(r.err) }).toEqual({ code: 2, err: [expect.stringMatching(new RegExp(`^data\\.ts: ${flag} ${path}: cannot write it: .*${why}`))] });
+    }
+  }, 60_000);
+
+  test("WORLD_SIZE=2 without RANK: one clear line naming RANK (not 'rank undefined')", () => {
+    const { spawnSync } = require("node:child_process") as typeof import("node:child_process");
+    const { ROOT } = require("../helpers/scripts") as typeof import("../helpers/scripts");
+    const r = spawnSync(process.execPath, [TRAIN, "--preset", "smoke", ...CPU, "--max_batches", "1", "--run_dir", fresh("ws")], { cwd: ROOT, encoding: "utf8", env: { ...process.env, WORLD_SIZE: "2", RANK: undefined, LOCAL_RANK: undefined } });
+    expect(r.status).toBe(2);
+    expect(lines(r.stderr)).toEqual([expect.stringMatching(/^train: data-parallel training: RANK=\(unset\) is not an integer/)]);
+  }, 60_000);
+});
