@@ -10,7 +10,7 @@ import { releaseFreeMemory } from "../util/malloc";
 import { progress } from "../util/progress";
 import { type BestMetric, DEFAULTS, TTT_DEFAULTS, type TrainConfig, UsageError } from "./config";
 import { sizeWeight } from "./efe";
-import { type EvalSummary, evaluate, summarizeEval } from "./evaluate";
+import { type EvalSummary, type ExampleEval, evaluate, summarizeEval } from "./evaluate";
 import { type RunLock, acquireRunLock } from "./lock";
 import { STATE, checkpointBytes, stepDirName, listCheckpoints, loadCheckpoint, saveCheckpoint, verifyCheckpoint } from "./checkpoint";
 import { mirrorCheckpoint } from "./backup";
@@ -214,6 +214,18 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
   }
 }
 
+/** Validation's examples in parts of `size` (under test-time training, a task's examples are not split). */
+function validationParts(examples: Example[], size: number, byTask: boolean): Example[][] {
+  const parts: Example[][] = [];
+  for (let i = 0; i < examples.length; ) {
+    let j = Math.min(examples.length, i + Math.max(1, size));
+    while (byTask && j < examples.length && examples[j].task === examples[j - 1].task) j++;
+    parts.push(examples.slice(i, j));
+    i = j;
+  }
+  return parts;
+}
+
 /** The world size of a run's newest checkpoint whose state.json parses (null: none does). */
 function newestWorld(dir: string): number | null {
   for (const ck of listCheckpoints(dir).reverse()) {
@@ -322,6 +334,12 @@ async function trainRun(
       }
     }
     if (!resumeFrom) throw new Error(`--resume ${run.dir}: no checkpoint could be loaded (${candidates.rejected.join("; ")})`);
+    // A finished run resumed with nothing left to do says so and writes nothing (no validation, no metrics).
+    const done = epoch >= cfg.epochs ? `it finished its ${cfg.epochs} epoch(s)` : cfg.max_batches > 0 && step >= cfg.max_batches ? `it is at step ${step}, --max_batches ${cfg.max_batches}` : null;
+    if (done) {
+      io.err(`--resume ${run.dir}: nothing to do, ${done} (checkpoint ${resumeFrom}); raise --epochs or --max_batches to train further. Nothing was written`);
+      return { runDir: run.dir, step, lastCheckpoint: resumeFrom, stopped: epoch >= cfg.epochs ? "done" : "max_batches", signal: null, lastValidation };
+    }
     const dropped = lead ? trimMetrics(run.dir, (r) => !(r.step > step)) : 0;
     io.err(`resuming ${run.dir} from ${resumeFrom} (step ${step}, epoch ${epoch + 1}, batch ${batchInEpoch})${dropped ? `; dropped ${dropped} metrics records past it` : ""}`);
   } else {
@@ -394,12 +412,37 @@ async function trainRun(
       throw new NonFiniteError(`validation at step ${step}: ${e.message}; no checkpoint was written, the last one is ${lastCheckpoint ?? "none"}; lower the learning rates (--agent_lr, --qwen_lr, --rl_lr) or --clip`);
     }
   };
-  const validate = (): EvalSummary | null => {
+  let validating = false;
+  const validate = async (): Promise<EvalSummary | null> => {
     if (valEx.length === 0) return null;
     const ttt = (cfg.val_ttt_steps ?? 0) > 0;
     // Data-parallel: rank r validates examples r, r + W, ...; rank 0 summarises them all in their order.
     const shard = dp ? rankRows(valEx.length, rank, world).map((i) => valEx[i]) : valEx;
-    let { summary: s, results } = refuseNonFinite(() => evaluate(sys, shard, { autocast, batchSize: cfg.batch_size, ...(ttt ? { ttt: { steps: cfg.val_ttt_steps, lr: TTT_DEFAULTS.lr, batch: TTT_DEFAULTS.batch, seed: cfg.seed } } : {}) }));
+    const opts = { autocast, batchSize: cfg.batch_size, ...(ttt ? { ttt: { steps: cfg.val_ttt_steps, lr: TTT_DEFAULTS.lr, batch: TTT_DEFAULTS.batch, seed: cfg.seed } } : {}) };
+    let s: EvalSummary;
+    let results: ExampleEval[] = [];
+    if (dp) ({ summary: s, results } = refuseNonFinite(() => evaluate(sys, shard, opts)));
+    else {
+      // One batch of examples (a task's, under TTT) at a time, with the signal handlers given their turn
+      // between them: a stop is acknowledged at once and ends validation at the next batch, unrecorded.
+      const t0 = performance.now();
+      // The validation --validate_on_stop asks for after a stop runs whole (a second signal quits at once).
+      const asked = stop.signal !== null;
+      validating = true;
+      try {
+        for (const part of validationParts(shard, cfg.batch_size, ttt)) {
+          await yieldToSignals();
+          if (stop.signal && !asked) {
+            io.err(`${stop.signal}: validation at step ${step} stopped after ${results.length} of ${shard.length} examples (not recorded)`);
+            return null;
+          }
+          results.push(...refuseNonFinite(() => evaluate(sys, part, opts)).results);
+        }
+      } finally {
+        validating = false;
+      }
+      s = summarizeEval(results, (performance.now() - t0) / 1000, ttt);
+    }
     if (dp) {
       const seconds = Math.max(...(torch.distributed.allGatherObject(s.seconds) as number[]));
       results = gatherRows(results, rowCounts(valEx.length, world));
@@ -414,11 +457,13 @@ async function trainRun(
 
   /** Validate, checkpoint, and let best/ follow the metric. */
   let validatedStep = -1;
-  const validateAndSave = (): string => {
+  const validateAndSave = async (): Promise<string> => {
     validatedStep = step;
-    lastValidation = validate() ?? lastValidation;
+    const fresh = await validate();
+    lastValidation = fresh ?? lastValidation;
     const dir = save();
-    if (lastValidation && lead) {
+    // best/ follows only a validation of this checkpoint (one a stop cut short is none).
+    if (fresh && lastValidation && lead) {
       const value = metricValue(lastValidation, cfg.best_metric);
       try {
         if (updateBest(run.dir, dir, cfg.best_metric, value, true)) io.err(`best ${cfg.best_metric} = ${value.toFixed(4)} at step ${step}: ${run.dir}/checkpoints/best`);
@@ -431,7 +476,7 @@ async function trainRun(
   };
 
   const stop = listenForStop((sig) =>
-    io.err(`\n${sig}: finishing ${cfg.grad_accum > 1 ? `this optimizer step (--grad_accum ${cfg.grad_accum} batches)` : "this batch"}, then ${cfg.validate_on_stop ? "validating and " : ""}saving a checkpoint (${sig === "SIGINT" ? "Ctrl-C" : "the signal"} again quits at once; the last checkpoint stays intact)`),
+    io.err(validating ? `\n${sig}: stopping validation at the next batch of examples, then saving a checkpoint (${sig === "SIGINT" ? "Ctrl-C" : "the signal"} again quits at once; the last checkpoint stays intact)` : `\n${sig}: finishing ${cfg.grad_accum > 1 ? `this optimizer step (--grad_accum ${cfg.grad_accum} batches)` : "this batch"}, then ${cfg.validate_on_stop ? "validating and " : ""}saving a checkpoint (${sig === "SIGINT" ? "Ctrl-C" : "the signal"} again quits at once; the last checkpoint stays intact)`),
   );
   // metrics.jsonl, TensorBoard event files (cut back to the resume step) and report.html.
   const monitor = lead ? new RunMonitor(run.dir, savedCfg, { step, resumed: resumeFrom !== null, batchSize: globalBatch, optimizers: [{ opt }, { name: "rl", opt: refinerOpt }], warn: io.err }) : null;
@@ -539,13 +584,17 @@ async function trainRun(
       ep = emptyWindow();
       epoch++;
       batchInEpoch = 0;
-      lastCheckpoint = validateAndSave();
+      lastCheckpoint = await validateAndSave();
+      // A stop asked during the epoch's validation: the checkpoint is written, the run ends here.
+      if (dp ? anyRank(stop.signal !== null) : stop.signal) stopped = "interrupted";
     }
     // A run stopped early ends checkpointed; validated too after --max_batches, and after a signal
     // only with --validate_on_stop (validation can take minutes, and a stop asked for is wanted soon).
     if (stopped !== "done" && validatedStep !== step) {
-      if (stopped === "max_batches" || cfg.validate_on_stop) lastCheckpoint = validateAndSave();
+      if (stopped === "max_batches" || cfg.validate_on_stop) lastCheckpoint = await validateAndSave();
       else lastCheckpoint = save();
+      // A stop during that validation is a stop, not a finished run (exit 130/143).
+      if (stop.signal && !dp) stopped = "interrupted";
     }
     // No rank ends before rank 0's last checkpoint is written.
     if (dp) torch.distributed.barrier();
