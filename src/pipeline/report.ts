@@ -136,7 +136,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  * run's config.json. When `best`/`latest` or a run folder named the checkpoint and it vanishes while it
  * loads (a live run pruned it), the next newest is resolved and loaded instead. Non-finite weights are refused.
  */
-function loadForEvaluation(o: EvalOptions): { ck: ResolvedCheckpoint; state: any; saved: TrainConfig; device: string; weights: TensorFiles } {
+export function loadForEvaluation(o: EvalOptions): { ck: ResolvedCheckpoint; state: any; saved: TrainConfig; device: string; weights: TensorFiles } {
   for (let attempt = 1; ; attempt++) {
     const ck = resolveCheckpoint(o.checkpoint, { runDir: o.runDir, runsBase: o.runsBase, onSkip: (d, why) => console.error(`skipping ${d}: ${why}`) });
     if (o.out === undefined) probeWritable(evalOutDir(o, ck), `the evaluation folder of ${ck.dir} (give --out DIR)`);
