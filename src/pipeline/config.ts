@@ -248,8 +248,8 @@ export function helpText(): string {
   for (const [name, spec] of Object.entries(FLAGS)) {
     const d = DEFAULTS[name as keyof TrainConfig];
     const choices = spec.choices ? ` {${spec.choices.join("|")}}` : "";
-    const onCuda = name in CUDA_DEFAULTS ? `; on CUDA ${CUDA_DEFAULTS[name as keyof TrainConfig]}` : "";
-    lines.push(`  --${name.padEnd(18)} ${spec.help}${choices} [${d === null ? "none" : d}${onCuda}]`);
+    const onCuda = name in CUDA_DEFAULTS ? ` (on CUDA: ${CUDA_DEFAULTS[name as keyof TrainConfig]})` : "";
+    lines.push(`  --${name.padEnd(18)} ${spec.help}${choices} [${d === null ? "none" : d}]${onCuda}`);
   }
   lines.push("", "Examples:", "  bun scripts/train.ts --epochs 20 --agent_lr 1e-4 --qwen_lr 1e-4 --device cuda", "  bun scripts/train.ts --preset smoke --max_batches 10 --device cpu", "  bun scripts/train.ts --resume            # continue the latest run");
   return lines.join("\n");
