@@ -311,6 +311,16 @@ export function parseTrainArgs(argv: string[]): ParsedArgs {
   return { config, explicit, help: values.help === true };
 }
 
+/**
+ * Checkpoints are written only at optimizer steps, so --ckpt_every must be a multiple of --grad_accum
+ * (otherwise the interval would silently stretch to a common multiple of the two).
+ */
+export function checkCheckpointInterval(c: Pick<TrainConfig, "ckpt_every" | "grad_accum">): void {
+  if (c.ckpt_every % c.grad_accum === 0) return;
+  const up = Math.ceil(c.ckpt_every / c.grad_accum) * c.grad_accum;
+  throw new UsageError(`--ckpt_every ${c.ckpt_every} is not a multiple of --grad_accum ${c.grad_accum}: checkpoints are written only at optimizer steps (every ${c.grad_accum} batches); give --ckpt_every ${up}${up - c.grad_accum > 0 ? ` or ${up - c.grad_accum}` : ""}`);
+}
+
 /** Checks what can be checked before loading anything (devices, data paths, numbers). */
 export function validateConfig(c: TrainConfig, env: { cudaAvailable: boolean; cudaDevices: number }): TrainConfig {
   if (c.resume === "") throw new UsageError(`--resume was given an empty value (an unset shell variable?); give a run folder, or --resume alone for the latest run`);
@@ -322,6 +332,7 @@ export function validateConfig(c: TrainConfig, env: { cudaAvailable: boolean; cu
   for (const k of ["agent_lr", "qwen_lr", "rl_lr"] as const) if (!(c[k] > 0)) throw new UsageError(`--${k} must be positive, got ${c[k]}`);
   if (!(c.weight_decay >= 0)) throw new UsageError(`--weight_decay must be >= 0, got ${c.weight_decay}`);
   if (!(c.clip > 0)) throw new UsageError(`--clip must be positive, got ${c.clip}`);
+  if (!c.resume) checkCheckpointInterval(c);
   if (!(c.dist_timeout > 0)) throw new UsageError(`--dist_timeout must be positive (seconds), got ${c.dist_timeout}`);
   if (!(c.val_fraction >= 0 && c.val_fraction < 1)) throw new UsageError(`--val_fraction must be in [0, 1), got ${c.val_fraction}`);
   if (!(c.lora_dropout >= 0 && c.lora_dropout < 1)) throw new UsageError(`--lora_dropout must be in [0, 1), got ${c.lora_dropout}`);

@@ -8,7 +8,7 @@ import { ArcDataError, BadTaskFilesError, type Dataset, type Example, epochOrder
 import * as torch from "../torch";
 import { releaseFreeMemory } from "../util/malloc";
 import { progress } from "../util/progress";
-import { type BestMetric, DEFAULTS, TTT_DEFAULTS, type TrainConfig, UsageError } from "./config";
+import { type BestMetric, DEFAULTS, TTT_DEFAULTS, type TrainConfig, UsageError, checkCheckpointInterval } from "./config";
 import { sizeWeight } from "./efe";
 import { type EvalSummary, type ExampleEval, evaluate, summarizeEval } from "./evaluate";
 import { type RunLock, acquireRunLock } from "./lock";
@@ -166,6 +166,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
       savedData = savedDataIdentity(first.dir);
       const { data: givenData, ...rest } = explicit;
       cfg = resumedConfig(dir, savedConfig(dir, candidates.dirs, io.err, { restore: lead }), savedData ? rest : explicit, config);
+      checkCheckpointInterval(cfg);
       if (savedData && givenData !== undefined) cfg = { ...cfg, data: givenData };
       else if (savedData) cfg = { ...cfg, data: recordedDataPath(savedData) ?? cfg.data };
     }

@@ -264,3 +264,10 @@ describe("stops and finished runs (findings 8, 10)", () => {
     expect(listCheckpoints(runDir).map((c) => c.step)).toEqual([2, 4]);
   }, 120_000);
 });
+
+describe("flags that stretched silently (finding 12)", () => {
+  test("--ckpt_every not a multiple of --grad_accum is one line naming both, exit 2, before anything loads", () => {
+    const r = run(TRAIN, ["--preset", "smoke", ...CPU, "--ckpt_every", "5", "--grad_accum", "3", "--run_dir", fresh("accum")]);
+    expect({ code: r.code, err: lines(r.err) }).toEqual({ code: 2, err: ["train: --ckpt_every 5 is not a multiple of --grad_accum 3: checkpoints are written only at optimizer steps (every 3 batches); give --ckpt_every 6 or 3 (see --help)"] });
+  }, 60_000);
+});
