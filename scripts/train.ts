@@ -38,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
   const { RunLockedError } = await import("../src/pipeline/lock");
   const { SIGNAL_EXIT } = await import("../src/pipeline/stop");
   const { NonFiniteError } = await import("../src/pipeline/nonfinite");
+  // A rank of scripts/launch.ts stops (checkpointing) when the launcher is killed outright.
+  (await import("../src/util/launch")).watchLauncher();
   try {
     const r = await train(parsed.config, parsed.explicit);
     return r.signal ? SIGNAL_EXIT[r.signal] : 0;

@@ -3,6 +3,7 @@
 // SIGINT/SIGTERM to every rank, and when one rank fails ends the others and exits with that rank's code,
 // repeating the end of its error output. No restarts (torchrun's --max_restarts 0, its default).
 import { type ChildProcess, spawn } from "node:child_process";
+import { writeSync } from "node:fs";
 import { constants } from "node:os";
 import { parseArgs } from "node:util";
 import { parseInteger } from "./flags";
@@ -134,7 +135,8 @@ export function launch(o: LaunchOptions, io: LaunchIO = defaultIO): Promise<numb
       tails.push("");
       // Each rank in its own process group: a terminal's Ctrl-C reaches the launcher only, which forwards it
       // once (the trainer takes a second SIGINT as "stop now, no checkpoint").
-      const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "pipe"], detached: true });
+      // ARC_LAUNCHER_PID: ranks watch for this process to vanish (a SIGKILL forwards nothing) and stop.
+      const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env, [LAUNCHER_PID_ENV]: String(process.pid) }, stdio: ["ignore", "inherit", "pipe"], detached: true });
       children.push(child);
       child.stderr!.on("data", (chunk: Buffer) => {
         io.stderr(chunk);
@@ -170,6 +172,45 @@ export function launch(o: LaunchOptions, io: LaunchIO = defaultIO): Promise<numb
       child.on("close", (code, signal) => finish(code, signal));
     }
   });
+}
+
+/** Set in each rank's environment by launch(): the launcher's pid. */
+export const LAUNCHER_PID_ENV = "ARC_LAUNCHER_PID";
+
+/**
+ * In a rank that launch() started: once the launcher is gone (killed with SIGKILL, it could forward
+ * nothing; the rank is reparented), the rank stops as if the launcher had forwarded SIGTERM (the trainer
+ * checkpoints and exits 143), and exits after the launcher's grace period if it has not by then. Checked
+ * every `intervalMs` whenever the event loop runs (the trainer yields between batches; a rank waiting in a
+ * collective for a rank that is gone fails at --dist_timeout). A process not started by launch() is left alone:
+ * `nohup` or a shell's exit must not stop a run.
+ */
+export function watchLauncher(env: NodeJS.ProcessEnv = process.env, intervalMs = 1000): void {
+  const pid = Number(env[LAUNCHER_PID_ENV]);
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  // Gone: this process was reparented, or (a rank started through a wrapper, or one that started after
+  // the launcher died) no process has the launcher's pid.
+  const parent = process.ppid;
+  const gone = () => {
+    if (process.ppid !== parent) return true;
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === "ESRCH";
+    }
+  };
+  const timer = setInterval(() => {
+    if (!gone()) return;
+    clearInterval(timer);
+    setTimeout(() => process.exit(143), GRACE_MS).unref();
+    // Its stderr was a pipe to the launcher: the note may have nowhere to go (EPIPE), the stop goes on.
+    try {
+      writeSync(2, `rank ${env.RANK ?? "?"}: the launcher (pid ${pid}) is gone; stopping as on SIGTERM\n`);
+    } catch {}
+    process.kill(process.pid, "SIGTERM");
+  }, intervalMs);
+  timer.unref();
 }
 
 /** The platform's signal numbers (a process ended by signal N exits 128 + N, as shells report it). */

@@ -85,3 +85,29 @@ describe("launch", () => {
     expect(r.err).toContain("launch: could not start rank 0 (/nonexistent/program)");
   }, 60_000);
 });
+
+describe("ranks outlive no launcher (issue 26)", () => {
+  test("launch.ts killed with SIGKILL: its ranks notice, stop as on SIGTERM and are gone within seconds", async () => {
+    const { lineWatcher } = await import("../helpers/lines");
+    const child = path.join(ROOT, "test", "helpers", "watch-child.ts");
+    const proc = Bun.spawn([process.execPath, path.join(ROOT, "scripts", "launch.ts"), "--nproc_per_node", "2", "--", child], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    const out = lineWatcher(proc.stdout);
+    const pids: number[] = [];
+    for (let i = 0; i < 2; i++) pids.push(Number((await out.next("rank ", i))!.split(" pid ")[1]));
+    proc.kill("SIGKILL");
+    await proc.exited;
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const t0 = performance.now();
+    while (pids.some(alive) && performance.now() - t0 < 10_000) await Bun.sleep(100);
+    const left = pids.filter(alive);
+    for (const pid of left) process.kill(pid, "SIGKILL");
+    expect(left).toEqual([]);
+  }, 60_000);
+});
