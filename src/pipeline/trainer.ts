@@ -183,6 +183,10 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
     }
     checkSplit(ds.training, splitTasks(ds.training, cfg.val_fraction, cfg.seed), cfg);
     const qwenConfig = modelFolderConfig(cfg.model);
+    // Bounds from the model: a prompt and its hint must fit the positions it was trained for.
+    const context = qwenConfig?.maxPositionEmbeddings;
+    if (context && cfg.max_prompt_tokens + cfg.hint_tokens > context)
+      throw new UsageError(`--max_prompt_tokens ${cfg.max_prompt_tokens} + --hint_tokens ${cfg.hint_tokens} is more than the model's context (${context} positions, max_position_embeddings of --model ${cfg.model}); lower them`);
     const resumed = candidates ? candidates.runDir : null;
     // Only rank 0 writes (a probe included): the others leave the folders alone.
     if (lead) {
@@ -285,6 +289,9 @@ async function trainRun(
 
   const { train: trainEx, val: valEx } = runExamples(ds, cfg);
   if (trainEx.length === 0) throw new UsageError(`--data ${cfg.data}: no training examples`);
+  // A batch larger than the data would hold every example at once (and the memory for them all).
+  if (!candidates && cfg.batch_size > trainEx.length)
+    throw new UsageError(`--batch_size ${cfg.batch_size} is more than the ${trainEx.length} training examples of --data ${cfg.data}; give --batch_size ${trainEx.length} or fewer`);
   // The global batch: batch_size examples on each of the world's ranks.
   const globalBatch = cfg.batch_size * world;
   const batchesPerEpoch = Math.ceil(trainEx.length / globalBatch);

@@ -271,3 +271,12 @@ describe("flags that stretched silently (finding 12)", () => {
     expect({ code: r.code, err: lines(r.err) }).toEqual({ code: 2, err: ["train: --ckpt_every 5 is not a multiple of --grad_accum 3: checkpoints are written only at optimizer steps (every 3 batches); give --ckpt_every 6 or 3 (see --help)"] });
   }, 60_000);
 });
+
+describe("bounds from the machine (finding 3)", () => {
+  test("--batch_size over the training examples and --hint_tokens past the model's context are one line, exit 2, before the model loads", () => {
+    const b = run(TRAIN, ["--preset", "smoke", ...CPU, "--batch_size", "100000", "--run_dir", fresh("bs")]);
+    expect({ code: b.code, err: lines(b.err) }).toEqual({ code: 2, err: [expect.stringMatching(/^train: --batch_size 100000 is more than the \d+ training examples of --data synthetic; give --batch_size \d+ or fewer$/)] });
+    const h = run(TRAIN, ["--preset", "smoke", ...CPU, "--hint_tokens", "100000", "--run_dir", fresh("hint")]);
+    expect({ code: h.code, err: lines(h.err) }).toEqual({ code: 2, err: ["train: --max_prompt_tokens 1024 + --hint_tokens 100000 is more than the model's context (32768 positions, max_position_embeddings of --model tiny); lower them"] });
+  }, 120_000);
+});
