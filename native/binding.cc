@@ -390,8 +390,27 @@ static void tuneMalloc() {
 #endif
 }
 
+// NNPACK (a CPU convolution library LibTorch may pick for large batches) cannot initialise on some CPUs,
+// and then each convolution that tries it warns on stderr ("Could not initialize NNPACK! Reason:
+// Unsupported hardware"), a line per call in every script's output. Ask once, quietly, at load; where it is
+// unavailable, switch it off, so LibTorch's other convolution kernels are used without a try or a warning.
+static void quietNnpack() {
+#if ARC_TORCH_AT_LEAST(2, 0)
+  struct Silent : c10::WarningHandler {
+    void process(const c10::Warning&) override {}
+  } silent;
+  c10::WarningUtils::WarningHandlerGuard guard(&silent);
+  try {
+    if (!at::_nnpack_available()) at::globalContext().setUserEnabledNNPACK(false);
+  } catch (...) {
+    at::globalContext().setUserEnabledNNPACK(false);
+  }
+#endif
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   tuneMalloc();
+  quietNnpack();
   auto& list = arc::exportsList();
   std::vector<napi_property_descriptor> props;
   props.reserve(list.size());
