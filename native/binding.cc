@@ -391,20 +391,13 @@ static void tuneMalloc() {
 }
 
 // NNPACK (a CPU convolution library LibTorch may pick for large batches) cannot initialise on some CPUs,
-// and then each convolution that tries it warns on stderr ("Could not initialize NNPACK! Reason:
-// Unsupported hardware"), a line per call in every script's output. Ask once, quietly, at load; where it is
-// unavailable, switch it off, so LibTorch's other convolution kernels are used without a try or a warning.
+// and then each convolution that tries it logs "Could not initialize NNPACK! Reason: Unsupported hardware"
+// on stderr, a line per call in every script's output (seen on this project's AMD EPYC machines with
+// LibTorch 2.13; asking whether it is available logs the same line). It is switched off at load, as
+// torch.backends.nnpack.set_flags(False) does in Python: LibTorch's other CPU convolution kernels are used.
 static void quietNnpack() {
 #if ARC_TORCH_AT_LEAST(2, 0)
-  struct Silent : c10::WarningHandler {
-    void process(const c10::Warning&) override {}
-  } silent;
-  c10::WarningUtils::WarningHandlerGuard guard(&silent);
-  try {
-    if (!at::_nnpack_available()) at::globalContext().setUserEnabledNNPACK(false);
-  } catch (...) {
-    at::globalContext().setUserEnabledNNPACK(false);
-  }
+  at::globalContext().setUserEnabledNNPACK(false);
 #endif
 }
 
