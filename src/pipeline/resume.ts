@@ -1,6 +1,6 @@
 // What `--resume` continues from: the run folder, its config (config.json, or the newest checkpoint's
 // copy when config.json is gone), the flags a resume may change, and the checkpoints to try, newest
-// first, then best/ (an independent copy, intact even when every step folder is damaged).
+// first by step, best/ (an independent copy, intact even when every step folder is damaged) among them.
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { DEFAULTS, type TrainConfig, UsageError, savedRunConfig } from "./config";
@@ -27,7 +27,8 @@ export interface Candidate {
 }
 
 /**
- * The checkpoints of a run in the order a resume tries them: step folders newest first, then best/.
+ * The checkpoints of a run in the order a resume tries them: newest first by step, best/ after the step
+ * folders of its own step.
  * Each is verified (sizes, sha256) only when reached, so a resume from an intact newest checkpoint
  * hashes nothing else. `reject` reports a candidate that failed and names the one tried next.
  */
@@ -39,8 +40,15 @@ export class ResumeCandidates {
 
   constructor(readonly runDir: string, private readonly warn: (line: string) => void) {
     this.order = listCheckpoints(runDir).reverse().map((c) => ({ name: basename(c.dir), dir: c.dir, step: c.step }));
+    // best/ goes where its step puts it (after the step folders of its step or newer, which it copies or
+    // precedes): a damaged newest step folder then falls back to a newer intact best/ rather than to an
+    // older step folder. Its manifest's step is read without verifying; an unreadable one goes last.
     const best = join(runDir, "checkpoints", BEST);
-    if (existsSync(join(best, MANIFEST))) this.order.push({ name: BEST, dir: best, step: null });
+    if (existsSync(join(best, MANIFEST))) {
+      const step = manifestStep(best);
+      const at = step === null ? -1 : this.order.findIndex((c) => c.step !== null && c.step < step);
+      this.order.splice(at < 0 ? this.order.length : at, 0, { name: BEST, dir: best, step: null });
+    }
   }
 
   /** The next candidate that verifies, or null when none is left. */
@@ -71,6 +79,16 @@ export class ResumeCandidates {
   /** Every candidate folder in order, verified or not (for finding a config when config.json is gone). */
   get dirs(): string[] {
     return this.order.map((c) => c.dir);
+  }
+}
+
+/** The step a checkpoint folder's manifest records (read, not verified), or null when it cannot be read. */
+function manifestStep(dir: string): number | null {
+  try {
+    const step = (JSON.parse(readFileSync(join(dir, MANIFEST), "utf8")) as { step?: unknown }).step;
+    return Number.isInteger(step) ? (step as number) : null;
+  } catch {
+    return null;
   }
 }
 

@@ -25,7 +25,7 @@ const save = (runDir: string, step: number, state: unknown = { config: { ...CONF
   torch.scope(() => saveCheckpoint(runDir, { step, tensors: { model: { w: torch.full([3], step) } }, state }));
 
 describe("resume candidates", () => {
-  test("newest step first, then best/; each skip names the reason and the next candidate, the last one says best/", () => {
+  test("newest step first, best/ among them by its step (after the step folder it copies); each skip names the reason and the next candidate", () => {
     const run = createRun(fresh(), CONFIG);
     const d1 = save(run.dir, 1);
     const d2 = save(run.dir, 2);
@@ -41,14 +41,27 @@ describe("resume candidates", () => {
     expect(first?.manifest.step).toBe(2);
     expect(said).toEqual([
       `checkpoint ${d3} is unusable (model.safetensors has 4 bytes, the manifest says ${readManifestBytes(run.dir)} (truncated)); trying step_000000002`,
-      expect.stringMatching(new RegExp(`^checkpoint ${d2} is unusable \\(state\\.json has 2 bytes.*\\); trying step_000000001$`)),
-      expect.stringMatching(new RegExp(`^checkpoint ${d1} is unusable \\(state\\.json has 2 bytes.*\\); trying best/ \\(the best checkpoint, an independent copy\\)$`)),
+      expect.stringMatching(new RegExp(`^checkpoint ${d2} is unusable \\(state\\.json has 2 bytes.*\\); trying best/ \\(the best checkpoint, an independent copy\\)$`)),
     ]);
-    // best/ verified but (say) failed to load: the end of the list is said as such.
+    // best/ verified but (say) failed to load: the older step folder is next, then the end of the list.
     c.reject(first!.dir, "it verifies but cannot be loaded: boom");
-    expect(said.at(-1)).toBe(`checkpoint ${first!.dir} is unusable (it verifies but cannot be loaded: boom); no other checkpoint is left`);
+    expect(said.at(-1)).toBe(`checkpoint ${first!.dir} is unusable (it verifies but cannot be loaded: boom); trying step_000000001`);
     expect(c.next()).toBeNull();
-    expect(c.rejected.map((r) => r.split(":")[0])).toEqual(["step_000000003", "step_000000002", "step_000000001", "best"]);
+    expect(said.at(-1)).toMatch(new RegExp(`^checkpoint ${d1} is unusable \\(state\\.json has 2 bytes.*\\); no other checkpoint is left$`));
+    expect(c.rejected.map((r) => r.split(":")[0])).toEqual(["step_000000003", "step_000000002", "best", "step_000000001"]);
+  });
+
+  test("a best/ newer than every intact step folder comes before them (finding 7: best/ a copy of a damaged step_15)", () => {
+    const run = createRun(fresh(), CONFIG);
+    save(run.dir, 10);
+    const d15 = save(run.dir, 15);
+    updateBest(run.dir, d15, "val_exact", 0.5);
+    truncateSync(join(d15, "model.safetensors"), 4);
+    const said: string[] = [];
+    const c = new ResumeCandidates(run.dir, (l) => said.push(l));
+    const first = c.next();
+    expect([first?.name, first?.manifest.step]).toEqual(["best", 15]);
+    expect(said).toEqual([expect.stringMatching(/; trying best\/ \(the best checkpoint, an independent copy\)$/)]);
   });
 
   test("an intact newest checkpoint is the only one verified", () => {
