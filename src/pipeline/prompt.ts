@@ -120,21 +120,26 @@ export class HybridPrompter {
   private buildUncached(ex: Example): BuiltPrompt {
     const ctx = context(ex);
     const enc = (s: string) => this.tokenizer.encode(s);
-    const demoTexts = ctx.demos.map((d, i) => `Example ${i + 1}\nInput:\n${gridText(d.input)}\nOutput:\n${gridText(d.output)}\n\n`);
-    const demoIds = demoTexts.map(enc);
     const queryText = `Test\nInput:\n${gridText(ctx.query)}\n\n`;
     const queryIds = enc(queryText);
-    const fixed = this.head.length + queryIds.length + this.tail.length;
-    let shown = demoIds.length;
-    let total = fixed + demoIds.reduce((a, d) => a + d.length, 0);
-    while (shown > 0 && total > this.config.maxPromptTokens) {
-      shown--;
-      total -= demoIds[shown].length;
+    // The longest run of demonstrations from the first that fits the budget, written and tokenized one at a
+    // time up to the first that does not fit (a task of thousands of pairs costs what its prompt holds).
+    const demoTexts: string[] = [];
+    const demoIds: number[][] = [];
+    let total = this.head.length + queryIds.length + this.tail.length;
+    for (const [i, d] of ctx.demos.entries()) {
+      const text = `Example ${i + 1}\nInput:\n${gridText(d.input)}\nOutput:\n${gridText(d.output)}\n\n`;
+      const ids = enc(text);
+      if (total + ids.length > this.config.maxPromptTokens) break;
+      demoTexts.push(text);
+      demoIds.push(ids);
+      total += ids.length;
     }
-    const ids = [...this.head, ...demoIds.slice(0, shown).flat(), ...queryIds, ...this.tail];
+    const shown = demoIds.length;
+    const ids = [...this.head, ...demoIds.flat(), ...queryIds, ...this.tail];
     const queryEnd = ids.length - this.tail.length;
-    const text = this.headText + demoTexts.slice(0, shown).join("") + queryText + this.tailText;
-    return { ids, queryEnd, shown, dropped: demoIds.length - shown, text };
+    const text = this.headText + demoTexts.join("") + queryText + this.tailText;
+    return { ids, queryEnd, shown, dropped: ctx.demos.length - shown, text };
   }
 
   private key(ex: Example): string {

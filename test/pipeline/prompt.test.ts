@@ -166,6 +166,21 @@ describe("HybridPrompter: truncation", () => {
       expect(r.p.shape).toEqual([64]);
     });
   });
+
+  test("a task of 10,000 pairs: only the demonstrations up to the first that does not fit are tokenized", () => {
+    const pair = HAND.train[0]!;
+    const big: Example = { task: { ...HAND, id: "many-pairs", train: Array.from({ length: 10000 }, () => pair) }, index: 9999 };
+    const tok = lora.tokenizer;
+    let calls = 0;
+    const counting = Object.create(tok, { encode: { value: (...a: Parameters<typeof tok.encode>) => (calls++, tok.encode(...a)) } });
+    const pr = new HybridPrompter(lora.qwen, counting, { maxPromptTokens: 2048, hintTokens: 0, cache: false });
+    calls = 0; // the constructor tokenizes the template's two parts
+    const b = pr.build(big);
+    expect(b.shown).toBeGreaterThan(0);
+    expect(b.shown + b.dropped).toBe(9999);
+    expect(b.ids.length).toBeLessThanOrEqual(2048);
+    expect(calls).toBe(b.shown + 2); // the test input, each shown demonstration, and the first that did not fit
+  });
 });
 
 describe("HybridPrompter: hint and p", () => {
