@@ -117,6 +117,41 @@ export function estimateCheckpointBytes(c: TrainConfig, q: Qwen2Config | null): 
   return (qwenParams + agentParams) * 12 + memoryBytes;
 }
 
+/**
+ * About how many bytes the encoding pass's saved activations take at the largest batch a run can make:
+ * its padded prompt tokens (batch size x (prompt budget + hint), or the --max_batch_tokens cap) times
+ * what a token keeps per layer. Measured on Qwen2.5-1.5B with LoRA under bf16 autocast (H200,
+ * bench/results/gpu-h200-2026-12-04.json): 4.6 MiB a token, about 8 x (hidden + intermediate) elements a
+ * layer; float32 without autocast doubles it; --grad_checkpointing mlp keeps about 40% of it and layer only
+ * each layer's input. Null when the model's shape is not known before download. An estimate for a check
+ * that catches flags a machine cannot hold at all, nothing finer.
+ */
+export function estimateActivationBytes(c: TrainConfig, q: Qwen2Config | null, autocast: boolean): number | null {
+  if (!q) return null;
+  const perBatch = c.batch_size * (c.max_prompt_tokens + c.hint_tokens);
+  const tokens = c.max_batch_tokens > 0 ? Math.min(perBatch, Math.max(c.max_batch_tokens, c.max_prompt_tokens + c.hint_tokens)) : perBatch;
+  const elem = autocast ? 2 : 4;
+  const full = 8 * (q.hiddenSize + q.intermediateSize) * elem;
+  const perLayer = c.grad_checkpointing === "layer" ? q.hiddenSize * elem : c.grad_checkpointing === "mlp" ? 0.4 * full : full;
+  return tokens * perLayer * q.numHiddenLayers;
+}
+
+/**
+ * The memory check before the first batch: an error naming the flags to lower when the largest batch's
+ * activations alone would exceed the memory there is (the machine's RAM on the CPU; on CUDA the check is
+ * left to the out-of-memory handler, which names the same flags, as no figure of the card's memory is read
+ * here).
+ */
+export function checkActivationMemory(c: TrainConfig, q: Qwen2Config | null, device: string, totalBytes: number): void {
+  if (device !== "cpu") return;
+  const need = estimateActivationBytes(c, q, c.amp_dtype === "bf16");
+  if (need === null || need <= totalBytes) return;
+  const cap = c.max_batch_tokens > 0 ? ` (--max_batch_tokens ${c.max_batch_tokens})` : "";
+  throw new UsageError(
+    `--batch_size ${c.batch_size} x (--max_prompt_tokens ${c.max_prompt_tokens} + --hint_tokens ${c.hint_tokens}) prompt tokens${cap} need about ${formatBytes(need)} of activations in Qwen's encoding, more than this machine's ${formatBytes(totalBytes)}; lower --batch_size (or set --max_batch_tokens, lower --max_prompt_tokens, or use --grad_checkpointing layer)`,
+  );
+}
+
 /** The validation split must leave a training task, and a validation task when validation is asked for. */
 export function checkSplit(training: readonly Task[], split: { train: readonly Task[]; val: readonly Task[] }, c: TrainConfig): void {
   if (training.length === 0) throw new UsageError(`--data ${c.data}: no training tasks`);

@@ -3,6 +3,7 @@
 // checkpoints that survive crashes, and exact resume. Around it: one trainer per run (a lock), checks
 // that fail before any work is spent, and a stop on SIGINT/SIGTERM that checkpoints first.
 import { readFileSync } from "node:fs";
+import { totalmem } from "node:os";
 import { join } from "node:path";
 import { ArcDataError, BadTaskFilesError, type Dataset, type Example, epochOrder, loadDataset, splitTasks } from "../arc";
 import * as torch from "../torch";
@@ -15,7 +16,7 @@ import { type RunLock, acquireRunLock } from "./lock";
 import { STATE, checkpointBytes, stepDirName, listCheckpoints, loadCheckpoint, saveCheckpoint, verifyCheckpoint } from "./checkpoint";
 import { mirrorCheckpoint } from "./backup";
 import { pruneCheckpoints, updateBest } from "./retention";
-import { checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfig, probeWritable } from "./preflight";
+import { checkActivationMemory, checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfig, probeWritable } from "./preflight";
 import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig } from "./resume";
 import { type DataParallel, allGatherAnywhere, anyRank, averageGradients, broadcastParameters, dataParallelFromEnv, gatherRows, gatherStateUpdates, rankRows, rowCounts, shareFrom } from "./ddp";
 import { RunMonitor } from "./monitor";
@@ -187,6 +188,8 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
     const context = qwenConfig?.maxPositionEmbeddings;
     if (context && cfg.max_prompt_tokens + cfg.hint_tokens > context)
       throw new UsageError(`--max_prompt_tokens ${cfg.max_prompt_tokens} + --hint_tokens ${cfg.hint_tokens} is more than the model's context (${context} positions, max_position_embeddings of --model ${cfg.model}); lower them`);
+    // Bounds from the machine: the largest batch's activations must fit its memory at all.
+    checkActivationMemory(cfg, qwenConfig, cfg.device, totalmem());
     const resumed = candidates ? candidates.runDir : null;
     // Only rank 0 writes (a probe included): the others leave the folders alone.
     if (lead) {

@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { splitTasks, syntheticDataset } from "../../src/arc";
 import { DEFAULTS, PRESETS, type TrainConfig, UsageError } from "../../src/pipeline/config";
-import { checkSplit, diskSpaceWarning, estimateCheckpointBytes, freeBytes, modelFolderConfig, probeWritable } from "../../src/pipeline/preflight";
-import { TINY_CONFIG } from "../../src/models/qwen2";
+import { checkActivationMemory, checkSplit, diskSpaceWarning, estimateActivationBytes, estimateCheckpointBytes, freeBytes, modelFolderConfig, probeWritable } from "../../src/pipeline/preflight";
+import { QWEN25_1_5B_CONFIG, TINY_CONFIG } from "../../src/models/qwen2";
 
 const root = mkdtempSync(join(tmpdir(), "preflight-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -64,6 +64,27 @@ describe("preflight", () => {
     expect(usage(() => modelFolderConfig(m))).toMatch(new RegExp(`^--model ${m}: ${m}/config\\.json is not valid JSON \\(`));
     writeFileSync(join(m, "config.json"), JSON.stringify({ model_type: "llama", hidden_size: 64 }));
     expect(usage(() => modelFolderConfig(m))).toMatch(new RegExp(`^--model ${m}: ${m}/config\\.json: model_type is "llama", expected "qwen2"$`));
+  });
+
+  test("the activation memory check: the largest batch against the machine's memory, naming the flags to lower (finding 3)", () => {
+    const GiB = 2 ** 30;
+    const c: TrainConfig = { ...DEFAULTS, device: "cpu", batch_size: 16, max_prompt_tokens: 2048, hint_tokens: 16, amp_dtype: "bf16" };
+    // Qwen2.5-1.5B under bf16: about 4.6 MiB a token (the H200 measurement the estimate is scaled from).
+    const perToken = estimateActivationBytes({ ...c, batch_size: 1, max_prompt_tokens: 1, hint_tokens: 0 }, QWEN25_1_5B_CONFIG, true)!;
+    expect(perToken / 2 ** 20).toBeGreaterThan(4);
+    expect(perToken / 2 ** 20).toBeLessThan(5);
+    const full = estimateActivationBytes(c, QWEN25_1_5B_CONFIG, true)!;
+    expect(estimateActivationBytes({ ...c, grad_checkpointing: "mlp" }, QWEN25_1_5B_CONFIG, true)!).toBeLessThan(full / 2);
+    expect(estimateActivationBytes({ ...c, grad_checkpointing: "layer" }, QWEN25_1_5B_CONFIG, true)!).toBeLessThan(full / 10);
+    expect(estimateActivationBytes({ ...c, max_batch_tokens: 4096 }, QWEN25_1_5B_CONFIG, true)!).toBeLessThan(full / 7);
+    expect(estimateActivationBytes(c, null, true)).toBeNull();
+    // The CPU check: the tiny model at --batch_size 100000 exceeds a 24 GiB machine; the defaults do not.
+    const huge = { ...c, amp_dtype: "none" as const, batch_size: 100000 };
+    expect(() => checkActivationMemory(huge, TINY_CONFIG, "cpu", 24 * GiB)).toThrow(UsageError);
+    expect(() => checkActivationMemory(huge, TINY_CONFIG, "cpu", 24 * GiB)).toThrow(/^--batch_size 100000 x \(--max_prompt_tokens 2048 \+ --hint_tokens 16\) prompt tokens need about .* GiB .*; lower --batch_size/);
+    expect(() => checkActivationMemory({ ...DEFAULTS, device: "cpu" }, TINY_CONFIG, "cpu", 24 * GiB)).not.toThrow();
+    expect(() => checkActivationMemory(huge, TINY_CONFIG, "cuda", 24 * GiB)).not.toThrow(); // left to the OOM handler there
+    expect(() => checkActivationMemory(huge, null, "cpu", 24 * GiB)).not.toThrow(); // shape unknown before download
   });
 
   test("the split leaves a training task and, when validating, a validation task", () => {
