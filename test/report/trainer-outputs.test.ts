@@ -68,8 +68,11 @@ describe("a training run's event files and report", () => {
   });
 
   test("a resume from an earlier checkpoint (the crash came after step 10 was logged) repeats no step", () => {
-    // Without step 10's checkpoint the resume starts from step 5, with steps 6..10 already in the logs.
+    // Without step 10's checkpoint the resume starts from step 5, with steps 6..10 already in the logs. A
+    // crash before step 10's checkpoint also came before its best/ copy: best/ (step 10 here) goes too, or
+    // the resume would take it (best/ counts among the checkpoints by its step).
     rmSync(join(runDir, "checkpoints", "step_000000010"), { recursive: true });
+    rmSync(join(runDir, "checkpoints", "best"), { recursive: true, force: true });
     const eventFile = latestEventFile(runDir)!;
     const r = trainOk(["--resume", runDir, "--max_batches", "10"]);
     expect(r.err).toContain("(step 5,");
