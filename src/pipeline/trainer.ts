@@ -188,8 +188,6 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
     const context = qwenConfig?.maxPositionEmbeddings;
     if (context && cfg.max_prompt_tokens + cfg.hint_tokens > context)
       throw new UsageError(`--max_prompt_tokens ${cfg.max_prompt_tokens} + --hint_tokens ${cfg.hint_tokens} is more than the model's context (${context} positions, max_position_embeddings of --model ${cfg.model}); lower them`);
-    // Bounds from the machine: the largest batch's activations must fit its memory at all.
-    checkActivationMemory(cfg, qwenConfig, cfg.device, totalmem());
     const resumed = candidates ? candidates.runDir : null;
     // Only rank 0 writes (a probe included): the others leave the folders alone.
     if (lead) {
@@ -295,6 +293,8 @@ async function trainRun(
   // A batch larger than the data would hold every example at once (and the memory for them all).
   if (!candidates && cfg.batch_size > trainEx.length)
     throw new UsageError(`--batch_size ${cfg.batch_size} is more than the ${trainEx.length} training examples of --data ${cfg.data}; give --batch_size ${trainEx.length} or fewer`);
+  // Bounds from the machine: the largest batch's activations must fit its memory at all (before the model loads).
+  checkActivationMemory(cfg, modelFolderConfig(cfg.model), cfg.device, totalmem());
   // The global batch: batch_size examples on each of the world's ranks.
   const globalBatch = cfg.batch_size * world;
   const batchesPerEpoch = Math.ceil(trainEx.length / globalBatch);
