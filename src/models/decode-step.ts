@@ -8,9 +8,19 @@
 // A replay reads the weights where they are, so an optimizer step between calls is seen (its updates are
 // in place), and autocast's casts are recorded in the graph rather than read from autocast's cache.
 import * as torch from "../torch.ts";
-import { type Tensor, cuda } from "../torch.ts";
-import { StaticKVCache } from "./kv-cache.ts";
-import type { Qwen2ForCausalLM } from "./qwen2.ts";
+import { type DType, type Device, type Tensor, cuda } from "../torch.ts";
+import { type CacheLike, StaticKVCache } from "./kv-cache.ts";
+
+/**
+ * What a decode step needs of a causal LM (Qwen2ForCausalLM is one). Structural, so this file does not
+ * import the model (which imports generation, which imports this).
+ */
+export interface DecodingModel {
+  readonly config: { numHiddenLayers: number };
+  readonly device: Device;
+  readonly dtype: DType;
+  forward(args: { inputIds: Tensor; positionIds: Tensor; attentionBias: Tensor; pastKeyValues: CacheLike; logitsToKeep: number }): { logits: Tensor | null };
+}
 
 /**
  * Cache lengths are rounded up to a multiple of this: one graph serves every prompt length in a block.
@@ -43,17 +53,17 @@ export class DecodeGraphs {
   }
 }
 
-const registry = new WeakMap<Qwen2ForCausalLM, DecodeGraphs>();
+const registry = new WeakMap<DecodingModel, DecodeGraphs>();
 
 /** The decode graphs kept for a model (created empty). */
-export function decodeGraphsOf(model: Qwen2ForCausalLM): DecodeGraphs {
+export function decodeGraphsOf(model: DecodingModel): DecodeGraphs {
   let g = registry.get(model);
   if (!g) registry.set(model, (g = new DecodeGraphs()));
   return g;
 }
 
 /** Frees a model's decode graphs and their caches (e.g. before measuring memory or ending a run). */
-export function releaseDecodeGraphs(model: Qwen2ForCausalLM): void {
+export function releaseDecodeGraphs(model: DecodingModel): void {
   registry.get(model)?.dispose();
   registry.delete(model);
 }
@@ -64,7 +74,7 @@ function disposeState(s: DecodeState): void {
   for (const t of [s.ids, s.posIds, s.writeIndex, s.keyValid, s.bias, s.logits]) t?.dispose();
 }
 
-function newState(model: Qwen2ForCausalLM, b: number, capacity: number): DecodeState {
+function newState(model: DecodingModel, b: number, capacity: number): DecodeState {
   const device = model.device;
   return torch.scope(() => {
     const keyValid = torch.keep(torch.zeros([b, capacity], { dtype: "bool", device }));
@@ -97,7 +107,7 @@ export interface StaticDecode {
  * The caller prefills positions 0..promptLength-1 into `cache`, then calls `step` once per new token.
  */
 export function staticDecodeStep(
-  model: Qwen2ForCausalLM,
+  model: DecodingModel,
   o: { batch: number; promptLength: number; maxNew: number; mask: Tensor | null; useGraphs: boolean; minCapacity?: number; variant?: string },
 ): StaticDecode {
   const b = o.batch;
@@ -127,7 +137,6 @@ export function staticDecodeStep(
     }
     st.writeIndex.fill_(t0);
   });
-  st.cache.start = 0; // the prefill's forward sees an empty cache (its own positions 0..t0-1)
   const forward = (): Tensor => {
     st.cache.writeIndex = st.writeIndex;
     st.cache.attendTo = capacity;

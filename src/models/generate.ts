@@ -91,8 +91,9 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
   const flags = model.modules().map((m) => [m, m.training] as const);
   model.eval();
   const staticCache = (opts.cache ?? "static") === "static";
-  let cache: KVCache | StaticKVCache = new KVCache(model.config.numHiddenLayers);
+  // The cache this call made (a growing one, or a static decode's): freed at the end unless graphs keep it.
   let st: StaticDecode | null = null;
+  let dynamic: KVCache | null = null;
   const merge = opts.mergeAdapters ?? "auto";
   const merged = merge === "on" || (merge === "auto" && String(model.device).startsWith("cuda"));
   const adapters = <R>(f: () => R): R => (merged ? withMergedAdapters(model, f) : f());
@@ -118,13 +119,13 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
         // The static path: the prompt's keys and values go into a preallocated cache (positions 0..t0-1),
         // then every decode step is the same computation on the same tensors (staticDecodeStep).
         let decode: ((fed: Tensor) => Tensor) | null = null;
+        let cache: KVCache | StaticKVCache;
         if (staticCache && maxNew > 1) {
-          cache.dispose();
           const useGraphs = (opts.cudaGraphs ?? "auto") === "auto" && !doSample && penalty === 1 && String(dev).startsWith("cuda");
           st = staticDecodeStep(model, { batch: b, promptLength: t0, maxNew, mask, useGraphs, minCapacity: opts.cacheCapacity, variant: merged ? "merged" : "adapters" });
           cache = st.cache;
           decode = st.step;
-        }
+        } else cache = dynamic = new KVCache(model.config.numHiddenLayers);
         for (let step = 0; step < maxNew; step++) {
           const tok = torch.scope(() => {
             let scores: Tensor; // [B, V]
@@ -167,9 +168,8 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
     ));
   } finally {
     // A static cache held by decode graphs stays with them (reused by the next call of this shape).
-    const made = st as StaticDecode | null; // assigned inside the callback above
-    if (made) made.release();
-    else cache.dispose();
+    (st as StaticDecode | null)?.release(); // both assigned inside the callback above
+    (dynamic as KVCache | null)?.dispose();
     for (const [m, tr] of flags) m.training = tr;
   }
 }

@@ -51,7 +51,7 @@ export class KVCache {
 
 /** What the attention layers need of a cache. */
 export interface CacheLike {
-  /** Cached positions before this forward (a static cache: its write start). */
+  /** Cached positions before this forward (0 for a static cache: its callers give positions and mask). */
   readonly length: number;
   update(i: number, k: Tensor, v: Tensor): [Tensor, Tensor];
 }
@@ -70,14 +70,16 @@ export class StaticKVCache implements CacheLike {
   /** Positions this forward writes (int64, on the cache's device). Set before each forward. */
   writeIndex: Tensor | null = null;
   attendTo: number | null = null;
-  /** The host's view of the write start (what `length` reports). */
-  start = 0;
   constructor(readonly numLayers: number, readonly capacity: number) {
     this.keys = Array(numLayers).fill(null);
     this.values = Array(numLayers).fill(null);
   }
+  /**
+   * 0: the prefill's forward sees no cached positions (its own are 0..T-1), and a decode step passes its
+   * positions and mask itself (attentionBias), so the model never derives them from the cache.
+   */
   get length(): number {
-    return this.start;
+    return 0;
   }
   private buffers(i: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
     if (!this.keys[i]) {
@@ -100,11 +102,6 @@ export class StaticKVCache implements CacheLike {
     const [K, V] = this.buffers(i, k, v);
     K.narrow(2, 0, k.shape[2]).copy_(k);
     V.narrow(2, 0, v.shape[2]).copy_(v);
-  }
-  /** Whether this cache's buffers fit a batch of b rows, `kvHeads` heads, in this dtype. */
-  fits(b: number): boolean {
-    const k = this.keys[0];
-    return !k || k.shape[0] === b;
   }
   dispose(): void {
     for (const t of [...this.keys, ...this.values]) t?.dispose();

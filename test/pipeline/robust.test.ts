@@ -4,7 +4,6 @@
 // stale lock), a failing backup, and bad task files.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -13,6 +12,7 @@ import { LOCK_FILE } from "../../src/pipeline/lock";
 import { latestVerifiedCheckpoint, listCheckpoints, verifyCheckpoint } from "../../src/pipeline/checkpoint";
 import { readMetrics } from "../../src/pipeline/runs";
 import { lineWatcher } from "../helpers/lines";
+import { replaceVerified } from "../helpers/checkpoints";
 import { CPU, EVAL, ROOT, TRAIN, runScript, tempFolders, type Result } from "../helpers/scripts";
 
 const fresh = tempFolders("arc-robust-test-");
@@ -47,16 +47,6 @@ function spawnTrain(args: string[]) {
       return line;
     },
   };
-}
-
-/** Rewrites a checkpoint file and its manifest entry, so the folder verifies with the new content. */
-function replaceVerified(dir: string, file: string, data: Buffer | string): void {
-  const buf = Buffer.from(data);
-  writeFileSync(join(dir, file), buf);
-  const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
-  m.files[file] = { bytes: buf.length, sha256: createHash("sha256").update(buf).digest("hex") };
-  writeFileSync(join(dir, "manifest.json"), JSON.stringify(m, null, 2));
-  expect(verifyCheckpoint(dir).ok).toBe(true);
 }
 
 // One short smoke run that the tests copy: checkpoints at steps 2, 4 and 6, best/ from step 6's validation.

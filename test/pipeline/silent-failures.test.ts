@@ -4,12 +4,12 @@
 // config.json when a checkpoint lacks one, skips a checkpoint without weights and survives a checkpoint
 // pruned while it loads; the data's identity in the run; resume and best/; the finished run; bounds.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import * as torch from "../../src/torch";
-import { listCheckpoints, verifyCheckpoint } from "../../src/pipeline/checkpoint";
+import { listCheckpoints } from "../../src/pipeline/checkpoint";
 import { nonFiniteTensors } from "../../src/pipeline/nonfinite";
+import { replaceVerified } from "../helpers/checkpoints";
 import { CPU, EVAL, TRAIN, runScript, tempFolders, type Result } from "../helpers/scripts";
 
 const fresh = tempFolders("arc-silent-test-");
@@ -22,21 +22,6 @@ function ok(script: string, args: string[]): Result {
 const onlyRun = (base: string) => join(base, readdirSync(base).find((n) => n.startsWith("arc_"))!);
 const ck = (runDir: string, step: number) => join(runDir, "checkpoints", `step_${String(step).padStart(9, "0")}`);
 const lines = (s: string) => s.trim().split("\n").filter((l) => l !== "");
-
-/** Rewrites a checkpoint file and its manifest entry, so the folder verifies with the new content. */
-function replaceVerified(dir: string, file: string, data: Buffer | string | null): void {
-  const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
-  if (data === null) {
-    rmSync(join(dir, file));
-    delete m.files[file];
-  } else {
-    const buf = Buffer.from(data);
-    writeFileSync(join(dir, file), buf);
-    m.files[file] = { bytes: buf.length, sha256: createHash("sha256").update(buf).digest("hex") };
-  }
-  writeFileSync(join(dir, "manifest.json"), JSON.stringify(m, null, 2));
-  expect(verifyCheckpoint(dir).ok).toBe(true);
-}
 
 // One short smoke run that the tests copy: checkpoints at steps 2 and 4, best/ from step 4's validation.
 let BASE_RUN = "";
