@@ -5,7 +5,8 @@
 //   bun scripts/eval.ts --checkpoint latest --run runs/arc_20261126_101500 --split val
 import { parseArgs } from "node:util";
 import { TTT_DEFAULTS } from "../src/pipeline/config";
-import { duplicateFlag, joinNegativeValues, parseDecimal, parseInteger } from "../src/util/flags";
+import { duplicateFlag, joinNegativeValues, parseInteger } from "../src/util/flags";
+import { EVAL_MODE_OPTIONS, parseEvalModes } from "./lib/eval-modes";
 import { oneLineErrors } from "../src/util/cli";
 oneLineErrors("eval");
 
@@ -18,13 +19,7 @@ const OPTIONS = {
   device: { type: "string" },
   max: { type: "string" },
   batch_size: { type: "string" },
-  votes: { type: "string" },
-  vote_seed: { type: "string" },
-  ttt_steps: { type: "string" },
-  ttt_lr: { type: "string" },
-  ttt_batch: { type: "string" },
-  ttt_seed: { type: "string" },
-  ttt_qwen: { type: "boolean", default: false },
+  ...EVAL_MODE_OPTIONS,
   out: { type: "string" },
   quiet: { type: "boolean", default: false },
   help: { type: "boolean", default: false },
@@ -74,22 +69,8 @@ async function main(argv: string[]): Promise<number> {
   if (max === null || max < 0) return usage(`--max must be a non-negative integer, got "${values.max}"`);
   const batchSize = values.batch_size === undefined ? 8 : parseInteger(values.batch_size as string);
   if (batchSize === null || batchSize < 1) return usage(`--batch_size must be a positive integer, got "${values.batch_size}"`);
-  const votes = values.votes === undefined ? 1 : parseInteger(values.votes as string);
-  if (votes === null || votes < 1 || votes > 64) return usage(`--votes must be an integer in 1..64, got "${values.votes}"`);
-  const voteSeed = values.vote_seed === undefined ? 0 : parseInteger(values.vote_seed as string);
-  if (voteSeed === null || voteSeed < 0) return usage(`--vote_seed must be a non-negative integer, got "${values.vote_seed}"`);
-  const int = (k: string, dflt: number, min: number) => {
-    const v = values[k] === undefined ? dflt : parseInteger(values[k] as string);
-    return v === null || v < min ? null : v;
-  };
-  const tttSteps = int("ttt_steps", 0, 0);
-  if (tttSteps === null) return usage(`--ttt_steps must be a non-negative integer, got "${values.ttt_steps}"`);
-  const tttBatch = int("ttt_batch", TTT_DEFAULTS.batch, 1);
-  if (tttBatch === null) return usage(`--ttt_batch must be a positive integer, got "${values.ttt_batch}"`);
-  const tttSeed = int("ttt_seed", 0, 0);
-  if (tttSeed === null) return usage(`--ttt_seed must be a non-negative integer, got "${values.ttt_seed}"`);
-  const tttLr = values.ttt_lr === undefined ? TTT_DEFAULTS.lr : parseDecimal(values.ttt_lr as string);
-  if (tttLr === null || !(tttLr >= 0)) return usage(`--ttt_lr must be a non-negative number, got "${values.ttt_lr}"`);
+  const modes = parseEvalModes(values);
+  if ("error" in modes) return usage(modes.error);
   for (const k of ["checkpoint", "run", "run_dir", "data", "out", "batch_size"] as const)
     if (values[k] === "") return usage(`--${k} was given an empty value (an unset shell variable?)`);
   // The device is checked before any checkpoint or model loads (asking about CUDA loads LibTorch only).
@@ -114,9 +95,7 @@ async function main(argv: string[]): Promise<number> {
       device,
       max,
       batchSize,
-      votes,
-      voteSeed,
-      ttt: { steps: tttSteps, lr: tttLr, batch: tttBatch, seed: tttSeed, qwen: values.ttt_qwen === true },
+      ...modes,
       out: values.out as string | undefined,
       quiet: values.quiet === true,
     });

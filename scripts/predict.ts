@@ -4,7 +4,8 @@
 //   bun scripts/predict.ts --checkpoint best --data arc-agi_evaluation_challenges.json --solutions arc-agi_evaluation_solutions.json --votes 8
 import { TTT_DEFAULTS, UsageError } from "../src/pipeline/config";
 import { parseCommandLine } from "../src/util/cli";
-import { parseDecimal, parseInteger } from "../src/util/flags";
+import { parseInteger } from "../src/util/flags";
+import { EVAL_MODE_OPTIONS, parseEvalModes } from "./lib/eval-modes";
 
 const USAGE = `Usage: bun scripts/predict.ts --data FILE|DIR [--checkpoint best|latest|PATH] [--run DIR] [--out submission.json]
                             [--solutions FILE] [--votes K] [--ttt_steps N] [--device cpu|cuda] [--batch_size N]
@@ -34,13 +35,7 @@ const cli = parseCommandLine("predict", USAGE, {
   split: { type: "string", default: "evaluation" },
   device: { type: "string" },
   batch_size: { type: "string", default: "8" },
-  votes: { type: "string", default: "1" },
-  vote_seed: { type: "string", default: "0" },
-  ttt_steps: { type: "string", default: "0" },
-  ttt_lr: { type: "string" },
-  ttt_batch: { type: "string" },
-  ttt_seed: { type: "string", default: "0" },
-  ttt_qwen: { type: "boolean", default: false },
+  ...EVAL_MODE_OPTIONS,
   solutions: { type: "string" },
   out: { type: "string", default: "submission.json" },
   report: { type: "string" },
@@ -57,13 +52,8 @@ const int = (k: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
   return n as number;
 };
 const batchSize = int("batch_size", 1);
-const votes = int("votes", 1, 64);
-const voteSeed = int("vote_seed", 0);
-const tttSteps = int("ttt_steps", 0);
-const tttSeed = int("ttt_seed", 0);
-const tttBatch = v.ttt_batch === undefined ? TTT_DEFAULTS.batch : int("ttt_batch", 1);
-const tttLr = v.ttt_lr === undefined ? TTT_DEFAULTS.lr : parseDecimal(v.ttt_lr as string);
-if (tttLr === null || !(tttLr >= 0)) cli.fail(`--ttt_lr must be a non-negative number, got "${v.ttt_lr}"`);
+const modes = parseEvalModes(v);
+if ("error" in modes) cli.fail(modes.error);
 const device = v.device as string | undefined;
 if (device !== undefined && device !== "cpu" && !/^cuda(:\d+)?$/.test(device)) cli.fail(`--device must be cpu, cuda or cuda:N, got "${device}"`);
 
@@ -78,9 +68,7 @@ try {
     split: v.split as "evaluation" | "training",
     device,
     batchSize,
-    votes,
-    voteSeed,
-    ttt: { steps: tttSteps, lr: tttLr as number, batch: tttBatch, seed: tttSeed, qwen: v.ttt_qwen === true },
+    ...modes,
     solutions: v.solutions as string | undefined,
     out: v.out as string,
     report: v.report as string | undefined,
