@@ -33,19 +33,6 @@ export class LoraAdapter extends Module {
     noGrad(() => this.lora_B.weight.zero_());
     this.scaling = alpha / rank;
   }
-  /**
-   * y + scaling * B(A(dropout(x))) (dropout while the owning layer trains), computed in the adapter dtype,
-   * returned in y's dtype. AdaptableLinear computes the same in one native call (F.loraLinear), which also
-   * skips the cast of x to the adapter dtype under autocast, where the linear casts it back anyway.
-   */
-  forward(x: Tensor, y: Tensor, training: boolean): Tensor {
-    const ad = this.lora_A.weight.dtype;
-    let h = x.dtype === ad ? x : x.to(ad);
-    if (training && this.dropout > 0) h = F.dropout(h, this.dropout, true);
-    const delta = F.linear(F.linear(h, this.lora_A.weight), this.lora_B.weight).mul(this.scaling);
-    const out = y.add(delta);
-    return out.dtype === y.dtype ? out : out.to(y.dtype);
-  }
   /** scaling * B A, the update merged into the base weight (in float32 or the adapter dtype). */
   delta(): Tensor {
     return this.lora_B.weight.matmul(this.lora_A.weight).mul(this.scaling);
@@ -75,7 +62,9 @@ export class AdaptableLinear extends Module {
     const a = this.adapter;
     if (!a) return F.linear(x, this.weight, this.bias);
     if (this.useMerged && this.merged) return F.linear(x, this.merged, this.bias);
-    // One native call for the base projection and the adapter (LoraAdapter.forward's arithmetic).
+    // PEFT's arithmetic in one native call: W x + b + scaling * B(A(dropout(x))) (dropout while training),
+    // the adapter in its own dtype (the input is cast to it outside autocast; under autocast the linear
+    // casts to the autocast dtype anyway, exactly), returned in the base output's dtype.
     return F.loraLinear(x, this.weight, this.bias, a.lora_A.weight, a.lora_B.weight, a.scaling, a.dropout, this.training);
   }
   override dispose(): void {
