@@ -14,9 +14,9 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type Example, type Task, loadDataset, resizeNearest, syntheticDataset, testExamples, writeSplitFolder } from "../src/arc";
-import { runEvaluation } from "../src/pipeline/report";
-import { cellAccuracy } from "../src/pipeline/reward";
-import { readMetrics } from "../src/pipeline/runs";
+import { runEvaluation } from "../src/pipeline/commands/eval-checkpoint";
+import { cellAccuracy } from "../src/pipeline/objective/reward";
+import { readMetrics } from "../src/pipeline/run/run-folder";
 import { machine } from "./machine";
 
 const ROOT = join(import.meta.dir, "..");

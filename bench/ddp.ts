@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { QWEN25_1_5B_CONFIG } from "../src/models/qwen2";
-import { readMetrics } from "../src/pipeline/runs";
+import { readMetrics } from "../src/pipeline/run/run-folder";
 import * as torch from "../src/torch";
 import { freePort } from "../src/util/ports";
 import { machine } from "./machine";

@@ -1,4 +1,4 @@
-// Memory over a long training run: the real trainer (src/pipeline/trainer.ts, in this process) on the
+// Memory over a long training run: the real trainer (src/pipeline/trainer/trainer.ts, in this process) on the
 // smoke preset for 300 batches, sampling every 50 batches the resident set size, the JS heap, and the
 // number of live tensors. Live tensors flat while RSS climbs means memory held outside the tensors
 // (the C allocator's free lists, JS garbage, caches): the JSON says which. One JSON object on stdout;
@@ -16,8 +16,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { DEFAULTS, PRESETS, type TrainConfig } from "../src/pipeline/config";
-import { train } from "../src/pipeline/trainer";
+import { DEFAULTS, PRESETS, type TrainConfig } from "../src/pipeline/config/train-config";
+import { train } from "../src/pipeline/trainer/trainer";
 import * as torch from "../src/torch";
 import { releaseFreeMemory } from "../src/util/malloc";
 import { machine } from "./machine";

@@ -1,4 +1,4 @@
-// Training throughput of the trainer's own step (src/pipeline/update.ts: trainBatch's passes, backward of
+// Training throughput of the trainer's own step (src/pipeline/trainer/optimizer-step.ts: trainBatch's passes, backward of
 // both losses, unscale, clip, AdamW/GradScaler, the refiner's Adam, the memory): examples/s, ms per
 // example by stage, host transfers per optimizer step, padding shares and peak memory, and the epoch of
 // ARC-AGI-2's 3232 training pairs extrapolated from the examples measured. One JSON object on stdout.
@@ -20,13 +20,13 @@ import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { epochOrder, loadDataset, trainingExamples } from "../src/arc";
 import { QWEN25_1_5B_CONFIG, Qwen2ForCausalLM } from "../src/models/qwen2";
-import { DEFAULTS, PRESETS, type TrainConfig, withDeviceDefaults } from "../src/pipeline/config";
-import { sizeWeight } from "../src/pipeline/efe";
-import { lengthGroupedOrder, paddingShare } from "../src/pipeline/sampler";
-import { autocastFor, systemConfig } from "../src/pipeline/run-setup";
-import type { BatchStats } from "../src/pipeline/step";
-import { buildSystem } from "../src/pipeline/system";
-import { backwardBatch, buildOptimizers, emptyStats, optimizerStep } from "../src/pipeline/update";
+import { DEFAULTS, PRESETS, type TrainConfig, withDeviceDefaults } from "../src/pipeline/config/train-config";
+import { sizeWeight } from "../src/pipeline/objective/efe";
+import { lengthGroupedOrder, paddingShare } from "../src/pipeline/trainer/sampler";
+import { autocastFor, systemConfig } from "../src/pipeline/config/run-setup";
+import type { BatchStats } from "../src/pipeline/system/training-step";
+import { buildSystem } from "../src/pipeline/system/system";
+import { backwardBatch, buildOptimizers, emptyStats, optimizerStep } from "../src/pipeline/trainer/optimizer-step";
 import { QwenTokenizer } from "../src/tokenizer";
 import * as torch from "../src/torch";
 import type { Device } from "../src/torch";

@@ -26,9 +26,9 @@ async function main(argv: string[]): Promise<void> {
   const torch = await import("../src/torch.ts");
   const { context, target, gridLines, wantsColour } = await import("../src/arc/index.ts");
   const { outputSizeFromDemos } = await import("../src/arc/size-rules.ts");
-  const { predictedSize } = await import("../src/pipeline/agent.ts");
-  const { hardPrediction } = await import("../src/pipeline/step.ts");
-  const { cellAccuracy } = await import("../src/pipeline/reward.ts");
+  const { predictedSize } = await import("../src/pipeline/system/agent.ts");
+  const { hardPrediction } = await import("../src/pipeline/system/training-step.ts");
+  const { cellAccuracy } = await import("../src/pipeline/objective/reward.ts");
 
   const sys = await buildStageSystem(args);
   const ctx = context(ex);

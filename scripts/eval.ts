@@ -4,7 +4,7 @@
 //   bun scripts/eval.ts --checkpoint best            (latest run under runs/)
 //   bun scripts/eval.ts --checkpoint latest --run runs/arc_20261126_101500 --split val
 import { parseArgs } from "node:util";
-import { TTT_DEFAULTS } from "../src/pipeline/config";
+import { TTT_DEFAULTS } from "../src/pipeline/eval/ttt";
 import { duplicateFlag, joinNegativeValues, parseInteger } from "../src/util/flags";
 import { EVAL_MODE_OPTIONS, parseEvalModes } from "./lib/eval-modes";
 import { oneLineErrors } from "../src/util/cli";
@@ -84,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
       if (m[1] && Number(m[1]) >= torch.cuda.deviceCount()) return usage(`--device ${device}: only ${torch.cuda.deviceCount()} CUDA device(s)`);
     }
   }
-  const { runEvaluation } = await import("../src/pipeline/report");
+  const { runEvaluation } = await import("../src/pipeline/commands/eval-checkpoint");
   try {
     await runEvaluation({
       checkpoint: values.checkpoint as string,
@@ -104,7 +104,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`eval: ${(e as Error).message}`);
     if (process.env.ARC_DEBUG) console.error((e as Error).stack);
     // An output folder that cannot be written (probed before any work) is a usage error.
-    const { UsageError } = await import("../src/pipeline/config");
+    const { UsageError } = await import("../src/pipeline/config/train-config");
     return e instanceof UsageError ? 2 : 1;
   }
 }

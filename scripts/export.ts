@@ -5,7 +5,7 @@
 //   bun scripts/export.ts --checkpoint best --merged out/model          (AutoModelForCausalLM.from_pretrained("out/model"))
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { UsageError } from "../src/pipeline/config";
+import { UsageError } from "../src/pipeline/config/train-config";
 import { parseCommandLine } from "../src/util/cli";
 
 const USAGE = `Usage: bun scripts/export.ts [--checkpoint best|latest|PATH] [--run DIR] [--run_dir runs] [--peft DIR] [--merged DIR] [--base DIR]
@@ -40,10 +40,10 @@ const v = cli.values;
 for (const k of ["checkpoint", "run", "run_dir", "peft", "merged", "base"]) if (v[k] === "") cli.fail(`--${k} was given an empty value (an unset shell variable?)`);
 if (!v.peft && !v.merged && !v.base) cli.fail("nothing to write: give --peft DIR, --merged DIR and/or --base DIR");
 
-const { loadForEvaluation } = await import("../src/pipeline/report");
-const { systemConfig, useThreads } = await import("../src/pipeline/run-setup");
-const { buildSystem } = await import("../src/pipeline/system");
-const { restoreSystem } = await import("../src/pipeline/training-state");
+const { loadForEvaluation } = await import("../src/pipeline/commands/eval-checkpoint");
+const { systemConfig, useThreads } = await import("../src/pipeline/config/run-setup");
+const { buildSystem } = await import("../src/pipeline/system/system");
+const { restoreSystem } = await import("../src/pipeline/run/training-state");
 const { saveLora, mergeLora, loraConfigOf } = await import("../src/models/lora");
 const { saveModelFolder } = await import("../src/models/export");
 const torch = await import("../src/torch");

@@ -2,7 +2,7 @@
 // threshold, writes, evictions and reads. `bun scripts/memory.ts --help`.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EpisodicMemory, type EpisodicMemoryState } from "../src/pipeline/memory.ts";
+import { EpisodicMemory, type EpisodicMemoryState } from "../src/pipeline/system/episodic-memory.ts";
 import * as torch from "../src/torch.ts";
 import { oneLineErrors, parseCommandLine } from "../src/util/cli.ts";
 oneLineErrors("memory");

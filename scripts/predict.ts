@@ -2,7 +2,8 @@
 // A trained checkpoint's answers to every test input of every task, as an ARC Prize submission:
 //   bun scripts/predict.ts --checkpoint best --data arc-agi_test_challenges.json --out submission.json
 //   bun scripts/predict.ts --checkpoint best --data arc-agi_evaluation_challenges.json --solutions arc-agi_evaluation_solutions.json --votes 8
-import { TTT_DEFAULTS, UsageError } from "../src/pipeline/config";
+import { UsageError } from "../src/pipeline/config/train-config";
+import { TTT_DEFAULTS } from "../src/pipeline/eval/ttt";
 import { parseCommandLine } from "../src/util/cli";
 import { parseInteger } from "../src/util/flags";
 import { EVAL_MODE_OPTIONS, parseEvalModes } from "./lib/eval-modes";
@@ -58,7 +59,7 @@ const device = v.device as string | undefined;
 if (device !== undefined && device !== "cpu" && !/^cuda(:\d+)?$/.test(device)) cli.fail(`--device must be cpu, cuda or cuda:N, got "${device}"`);
 
 const { ArcDataError } = await import("../src/arc");
-const { runPrediction } = await import("../src/pipeline/predict");
+const { runPrediction } = await import("../src/pipeline/commands/predict");
 try {
   await runPrediction({
     checkpoint: v.checkpoint as string,

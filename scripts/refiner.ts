@@ -1,6 +1,6 @@
 // The refiner stage on its own (docs/pipeline.md, "Refiner"): trains a PromptRefiner on a toy bandit and prints
 // its progress. `bun scripts/refiner.ts --help`.
-import { PromptRefiner } from "../src/pipeline/refiner.ts";
+import { PromptRefiner } from "../src/pipeline/system/refiner.ts";
 import * as torch from "../src/torch.ts";
 import { oneLineErrors, parseCommandLine } from "../src/util/cli.ts";
 oneLineErrors("refiner");

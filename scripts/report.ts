@@ -2,8 +2,8 @@
 // validation): `bun scripts/report.ts --run runs/arc_20250101_120000`.
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { writeDashboard } from "../src/pipeline/dashboard.ts";
-import { latestRun } from "../src/pipeline/runs.ts";
+import { writeDashboard } from "../src/pipeline/observe/report-html.ts";
+import { latestRun } from "../src/pipeline/run/run-folder.ts";
 import { oneLineErrors, parseCommandLine } from "../src/util/cli.ts";
 oneLineErrors("report");
 

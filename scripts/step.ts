@@ -31,8 +31,8 @@ async function main(argv: string[]): Promise<void> {
   const { target } = await import("../src/arc/index.ts");
   if (!target(ex)) throw new UsageError(`task ${ex.task.id} test pair ${ex.index} has no known output to train on`);
   const torch = await import("../src/torch.ts");
-  const { trainExample } = await import("../src/pipeline/step.ts");
-  const { qwenTrainable } = await import("../src/pipeline/system.ts");
+  const { trainExample } = await import("../src/pipeline/system/training-step.ts");
+  const { qwenTrainable } = await import("../src/pipeline/system/system.ts");
   const { loraParameters } = await import("../src/models/lora.ts");
 
   const sys = await buildStageSystem(args);

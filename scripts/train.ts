@@ -6,7 +6,7 @@
 // Exit codes: 0 done, 1 failed while training, 2 refused before any work (bad flag, data, folder, a run
 // another trainer holds), 3 stopped because losses, gradients or weights went non-finite (the last finite
 // checkpoint kept), 130/143 stopped by SIGINT/SIGTERM after a checkpoint.
-import { UsageError, helpText, parseTrainArgs, validateConfig, withDeviceDefaults } from "../src/pipeline/config";
+import { UsageError, helpText, parseTrainArgs, validateConfig, withDeviceDefaults } from "../src/pipeline/config/train-config";
 import { oneLineErrors } from "../src/util/cli";
 oneLineErrors("train");
 
@@ -34,10 +34,10 @@ async function main(argv: string[]): Promise<number> {
     throw e;
   }
   // The trainer (and the model code it pulls in) loads only once the flags are known to be good.
-  const { train } = await import("../src/pipeline/trainer");
-  const { RunLockedError } = await import("../src/pipeline/lock");
-  const { SIGNAL_EXIT } = await import("../src/pipeline/stop");
-  const { NonFiniteError } = await import("../src/pipeline/nonfinite");
+  const { train } = await import("../src/pipeline/trainer/trainer");
+  const { RunLockedError } = await import("../src/pipeline/run/lock");
+  const { SIGNAL_EXIT } = await import("../src/pipeline/trainer/stop");
+  const { NonFiniteError } = await import("../src/pipeline/system/nonfinite");
   // A rank of scripts/launch.ts stops (checkpointing) when the launcher is killed outright.
   (await import("../src/util/launch")).watchLauncher();
   try {

@@ -175,14 +175,14 @@ export async function resolveExample(a: StageArgs): Promise<{ ex: Example; where
 /** Builds the system the flags describe (as the trainer does), on the chosen device. */
 export async function buildStageSystem(a: StageArgs) {
   const torch = await import("../../src/torch.ts");
-  const { buildSystem } = await import("../../src/pipeline/system.ts");
-  const { DEFAULTS } = await import("../../src/pipeline/config.ts");
-  const { systemConfig } = await import("../../src/pipeline/run-setup.ts");
+  const { buildSystem } = await import("../../src/pipeline/system/system.ts");
+  const { DEFAULTS } = await import("../../src/pipeline/config/train-config.ts");
+  const { systemConfig } = await import("../../src/pipeline/config/run-setup.ts");
   const device = a.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : a.device;
   if (device !== "cpu" && !torch.cuda.isAvailable()) throw new UsageError(`--device ${device}: CUDA is not available`);
   torch.manualSeed(a.seed);
   const { model, qwen_train, lora_rank, lora_alpha, max_prompt_tokens, hint_tokens, agent_channels, agent_steps, rl_lr, memory_capacity, seed } = a;
-  const cfg: import("../../src/pipeline/config.ts").TrainConfig = {
+  const cfg: import("../../src/pipeline/config/train-config.ts").TrainConfig = {
     ...DEFAULTS,
     model,
     device,

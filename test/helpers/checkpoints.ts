@@ -4,7 +4,7 @@ import { expect } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { verifyCheckpoint } from "../../src/pipeline/checkpoint";
+import { verifyCheckpoint } from "../../src/pipeline/run/checkpoint";
 
 /** Replaces `file` in checkpoint `dir` with `data` (null: removes it) and re-manifests the folder; it still verifies. */
 export function replaceVerified(dir: string, file: string, data: Buffer | string | null): void {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { ensureGoldenModel, goldenModelBytes, sha256 } from "../fixtures/golden/make-model.ts";
 
-const FIXTURES = path.join(import.meta.dir, "..", "fixtures");
+export const FIXTURES = path.join(import.meta.dir, "..", "fixtures");
 
 export const FIXTURE_ARC = path.join(FIXTURES, "arc");
 export const GOLDEN = path.join(FIXTURES, "golden");

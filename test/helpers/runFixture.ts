@@ -3,7 +3,7 @@
 // colour appears, without training anything.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Gallery } from "../../src/pipeline/dashboard";
+import type { Gallery } from "../../src/pipeline/observe/report-html";
 
 /** A 3x4 grid holding every colour 0..9 (and 0, 1 again): the cells tests sample. */
 export const KNOWN_GRID = [

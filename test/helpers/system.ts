@@ -1,7 +1,7 @@
 // A small full system for CPU tests: the tiny Qwen2, LoRA, a 16-channel agent.
-import { DEFAULTS } from "../../src/pipeline/config";
-import { systemConfig } from "../../src/pipeline/run-setup";
-import type { SystemConfig } from "../../src/pipeline/system";
+import { DEFAULTS } from "../../src/pipeline/config/train-config";
+import { systemConfig } from "../../src/pipeline/config/run-setup";
+import type { SystemConfig } from "../../src/pipeline/system/system";
 
 export const tinySystemConfig = (over: Partial<SystemConfig> = {}): SystemConfig => ({
   ...systemConfig({

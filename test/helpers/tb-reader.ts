@@ -1,6 +1,6 @@
 // An independent reader of TensorBoard event files for tests, written from the formats' documentation
 // (TFRecord framing; the protobuf wire format; TensorFlow's event.proto and summary.proto), sharing no
-// code with src/pipeline/tensorboard.ts. Where the Python `tensorboard` package is installed, tests use
+// code with src/pipeline/observe/tensorboard.ts. Where the Python `tensorboard` package is installed, tests use
 // its EventAccumulator instead (readEventsWithTensorBoard), so the product is checked by the real reader.
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";

@@ -2,9 +2,9 @@
 // `STATE {json}` with what this rank holds (weights and memory as sha256 digests, the memory threshold,
 // the refiner's baseline), so a test can show every rank ends with the same state.
 import { createHash } from "node:crypto";
-import { parseTrainArgs, validateConfig } from "../../src/pipeline/config";
-import { train } from "../../src/pipeline/trainer";
-import { modelTensors } from "../../src/pipeline/training-state";
+import { parseTrainArgs, validateConfig } from "../../src/pipeline/config/train-config";
+import { train } from "../../src/pipeline/trainer/trainer";
+import { modelTensors } from "../../src/pipeline/system/state";
 import type { Tensor } from "../../src/torch";
 
 function digest(tensors: Record<string, Tensor>): string {

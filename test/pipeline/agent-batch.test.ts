@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import * as torch from "../../src/torch";
 import type { Tensor } from "../../src/torch";
-import { type AgentOutput, GridAgent, confidence, confidences, planPasses, predictedSize, predictedSizes } from "../../src/pipeline/agent";
+import { type AgentOutput, GridAgent, confidence, confidences, planPasses, predictedSize, predictedSizes } from "../../src/pipeline/system/agent";
 
 const SIZES: [number, number][] = [[1, 1], [3, 7], [30, 30], [12, 5], [3, 7]];
 const T = 5;

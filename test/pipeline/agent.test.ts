@@ -1,10 +1,10 @@
 // GridAgent shapes and conditioning; resize semantics; the reward metrics on crafted grids.
 import { describe, expect, test } from "bun:test";
 import * as torch from "../../src/torch";
-import { GridAgent, predictedSize } from "../../src/pipeline/agent";
-import { DEFAULTS } from "../../src/pipeline/config";
-import { gridTensor, resizeHard, resizeLogits, toGrid } from "../../src/pipeline/resize";
-import { DEFAULT_REWARD_WEIGHTS, colourScore, exactMatch, reward, sizeScore } from "../../src/pipeline/reward";
+import { GridAgent, predictedSize } from "../../src/pipeline/system/agent";
+import { DEFAULTS } from "../../src/pipeline/config/train-config";
+import { gridTensor, resizeHard, resizeLogits, toGrid } from "../../src/pipeline/system/resize";
+import { DEFAULT_REWARD_WEIGHTS, colourScore, exactMatch, reward, sizeScore } from "../../src/pipeline/objective/reward";
 
 const grid = (h: number, w: number, f: (i: number, j: number) => number) => Array.from({ length: h }, (_, i) => Array.from({ length: w }, (_, j) => f(i, j)));
 

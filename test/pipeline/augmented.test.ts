@@ -6,7 +6,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Example, type Grid, loadTask } from "../../src/arc";
 import { dihedral, permuteColours } from "../../src/arc/augment";
-import { trainingAugmentation } from "../../src/pipeline/augmented";
+import { trainingAugmentation } from "../../src/pipeline/system/augmentation";
 import { FIXTURE_ARC } from "../helpers/fixtures";
 import { CPU, TRAIN, runScript, tempFolders } from "../helpers/scripts";
 

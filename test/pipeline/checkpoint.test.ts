@@ -11,11 +11,11 @@ import { basename, join } from "node:path";
 import * as torch from "../../src/torch";
 import {
   type CheckpointManifest, cleanupLeftovers, listCheckpoints, latestVerifiedCheckpoint, loadCheckpoint, saveCheckpoint, stepDirName, verifyCheckpoint,
-} from "../../src/pipeline/checkpoint";
-import { mirrorCheckpoint } from "../../src/pipeline/backup";
-import { resolveCheckpoint } from "../../src/pipeline/checkpoint-resolve";
-import { pruneCheckpoints, readBest, updateBest } from "../../src/pipeline/retention";
-import { appendMetrics, createRun, latestRun, listRuns, openRun, readMetrics, RUN_NAME_RE, trimMetrics } from "../../src/pipeline/runs";
+} from "../../src/pipeline/run/checkpoint";
+import { mirrorCheckpoint } from "../../src/pipeline/run/backup";
+import { resolveCheckpoint } from "../../src/pipeline/run/resolve";
+import { pruneCheckpoints, readBest, updateBest } from "../../src/pipeline/run/retention";
+import { appendMetrics, createRun, latestRun, listRuns, openRun, readMetrics, RUN_NAME_RE, trimMetrics } from "../../src/pipeline/run/run-folder";
 import { expected, numelOf } from "./fixtures/ckpt-writer";
 import { lineWatcher } from "../helpers/lines";
 

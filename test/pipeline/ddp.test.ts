@@ -9,12 +9,12 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join, relative } from "node:path";
 import { syntheticDataset } from "../../src/arc";
 import * as torch from "../../src/torch";
-import { DEFAULTS, type TrainConfig } from "../../src/pipeline/config";
-import { runExamples } from "../../src/pipeline/run-setup";
-import { type DataParallel, dataParallelFromEnv, rankRows } from "../../src/pipeline/ddp";
-import { actionNoise } from "../../src/pipeline/refiner";
-import { latestVerifiedCheckpoint, verifyCheckpoint } from "../../src/pipeline/checkpoint";
-import { readMetrics } from "../../src/pipeline/runs";
+import { DEFAULTS, type TrainConfig } from "../../src/pipeline/config/train-config";
+import { runExamples } from "../../src/pipeline/config/run-setup";
+import { type DataParallel, dataParallelFromEnv, rankRows } from "../../src/pipeline/trainer/ddp";
+import { actionNoise } from "../../src/pipeline/system/refiner";
+import { latestVerifiedCheckpoint, verifyCheckpoint } from "../../src/pipeline/run/checkpoint";
+import { readMetrics } from "../../src/pipeline/run/run-folder";
 import { lineWatcher } from "../helpers/lines";
 import { freePort } from "../../src/util/ports";
 import { CPU, ROOT, tempFolders } from "../helpers/scripts";

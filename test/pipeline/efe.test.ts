@@ -2,7 +2,7 @@
 // gradient against finite differences, the mask, the warm-up schedule, and non-finite detection.
 import { describe, expect, test } from "bun:test";
 import * as torch from "../../src/torch";
-import { DEFAULT_EFE, efeLoss, sizeWeight } from "../../src/pipeline/efe";
+import { DEFAULT_EFE, efeLoss, sizeWeight } from "../../src/pipeline/objective/efe";
 import { expectClose } from "../helpers/numeric";
 
 const K = 10;

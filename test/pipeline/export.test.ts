@@ -12,10 +12,10 @@ import * as torch from "../../src/torch";
 import type { Tensor } from "../../src/torch";
 import { Qwen2ForCausalLM } from "../../src/models/qwen2";
 import { loadLora } from "../../src/models/lora";
-import { loadForEvaluation } from "../../src/pipeline/report";
-import { systemConfig } from "../../src/pipeline/run-setup";
-import { buildSystem } from "../../src/pipeline/system";
-import { restoreSystem } from "../../src/pipeline/training-state";
+import { loadForEvaluation } from "../../src/pipeline/commands/eval-checkpoint";
+import { systemConfig } from "../../src/pipeline/config/run-setup";
+import { buildSystem } from "../../src/pipeline/system/system";
+import { restoreSystem } from "../../src/pipeline/run/training-state";
 import { CPU, ROOT, TRAIN, runScript, tempFolders, type Result } from "../helpers/scripts";
 
 const EXPORT = join(ROOT, "scripts", "export.ts");

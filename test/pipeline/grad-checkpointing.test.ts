@@ -3,11 +3,11 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type Example, loadTask } from "../../src/arc";
-import { DEFAULTS, parseTrainArgs } from "../../src/pipeline/config";
-import { systemConfig } from "../../src/pipeline/run-setup";
-import { type System, buildSystem, qwenTrainable } from "../../src/pipeline/system";
-import { snapshotSystem } from "../../src/pipeline/training-state";
-import { backwardBatch, buildOptimizers } from "../../src/pipeline/update";
+import { DEFAULTS, parseTrainArgs } from "../../src/pipeline/config/train-config";
+import { systemConfig } from "../../src/pipeline/config/run-setup";
+import { type System, buildSystem, qwenTrainable } from "../../src/pipeline/system/system";
+import { snapshotSystem } from "../../src/pipeline/system/state";
+import { backwardBatch, buildOptimizers } from "../../src/pipeline/trainer/optimizer-step";
 import * as torch from "../../src/torch";
 import { FIXTURE_ARC } from "../helpers/fixtures";
 import { tinySystemConfig } from "../helpers/system";

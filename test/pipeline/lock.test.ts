@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { LOCK_FILE, RunLockedError, acquireRunLock, holderAlive, processStartTicks } from "../../src/pipeline/lock";
+import { LOCK_FILE, RunLockedError, acquireRunLock, holderAlive, processStartTicks } from "../../src/pipeline/run/lock";
 
 const root = mkdtempSync(join(tmpdir(), "lock-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -77,7 +77,7 @@ describe("run lock", () => {
     const script = join(root, "race.ts");
     writeFileSync(
       script,
-      `import { acquireRunLock } from ${JSON.stringify(join(import.meta.dir, "../../src/pipeline/lock.ts"))};
+      `import { acquireRunLock } from ${JSON.stringify(join(import.meta.dir, "../../src/pipeline/run/lock.ts"))};
        try { acquireRunLock(process.argv[2]); console.log("won"); await Bun.sleep(3000); } catch (e) { console.log("lost: " + e.message); }`,
     );
     const procs = Array.from({ length: 6 }, () => Bun.spawn([process.execPath, script, dir], { stdout: "pipe" }));

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as torch from "../../src/torch";
-import { EpisodicMemory, type EpisodicMemoryState } from "../../src/pipeline/memory";
+import { EpisodicMemory, type EpisodicMemoryState } from "../../src/pipeline/system/episodic-memory";
 import { expectClose } from "../helpers/numeric";
 
 const t = (xs: number[]) => torch.tensor(xs);

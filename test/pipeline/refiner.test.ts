@@ -2,7 +2,7 @@
 // baseline, checkpoint state, batching, no leak, and learning on a toy bandit.
 import { describe, expect, test } from "bun:test";
 import * as torch from "../../src/torch";
-import { HALF_LOG_2PI, PromptRefiner, gaussianEntropy, gaussianLogProb } from "../../src/pipeline/refiner";
+import { HALF_LOG_2PI, PromptRefiner, gaussianEntropy, gaussianLogProb } from "../../src/pipeline/system/refiner";
 import { expectClose } from "../helpers/numeric";
 
 const P = 6;

@@ -6,11 +6,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as torch from "../../src/torch";
-import { DEFAULTS, type TrainConfig, UsageError } from "../../src/pipeline/config";
-import { saveCheckpoint } from "../../src/pipeline/checkpoint";
-import { updateBest } from "../../src/pipeline/retention";
-import { ResumeCandidates, resumeDir, resumedConfig, savedConfig, trainingStateProblem } from "../../src/pipeline/resume";
-import { createRun } from "../../src/pipeline/runs";
+import { DEFAULTS, type TrainConfig, UsageError } from "../../src/pipeline/config/train-config";
+import { saveCheckpoint } from "../../src/pipeline/run/checkpoint";
+import { updateBest } from "../../src/pipeline/run/retention";
+import { ResumeCandidates, resumeDir, resumedConfig, savedConfig, trainingStateProblem } from "../../src/pipeline/run/resume";
+import { createRun } from "../../src/pipeline/run/run-folder";
 
 const root = mkdtempSync(join(tmpdir(), "resume-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

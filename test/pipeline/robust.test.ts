@@ -8,9 +8,9 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { hostname, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { syntheticDataset, writeSplitFolder } from "../../src/arc";
-import { LOCK_FILE } from "../../src/pipeline/lock";
-import { latestVerifiedCheckpoint, listCheckpoints, verifyCheckpoint } from "../../src/pipeline/checkpoint";
-import { readMetrics } from "../../src/pipeline/runs";
+import { LOCK_FILE } from "../../src/pipeline/run/lock";
+import { latestVerifiedCheckpoint, listCheckpoints, verifyCheckpoint } from "../../src/pipeline/run/checkpoint";
+import { readMetrics } from "../../src/pipeline/run/run-folder";
 import { lineWatcher } from "../helpers/lines";
 import { replaceVerified } from "../helpers/checkpoints";
 import { CPU, EVAL, ROOT, TRAIN, runScript, tempFolders, type Result } from "../helpers/scripts";

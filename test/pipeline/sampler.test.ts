@@ -1,4 +1,4 @@
-// The length-grouped epoch order (src/pipeline/sampler.ts, --group_by_length): a permutation of the epoch
+// The length-grouped epoch order (src/pipeline/trainer/sampler.ts, --group_by_length): a permutation of the epoch
 // that depends only on (lengths, batch, seed, epoch); batches of neighbours in prompt length, which cut the
 // padding of realistic prompts several times over; in the trainer, an exact resume from the middle of an
 // epoch, and runs saved before the flag resuming in their old order.
@@ -7,11 +7,11 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { epochOrder, syntheticDataset, trainingExamples, writeSplitFolder } from "../../src/arc";
-import { DEFAULTS, FLAGS, type TrainConfig, savedRunConfig } from "../../src/pipeline/config";
-import { resumedConfig, savedConfig } from "../../src/pipeline/resume";
-import { readMetrics } from "../../src/pipeline/runs";
-import { GROUP_WINDOW, groupWindow, lengthGroupedOrder, paddingShare } from "../../src/pipeline/sampler";
-import { buildSystem } from "../../src/pipeline/system";
+import { DEFAULTS, FLAGS, type TrainConfig, savedRunConfig } from "../../src/pipeline/config/train-config";
+import { resumedConfig, savedConfig } from "../../src/pipeline/run/resume";
+import { readMetrics } from "../../src/pipeline/run/run-folder";
+import { GROUP_WINDOW, groupWindow, lengthGroupedOrder, paddingShare } from "../../src/pipeline/trainer/sampler";
+import { buildSystem } from "../../src/pipeline/system/system";
 import { tinySystemConfig } from "../helpers/system";
 import { CPU, TRAIN, runScript, tempFolders } from "../helpers/scripts";
 

@@ -7,8 +7,8 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import * as torch from "../../src/torch";
-import { listCheckpoints } from "../../src/pipeline/checkpoint";
-import { nonFiniteTensors } from "../../src/pipeline/nonfinite";
+import { listCheckpoints } from "../../src/pipeline/run/checkpoint";
+import { nonFiniteTensors } from "../../src/pipeline/system/nonfinite";
 import { replaceVerified } from "../helpers/checkpoints";
 import { CPU, EVAL, TRAIN, runScript, tempFolders, type Result } from "../helpers/scripts";
 
@@ -111,7 +111,7 @@ describe("eval's output folder and its checkpoint (findings 4, 6, 9)", () => {
 describe("a checkpoint pruned while eval loads it (finding 9)", () => {
   test("latest: the folder vanishes between choosing and loading; eval says so and evaluates the next newest", async () => {
     const runDir = copyRun("pruned");
-    const { runEvaluation } = await import("../../src/pipeline/report");
+    const { runEvaluation } = await import("../../src/pipeline/commands/eval-checkpoint");
     const chosen: string[] = [];
     const errs: string[] = [];
     const error = console.error;
@@ -139,7 +139,7 @@ describe("the data's identity (finding 2)", () => {
     const { renameSync, unlinkSync } = require("node:fs") as typeof import("node:fs");
     const { relative } = require("node:path") as typeof import("node:path");
     const { syntheticDataset, writeSplitFolder } = require("../../src/arc") as typeof import("../../src/arc");
-    const { readMetrics } = require("../../src/pipeline/runs") as typeof import("../../src/pipeline/runs");
+    const { readMetrics } = require("../../src/pipeline/run/run-folder") as typeof import("../../src/pipeline/run/run-folder");
     const { ROOT } = require("../helpers/scripts") as typeof import("../helpers/scripts");
     const where = fresh("data");
     const first = writeSplitFolder(join(where, "tasks"), syntheticDataset({ training: 18, evaluation: 2, seed: 7 }));
@@ -231,7 +231,7 @@ describe("stops and finished runs (findings 8, 10)", () => {
     expect(err.lines.at(-1)).toMatch(/^stopped by SIGINT: 2 batches; checkpoint .*step_000000002$/);
     const runDir = onlyRun(base);
     expect(listCheckpoints(runDir).map((c) => c.step)).toEqual([2]);
-    const { readMetrics } = await import("../../src/pipeline/runs");
+    const { readMetrics } = await import("../../src/pipeline/run/run-folder");
     expect(readMetrics(runDir).filter((r) => r.type === "val")).toEqual([]);
   }, 300_000);
 

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   FILE_VERSION, configMarkdown, encodeEvent, frameRecord, latestEventFile, maskedCrc32c, metricScalars, openEventWriter, readRecords,
-} from "../../src/pipeline/tensorboard";
+} from "../../src/pipeline/observe/tensorboard";
 import { crc32c, hasPythonTensorBoard, readEvents, readEventsWithTestReader } from "../helpers/tb-reader";
 
 const TMP = mkdtempSync(join(tmpdir(), "arc-tb-test-"));
@@ -117,7 +117,7 @@ describe("event files", () => {
     const script = join(TMP, "writer.ts");
     // Writes one batch record per step until killed, saying each step once it is written.
     writeFileSync(script, `
-      import { openEventWriter } from ${JSON.stringify(join(import.meta.dir, "../../src/pipeline/tensorboard.ts"))};
+      import { openEventWriter } from ${JSON.stringify(join(import.meta.dir, "../../src/pipeline/observe/tensorboard.ts"))};
       const w = openEventWriter(${JSON.stringify(run)}, { config: { seed: 0 } });
       for (let s = 1; ; s++) { w.writeRecord({ type: "batch", step: s, efe: 1 / s, acc: s / 1000 }); process.stdout.write(s + "\\n"); }
     `);

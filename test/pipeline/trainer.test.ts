@@ -7,11 +7,11 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { loadavg, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { resizeNearest, syntheticDataset, testExamples, writeSplitFolder } from "../../src/arc";
-import { cellAccuracy } from "../../src/pipeline/reward";
-import { DEFAULTS, FLAGS } from "../../src/pipeline/config";
-import { latestVerifiedCheckpoint, listCheckpoints, verifyCheckpoint } from "../../src/pipeline/checkpoint";
-import { readBest } from "../../src/pipeline/retention";
-import { readMetrics } from "../../src/pipeline/runs";
+import { cellAccuracy } from "../../src/pipeline/objective/reward";
+import { DEFAULTS, FLAGS } from "../../src/pipeline/config/train-config";
+import { latestVerifiedCheckpoint, listCheckpoints, verifyCheckpoint } from "../../src/pipeline/run/checkpoint";
+import { readBest } from "../../src/pipeline/run/retention";
+import { readMetrics } from "../../src/pipeline/run/run-folder";
 import { readHeader } from "../../src/torch/safetensors";
 import { lineWatcher } from "../helpers/lines";
 import { CPU, EVAL, ROOT, TRAIN, runScript, tempFolders, type Result } from "../helpers/scripts";

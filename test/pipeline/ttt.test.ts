@@ -4,8 +4,8 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { type Example, loadDataset, testExamples } from "../../src/arc";
 import { loraStateDict } from "../../src/models/lora";
-import { evaluate } from "../../src/pipeline/evaluate";
-import { type System, buildSystem } from "../../src/pipeline/system";
+import { evaluate } from "../../src/pipeline/eval/evaluate";
+import { type System, buildSystem } from "../../src/pipeline/system/system";
 import * as torch from "../../src/torch";
 import type { Tensor } from "../../src/torch";
 import { tinySystemConfig } from "../helpers/system";

@@ -3,10 +3,10 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type Example, loadTask } from "../../src/arc";
-import { type System, buildSystem } from "../../src/pipeline/system";
-import { trainBatch } from "../../src/pipeline/step";
-import { snapshotSystem } from "../../src/pipeline/training-state";
-import { backwardBatch, buildOptimizers, splitByTokens } from "../../src/pipeline/update";
+import { type System, buildSystem } from "../../src/pipeline/system/system";
+import { trainBatch } from "../../src/pipeline/system/training-step";
+import { snapshotSystem } from "../../src/pipeline/system/state";
+import { backwardBatch, buildOptimizers, splitByTokens } from "../../src/pipeline/trainer/optimizer-step";
 import * as torch from "../../src/torch";
 import { FIXTURE_ARC } from "../helpers/fixtures";
 import { tinySystemConfig } from "../helpers/system";

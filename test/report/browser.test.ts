@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { PALETTE_RGB } from "../../src/arc/render";
-import { writeDashboard } from "../../src/pipeline/dashboard";
+import { writeDashboard } from "../../src/pipeline/observe/report-html";
 import { canvasInk, decodePng, findChromium, gridCellCentres, launchChromium, openFile, pixelAt, seriesInk } from "../helpers/browser";
 import { KNOWN_GRID, writeRunFixture } from "../helpers/runFixture";
 

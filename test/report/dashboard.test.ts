@@ -5,8 +5,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ExampleEval } from "../../src/pipeline/evaluate";
-import { GALLERY_MAX, chartData, dashboardHtml, readValidationGallery, writeValidationGallery } from "../../src/pipeline/dashboard";
+import type { ExampleEval } from "../../src/pipeline/eval/evaluate";
+import { GALLERY_MAX, chartData, dashboardHtml, readValidationGallery, writeValidationGallery } from "../../src/pipeline/observe/report-html";
 import { writeRunFixture } from "../helpers/runFixture";
 
 const TMP = mkdtempSync(join(tmpdir(), "arc-dashboard-test-"));

@@ -8,8 +8,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readMetrics } from "../../src/pipeline/runs";
-import { configMarkdown, latestEventFile, metricScalars } from "../../src/pipeline/tensorboard";
+import { readMetrics } from "../../src/pipeline/run/run-folder";
+import { configMarkdown, latestEventFile, metricScalars } from "../../src/pipeline/observe/tensorboard";
 import { readEvents, readEventsWithTestReader } from "../helpers/tb-reader";
 
 const ROOT = join(import.meta.dir, "..", "..");

@@ -1,0 +1,302 @@
+// One training batch end to end, in the pipeline's order, B examples per pass:
+//   prompt (B hints in one generate, one encoding pass) -> agent (one masked pass) -> pred_before
+//   -> memory read + refiner (batched) -> agent again with p' -> pred_after -> resize -> EFE + reward loss
+//   -> one host transfer of every logged number -> rewards, the refiner's loss, memory writes in example order.
+// B = 1 is a batch of one. Returns the summed losses (the trainer scales, backpropagates and steps the
+// optimizers) and every logged quantity per example.
+//
+// What a batch shares: every example reads the weights, the refiner's reward baseline and the episodic
+// memory as they stand at the batch's start (as minibatch SGD reads the weights); the memory's writes
+// and its EMA threshold are then applied in example order, and the baseline follows each reward in
+// order. So a batch gives each example what a batch of one from the same state gives it.
+import { type Example, context, target as targetOf } from "../../arc/examples";
+import type { Grid } from "../../arc/types";
+import * as torch from "../../torch";
+import type { Tensor } from "../../torch";
+import { type AgentBatchOutput, confidences, predictedSizes } from "./agent";
+import { type EfeDevice, efeLossDevice, efeTermsFrom } from "../objective/efe";
+import { gridTensor, resizeHard, resizeLogits } from "./resize";
+import { type RewardMetrics, reward } from "../objective/reward";
+import { type NoiseKey, actionNoise } from "./refiner";
+import type { System } from "./system";
+import { type StageTimer, untimed } from "../../util/stage-timer";
+
+export type { StageTimer } from "../../util/stage-timer";
+
+export type Autocast = { device: "cpu" | "cuda"; dtype: torch.DType } | null;
+
+export interface StepOptions {
+  /** λ_size for this step (the warm-up schedule). */
+  sizeWeight: number;
+  /** Run Qwen and the agent under autocast (CUDA float16/bfloat16, or CPU bfloat16). */
+  autocast?: Autocast;
+  /**
+   * Largest share of padded cells in one agent pass (0..1). Default: 1 on CUDA (one pass: launches are
+   * the cost), 0.25 on the CPU (arithmetic is the cost, so very different grid sizes get their own pass).
+   */
+  agentPadShare?: number;
+  /** Wall time of the stages, for benchmarks (the callback synchronises the device if it wants exact times). */
+  timer?: StageTimer;
+  /** The refiner's noise keyed by (seed, step, row) (the trainer's); default: drawn from torch's generator. */
+  noise?: NoiseKey;
+  /**
+   * Leave the batch's state updates (memory reads counted, baseline, memory writes) to the caller, who
+   * applies them with applyStateUpdates (data-parallel ranks apply every rank's, in global order). The
+   * logs' memoryWritten/theta are then filled by the caller too.
+   */
+  deferStateUpdates?: boolean;
+}
+
+/** What a batch changes in the system besides the weights, applied in example order by applyStateUpdates. */
+export interface StateUpdates {
+  /** [B, P] the prompt vectors and [B, k] the actions, detached. */
+  p: Tensor;
+  actions: Tensor;
+  /** R_after and r = R_after - R_before per example; the memory's read hits per example. */
+  rAfter: number[];
+  r: number[];
+  hits: number[];
+}
+
+/**
+ * Applies a batch's state updates in example order: the read counters, the refiner's EMA baseline (each
+ * reward in order) and the memory's writes with its threshold. Returns each example's write and threshold.
+ */
+export function applyStateUpdates(sys: System, u: StateUpdates): { written: boolean; theta: number }[] {
+  sys.memory.countReads(u.hits);
+  sys.refiner.advanceBaseline(u.r);
+  return u.r.map((r, i) => {
+    const m = sys.memory.update(u.p.select(0, i), u.actions.select(0, i), u.rAfter[i], r);
+    return { written: m.written, theta: m.theta };
+  });
+}
+
+export interface ExampleLogs {
+  task: string;
+  pair: number;
+  /** 0.7 EFE + 0.3 (-R_soft). */
+  loss: number;
+  efe: number;
+  risk: number;
+  ambiguity: number;
+  complexity: number;
+  sizeCe: number;
+  sizeWeight: number;
+  softReward: number;
+  maskRatio: number;
+  before: RewardMetrics;
+  after: RewardMetrics;
+  /** acc_after - acc_before. */
+  dAcc: number;
+  /** R_after - R_before (the refiner's reward). */
+  r: number;
+  advantage: number;
+  baseline: number;
+  /** |predicted height - h| + |predicted width - w| of the size head (after refinement). */
+  sizeError: number;
+  memoryHits: number;
+  memoryWritten: boolean;
+  theta: number;
+  promptTokens: number;
+  hint: string;
+  /** false: NaN/inf somewhere; the trainer skips this example's update. */
+  finite: boolean;
+}
+
+/** What a batch computed besides the losses: the padding its passes carried. */
+export interface BatchStats {
+  examples: number;
+  /** Prompt + hint tokens encoded, and positions computed in the padded encoding pass. */
+  realTokens: number;
+  paddedTokens: number;
+  /** Grid cells of both agent passes, and cells computed (padding included), and the passes. */
+  cells: number;
+  paddedCells: number;
+  agentPasses: number;
+}
+
+export interface BatchResult {
+  /** Sum of the finite examples' main losses (agent, W_up, Qwen's trainable weights); null when none is finite. */
+  loss: Tensor | null;
+  /** Sum of the examples' REINFORCE losses (the refiner's own optimizer). */
+  refinerLoss: Tensor;
+  logs: ExampleLogs[];
+  stats: BatchStats;
+  /** The batch's state updates: already applied unless opts.deferStateUpdates. */
+  updates: StateUpdates;
+}
+
+export interface ExampleResult {
+  loss: Tensor | null;
+  refinerLoss: Tensor;
+  logs: ExampleLogs;
+}
+
+const maybeAutocast = <T>(ac: Autocast | undefined, fn: () => T): T => (ac ? torch.autocast({ device: ac.device, dtype: ac.dtype }, fn) : fn());
+
+export const defaultPadShare = (sys: System): number => (sys.agent.stem.weight.device.startsWith("cuda") ? 1 : 0.25);
+
+/** The hard prediction of the last refinement step [H, W] (int64), resized (nearest) to h x w. */
+export function lastStepPrediction(logits: Tensor, h: number, w: number): Tensor {
+  return resizeHard(logits.select(0, logits.shape[0] - 1).argmax(-1), h, w);
+}
+
+/** The same as a grid (one host transfer). */
+export function hardPrediction(logits: Tensor, h: number, w: number): Grid {
+  return torch.scope(() => lastStepPrediction(logits, h, w).tolist() as Grid);
+}
+
+/** Rows of a flat host vector as a grid. */
+const gridAt = (v: Float64Array, off: number, h: number, w: number): Grid =>
+  Array.from({ length: h }, (_, i) => Array.from(v.subarray(off + i * w, off + (i + 1) * w)));
+
+/** Everything a batch brings to the host, concatenated as float64 (exact for colours, sizes and float32 values). */
+function gatherToHost(parts: Tensor[]): Float64Array {
+  return torch.scope(() => torch.cat(parts.map((t) => t.flatten().to({ dtype: "float64" }))).data() as Float64Array);
+}
+
+export function trainBatch(sys: System, examples: Example[], opts: StepOptions): BatchResult {
+  const B = examples.length;
+  if (B === 0) throw new RangeError("trainBatch: an empty batch");
+  const targets = examples.map((ex) => {
+    const t = targetOf(ex);
+    if (!t) throw new RangeError(`${ex.task.id}: example ${ex.index} has no output to train on`);
+    return t;
+  });
+  const queries = examples.map((ex) => context(ex).query);
+  const ac = opts.autocast ?? null;
+  const timer = opts.timer ?? untimed;
+  const dev = sys.agent.stem.weight.device;
+  const agentOpts = { maxPadShare: opts.agentPadShare ?? defaultPadShare(sys) };
+
+  // The refiner's keyed noise is made on the host and copied first: a copy from pageable host memory waits
+  // for the device's queue, which is near empty here (the last step's host reads drained it) and would be
+  // full of this batch's prompt and agent work later.
+  const noise = opts.noise ? actionNoise(opts.noise, B, sys.refiner.actionDim, sys.refiner.device) : null;
+
+  // 1. Prompt vectors p [B, P] (gradient into Qwen's trainable weights).
+  const prompt = maybeAutocast(ac, () => sys.prompter.embedBatch(examples, { timer }));
+  const p = prompt.p;
+
+  // 2. Agent before refinement: no loss flows through it, so no graph is kept.
+  const before: AgentBatchOutput = timer.time("agent", () => torch.noGrad(() => maybeAutocast(ac, () => sys.agent.forwardBatch(queries, p, agentOpts))));
+
+  // 3. Refine: the refiner's policy acts on [LN(sg p), sg pooled z_T, the agent's confidence] (+ the memory's
+  // bias). The confidence stands in for R_before, which evaluation cannot compute (see agent.ts).
+  const { mem, act, after } = timer.time("agent", () => {
+    const mem = sys.memory.readBatch(p);
+    const act = sys.refiner.act(p, before.pooled, confidences(before), { memoryBias: mem.bias, noise });
+    const pRefined = p.add(sys.refiner.delta(act.action));
+    // 4. Agent again with p' (the graph the main loss uses).
+    const after: AgentBatchOutput = maybeAutocast(ac, () => sys.agent.forwardBatch(queries, pRefined, agentOpts));
+    return { mem, act, after };
+  });
+
+  // 5. EFE + reward loss per example on the after-refinement logits at its target size, and the hard
+  // predictions of both passes at the target size: all on the device, then one transfer.
+  const { terms, host } = timer.time("loss", () => {
+    const terms: EfeDevice[] = targets.map((tgt, i) =>
+      efeLossDevice(
+        {
+          logits: resizeLogits(after.logits[i], tgt.length, tgt[0].length),
+          target: gridTensor(tgt, dev),
+          heightLogits: after.heightLogits.select(0, i),
+          widthLogits: after.widthLogits.select(0, i),
+          sizeWeight: opts.sizeWeight,
+        },
+        sys.config.efe,
+      ),
+    );
+    const hard = (out: AgentBatchOutput) => out.logits.map((l, i) => lastStepPrediction(l, targets[i].length, targets[i][0].length));
+    const host = gatherToHost([...hard(before), ...hard(after), predictedSizes(before), predictedSizes(after), mem.hits, ...terms.map((t) => t.logged)]);
+    return { terms, host };
+  });
+
+  // 6. Host side: rewards, the refiner's loss from the improvement, memory writes in example order.
+  let off = 0;
+  const grids = (): Grid[] =>
+    targets.map((t) => {
+      const g = gridAt(host, off, t.length, t[0].length);
+      off += t.length * t[0].length;
+      return g;
+    });
+  const predBefore = grids();
+  const predAfter = grids();
+  const sizes = (): [number, number][] => Array.from({ length: B }, (_, i) => [host[off + 2 * i], host[off + 2 * i + 1]] as [number, number]);
+  const sizeBefore = sizes();
+  off += 2 * B;
+  const sizeAfter = sizes();
+  off += 2 * B;
+  const hits = Array.from(host.subarray(off, off + B));
+  off += B;
+  const efe = terms.map((t) => {
+    const n = t.logged.numel();
+    const v = Array.from(host.subarray(off, off + n));
+    off += n;
+    return efeTermsFrom(t.total, v, t.steps, t.sizeWeight);
+  });
+
+  const rw = sys.config.reward_weights;
+  const rBefore = targets.map((t, i) => reward(predBefore[i], sizeBefore[i], t, rw));
+  const rAfter = targets.map((t, i) => reward(predAfter[i], sizeAfter[i], t, rw));
+  const r = rAfter.map((a, i) => a.R - rBefore[i].R);
+  // refiner.loss averages over the batch; the sum is what B batches of one would backpropagate.
+  const rl = sys.refiner.loss(act.logProb, act.entropy, r, { advanceBaseline: false });
+  const refinerLoss = rl.loss.mul(B);
+  const updates: StateUpdates = { p: p.detach(), actions: act.action, rAfter: rAfter.map((x) => x.R), r, hits };
+  const applied = opts.deferStateUpdates ? null : applyStateUpdates(sys, updates);
+
+  const finite = efe.filter((t) => t.finite).map((t) => t.total);
+  const loss = finite.length === 0 ? null : finite.length === 1 ? finite[0] : torch.stack(finite).sum();
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
+  const logs: ExampleLogs[] = examples.map((ex, i) => {
+    const t = efe[i];
+    const [h, w] = [targets[i].length, targets[i][0].length];
+    return {
+      task: ex.task.id,
+      pair: ex.index,
+      loss: t.loss,
+      efe: t.efe,
+      risk: mean(t.risk),
+      ambiguity: mean(t.ambiguity),
+      complexity: mean(t.complexity.slice(1)),
+      sizeCe: t.sizeCe,
+      sizeWeight: t.sizeWeight,
+      softReward: t.softReward,
+      maskRatio: t.maskRatio,
+      before: rBefore[i],
+      after: rAfter[i],
+      dAcc: rAfter[i].acc - rBefore[i].acc,
+      r: r[i],
+      advantage: rl.advantages[i],
+      baseline: rl.baseline,
+      sizeError: Math.abs(sizeAfter[i][0] - h) + Math.abs(sizeAfter[i][1] - w),
+      memoryHits: hits[i],
+      memoryWritten: applied?.[i]?.written ?? false,
+      theta: applied?.[i]?.theta ?? sys.memory.theta,
+      promptTokens: prompt.tokens[i],
+      hint: prompt.hints[i],
+      finite: t.finite,
+    };
+  });
+  return {
+    loss,
+    refinerLoss,
+    logs,
+    updates,
+    stats: {
+      examples: B,
+      realTokens: prompt.realTokens,
+      paddedTokens: prompt.paddedTokens,
+      cells: before.cells + after.cells,
+      paddedCells: before.paddedCells + after.paddedCells,
+      agentPasses: before.passes + after.passes,
+    },
+  };
+}
+
+/** One example: a batch of one. */
+export function trainExample(sys: System, ex: Example, opts: StepOptions): ExampleResult {
+  const r = trainBatch(sys, [ex], opts);
+  return { loss: r.loss, refinerLoss: r.refinerLoss, logs: r.logs[0] };
+}
