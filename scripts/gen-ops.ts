@@ -136,7 +136,7 @@ function nativeType(t: string): string {
   if (isLiteralUnion(t)) return t.split("|").join(" | ");
   switch (t) {
     case "Tensor": return "TensorHandle";
-    case "Tensor|Scalar": return "Handle | number | boolean";
+    case "Tensor|Scalar": return "TensorObject | number | boolean";
     case "Scalar": return "number | boolean";
     case "int": case "float": case "dtype": case "device": return "number";
     case "bool": return "boolean";
@@ -183,10 +183,17 @@ function genNative(ops: Op[]): string {
     `// ${HEADER}`,
     "// The addon's functions, typed: handles are numbers, dtypes LibTorch ScalarType codes, devices -1 (cpu)",
     "// or k (cuda:k). An absent optional argument may be undefined or null.",
-    'import type { Handle } from "./memory";',
     "",
     "/** A native tensor handle: slot + generation * 2^24 (native/common.h). */",
     "export type TensorHandle = number;",
+    "",
+    "/**",
+    " * A Tensor object where an argument is a Tensor or a number: the addon reads its handle from `_h`.",
+    " * Structural: memory.ts's Handle has this shape, but importing it would make a cycle (memory.ts uses `N`).",
+    " */",
+    "export interface TensorObject {",
+    "  readonly _h: TensorHandle;",
+    "}",
     "",
     "export interface NativeAddon {",
   ];
