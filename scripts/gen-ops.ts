@@ -136,7 +136,7 @@ function nativeType(t: string): string {
   if (isLiteralUnion(t)) return t.split("|").join(" | ");
   switch (t) {
     case "Tensor": return "TensorHandle";
-    case "Tensor|Scalar": return "Handle | number | boolean";
+    case "Tensor|Scalar": return "TensorObject | number | boolean";
     case "Scalar": return "number | boolean";
     case "int": case "float": case "dtype": case "device": return "number";
     case "bool": return "boolean";
@@ -183,10 +183,17 @@ function genNative(ops: Op[]): string {
     `// ${HEADER}`,
     "// The addon's functions, typed: handles are numbers, dtypes LibTorch ScalarType codes, devices -1 (cpu)",
     "// or k (cuda:k). An absent optional argument may be undefined or null.",
-    'import type { Handle } from "./memory";',
     "",
     "/** A native tensor handle: slot + generation * 2^24 (native/common.h). */",
     "export type TensorHandle = number;",
+    "",
+    "/**",
+    " * A Tensor object where an argument is a Tensor or a number: the addon reads its handle from `_h`.",
+    " * Structural: memory.ts's Handle has this shape, but importing it would make a cycle (memory.ts uses `N`).",
+    " */",
+    "export interface TensorObject {",
+    "  readonly _h: TensorHandle;",
+    "}",
     "",
     "export interface NativeAddon {",
   ];
@@ -239,6 +246,14 @@ function wrapperArg(op: Op, a: Arg, kind: Kind): { type: string; expr: string } 
 }
 
 function wrapResult(r: string, call: string, kind: Kind): { type: string; body: string } {
+  if (kind === "method") {
+    switch (r) {
+      case "Tensor": return { type: "T", body: `return this._wrap(${call});` };
+      case "Tensor?": return { type: "T | null", body: `return this._wrapMaybe(${call});` };
+      case "Tensor[]": return { type: "T[]", body: `return this._wrapAll(${call});` };
+      case "(Tensor,Tensor)": return { type: "{ values: T; indices: T }", body: `return this._valuesIndices(${call});` };
+    }
+  }
   switch (r) {
     case "Tensor": return { type: "Tensor", body: `return wrap(${call});` };
     case "Tensor?": return { type: "Tensor | null", body: `return wrapMaybe(${call});` };
@@ -262,7 +277,13 @@ function genWrapper(op: Op, kind: Kind): { name: string; text: string } {
     if (!a?.optional) throw new Error(`${op.name}: omitted argument ${o} must be optional`);
   }
   if (kind === "method" && op.args[0]?.type !== "Tensor") throw new Error(`${op.name}: a method's first argument must be a Tensor`);
-  const conv = new Map(passed.map((a) => [a.name, wrapperArg(op, kind !== "method" && a.index === 0 && a.name === "self" ? { ...a, name: "input" } : a, kind)]));
+  const conv = new Map(
+    passed.map((a) => {
+      const c = wrapperArg(op, kind !== "method" && a.index === 0 && a.name === "self" ? { ...a, name: "input" } : a, kind);
+      // A method's tensors are its class's type parameter (TensorOps<T>: Tensor).
+      return [a.name, kind === "method" ? { ...c, type: c.type.replace(/\bTensor\b/g, "T") } : c];
+    }),
+  );
   const order = w.order ?? passed.map((a) => a.name);
   if (order.length !== passed.length || !order.every((n) => conv.has(n))) throw new Error(`${op.name}: order must list every argument once`);
   const ps = order
@@ -291,26 +312,47 @@ function imports(text: string, from: string, names: string[], typeNames: string[
   return list.length ? `import { ${list.join(", ")} } from "${from}";` : null;
 }
 
-function fileHeader(what: string, body: string, inTensor = false): string[] {
-  const helpers = ["arg", "argOpt", "tensorOrScalar", "handles", "optHandles", "dimsArg", "flatShape", "wrap", "wrapMaybe", "wrapAll", "valuesIndices"];
+/** what: the file's purpose, one comment line per entry. */
+function fileHeader(what: string[], body: string, inTensor = false): string[] {
   const lines = [
     `// ${HEADER}`,
-    `// ${what}`,
+    ...what.map((w) => `// ${w}`),
+    imports(body, "./args", ["arg", "argOpt", "tensorOrScalar", "handles", "optHandles", "dimsArg", "flatShape"], ["ShapeArgs"]),
     imports(body, "./dtype", ["dtypeCode", "deviceCode"], ["DType", "Device"]),
     inTensor ? 'import { Handle } from "./memory";' : null,
     'import { N } from "./native";',
-    imports(body, "./tensor", helpers, ["Tensor", "ShapeArgs", "ValuesIndices"]),
+    inTensor ? 'import type { TensorHandle } from "./native.generated";' : null,
+    // The methods' file never imports tensor.ts: Tensor imports it, as its base class.
+    inTensor ? null : imports(body, "./tensor", ["wrap", "wrapMaybe", "wrapAll", "valuesIndices"], ["Tensor", "ValuesIndices"]),
   ];
   return lines.filter((l): l is string => l !== null);
 }
 
+/** The base class's ways from native results to tensors, each emitted when a method uses it. */
+const TENSOR_RESULTS: [string, string][] = [
+  ["_wrapMaybe", "  private _wrapMaybe(h: TensorHandle | null): T | null {\n    return h === null ? null : this._wrap(h);\n  }"],
+  ["_wrapAll", "  private _wrapAll(hs: TensorHandle[]): T[] {\n    return hs.map((h) => this._wrap(h));\n  }"],
+  ["_valuesIndices", "  private _valuesIndices(r: [TensorHandle, TensorHandle]): { values: T; indices: T } {\n    return { values: this._wrap(r[0]), indices: this._wrap(r[1]) };\n  }"],
+];
+
 function genTensorOps(ops: Op[]): string {
   const methods = ops.filter((o) => o.method).map((o) => genWrapper(o, "method").text);
   const body = methods.join("\n");
+  const results = TENSOR_RESULTS.filter(([name]) => body.includes(`this.${name}(`)).map(([, text]) => text);
   return [
-    ...fileHeader("The Tensor methods that only forward to one native op; Tensor (tensor.ts) extends this class.", `${body} Tensor`, true),
+    ...fileHeader(
+      [
+        "The Tensor methods that only forward to one native op: the base class of Tensor (tensor.ts), generic",
+        "over it. Each result's Tensor comes from the subclass's `_wrap`, so this file does not import tensor.ts.",
+      ],
+      body,
+      true,
+    ),
     "",
-    "export class TensorOps extends Handle {",
+    "export abstract class TensorOps<T extends Handle> extends Handle {",
+    "  /** The tensor for a native result (Tensor's: a Tensor tracked by the current scope). */",
+    "  protected abstract _wrap(h: TensorHandle): T;",
+    ...results,
     body,
     "}",
     "",
@@ -320,7 +362,7 @@ function genTensorOps(ops: Op[]): string {
 function genFunctions(ops: Op[], kind: "F" | "torch", what: string): string {
   const fns = ops.filter((o) => o[kind]).map((o) => genWrapper(o, kind).text);
   const body = fns.join("\n\n");
-  return [...fileHeader(what, body), "", body, ""].join("\n");
+  return [...fileHeader([what], body), "", body, ""].join("\n");
 }
 
 // ---- main -----------------------------------------------------------------------------------------

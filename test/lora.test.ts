@@ -7,6 +7,7 @@ import { join } from "node:path";
 import * as torch from "../src/torch.ts";
 import type { Tensor } from "../src/torch.ts";
 import { Qwen2ForCausalLM } from "../src/models/qwen2.ts";
+import { fromFolder } from "../src/models/load.ts";
 import { applyLora, loadLora, loadLoraStateDict, loraConfigOf, loraParameters, loraStateDict, mergeLora, saveLora } from "../src/models/lora.ts";
 import { GOLDEN_MODEL } from "./helpers/fixtures.ts";
 
@@ -19,7 +20,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const load = () => Qwen2ForCausalLM.fromFolder(GOLDEN_MODEL);
+const load = () => fromFolder(GOLDEN_MODEL);
 const logitsOf = (m: Qwen2ForCausalLM): Tensor =>
   torch.noGrad(() => torch.scope(() => m.forward({ inputIds: torch.tensor(IDS, { dtype: "int64" }) }).logits!));
 const maxAbsDiff = (a: Tensor, b: Tensor): number => torch.scope(() => a.sub(b).abs().max().item());
@@ -169,7 +170,7 @@ describe("LoRA", () => {
     torch.dispose([e1, e2, t1]);
     m.dispose();
 
-    const b = Qwen2ForCausalLM.fromFolder(GOLDEN_MODEL, { dtype: "bfloat16" });
+    const b = fromFolder(GOLDEN_MODEL, { dtype: "bfloat16" });
     applyLora(b, { rank: 4, targets: ["v_proj"] });
     expect(loraParameters(b).every((p) => p.dtype === "float32")).toBe(true);
     const l = logitsOf(b);

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import * as torch from "../src/torch.ts";
 import type { Tensor } from "../src/torch.ts";
 import { QWEN25_1_5B_CONFIG, Qwen2ForCausalLM, TINY_CONFIG, causalLmLoss, parseQwen2Config } from "../src/models/qwen2.ts";
+import { fromFolder, fromPretrained } from "../src/models/load.ts";
 import { repetitionPenalty, topKFilter, topPFilter } from "../src/models/generate.ts";
 import { KVCache } from "../src/models/kv-cache.ts";
 import { QwenTokenizer } from "../src/tokenizer.ts";
@@ -49,7 +50,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** The golden checks for a model folder; returns the measured errors. */
 function checkGolden(folder: string): Record<string, number> {
-  const m = Qwen2ForCausalLM.fromFolder(folder);
+  const m = fromFolder(folder);
   const ids = torch.tensor([gold.input_ids], { dtype: "int64" });
   const errs: Record<string, number> = {};
   torch.scope(() => {
@@ -158,8 +159,8 @@ describe("weights", () => {
         for (const n of ns) weightMap[n] = file;
       });
       writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
-      const a = Qwen2ForCausalLM.fromFolder(GOLDEN_MODEL);
-      const b = Qwen2ForCausalLM.fromFolder(dir);
+      const a = fromFolder(GOLDEN_MODEL);
+      const b = fromFolder(dir);
       const sa = a.stateDict();
       const sb = b.stateDict();
       expect(Object.keys(sb).sort()).toEqual(names);
@@ -184,9 +185,9 @@ describe("weights", () => {
         edit(sd);
         torch.safetensors.saveFile(join(dir, "model.safetensors"), sd);
       });
-      expect(() => Qwen2ForCausalLM.fromFolder(dir)).toThrow(re);
+      expect(() => fromFolder(dir)).toThrow(re);
     }
-    expect(() => Qwen2ForCausalLM.fromFolder(join(tmp, "nowhere"))).toThrow(/no config\.json/);
+    expect(() => fromFolder(join(tmp, "nowhere"))).toThrow(/no config\.json/);
   });
 
   test("a tied checkpoint that carries lm_head.weight loads (ignored, as transformers does)", () => {
@@ -198,7 +199,7 @@ describe("weights", () => {
       sd["lm_head.weight"] = sd["model.embed_tokens.weight"].clone();
       torch.safetensors.saveFile(join(dir, "model.safetensors"), sd);
     });
-    const m = Qwen2ForCausalLM.fromFolder(dir);
+    const m = fromFolder(dir);
     expect(m.lm_head.weight).toBe(m.model.embed_tokens.weight);
     expect(Object.keys(m.stateDict())).not.toContain("lm_head.weight");
     m.dispose();
@@ -211,14 +212,14 @@ describe("weights", () => {
     cfg.tie_word_embeddings = false;
     writeFileSync(join(dir, "config.json"), JSON.stringify(cfg));
     symlinkSync(join(GOLDEN_MODEL, "model.safetensors"), join(dir, "model.safetensors"));
-    expect(() => Qwen2ForCausalLM.fromFolder(dir)).toThrow(/missing key\(s\): lm_head\.weight/);
+    expect(() => fromFolder(dir)).toThrow(/missing key\(s\): lm_head\.weight/);
     torch.scope(() => {
       const sd = torch.safetensors.loadFile(join(GOLDEN_MODEL, "model.safetensors"));
       sd["lm_head.weight"] = sd["model.embed_tokens.weight"].mul(2);
       rmSync(join(dir, "model.safetensors"));
       torch.safetensors.saveFile(join(dir, "model.safetensors"), sd);
     });
-    const m = Qwen2ForCausalLM.fromFolder(dir);
+    const m = fromFolder(dir);
     expect(m.lm_head.weight).not.toBe(m.model.embed_tokens.weight);
     expect(m.parameters().length).toBe(27);
     expect(Object.keys(m.stateDict())).toContain("lm_head.weight");
@@ -237,11 +238,11 @@ describe("weights", () => {
     writeFileSync(join(snap, "generation_config.json"), JSON.stringify({ eos_token_id: [151645, 151643], do_sample: true, top_p: 0.8 }));
     for (const f of ["tokenizer.json", "tokenizer_config.json"]) writeFileSync(join(snap, f), "{}");
     symlinkSync(join(GOLDEN_MODEL, "model.safetensors"), join(snap, "model.safetensors"));
-    const m = await Qwen2ForCausalLM.fromPretrained("golden/qwen2-tiny", { cacheDir: cache, offline: true });
+    const m = await fromPretrained("golden/qwen2-tiny", { cacheDir: cache, offline: true });
     expect(m.dtype).toBe("bfloat16");
     expect(m.model.layers.at(1).mlp.down_proj.weight.dtype).toBe("bfloat16");
     expect(m.generationConfig).toMatchObject({ eosTokenIds: [151645, 151643], doSample: true, topP: 0.8 });
-    const f = await Qwen2ForCausalLM.fromPretrained("golden/qwen2-tiny", { cacheDir: cache, offline: true, dtype: "float32" });
+    const f = await fromPretrained("golden/qwen2-tiny", { cacheDir: cache, offline: true, dtype: "float32" });
     expect(f.dtype).toBe("float32");
     const ids = torch.tensor([gold.input_ids], { dtype: "int64" });
     torch.scope(() => {
@@ -254,14 +255,14 @@ describe("weights", () => {
     ids.dispose();
     m.dispose();
     f.dispose();
-    await expect(Qwen2ForCausalLM.fromPretrained("golden/absent", { cacheDir: cache, offline: true })).rejects.toThrow(/models--golden--absent/);
+    await expect(fromPretrained("golden/absent", { cacheDir: cache, offline: true })).rejects.toThrow(/models--golden--absent/);
   });
 });
 
 describe("KV cache, padding, hidden states", () => {
   let m: Qwen2ForCausalLM;
   beforeAll(() => {
-    m = Qwen2ForCausalLM.fromFolder(GOLDEN_MODEL).eval();
+    m = fromFolder(GOLDEN_MODEL).eval();
   });
   afterAll(() => m.dispose());
 
@@ -396,7 +397,7 @@ describe("KV cache, padding, hidden states", () => {
 
 describe("training", () => {
   test("loss falls over a few AdamW steps, nothing leaks; freeze()/unfreeze()", () => {
-    const m = Qwen2ForCausalLM.fromFolder(GOLDEN_MODEL).train();
+    const m = fromFolder(GOLDEN_MODEL).train();
     const ids = torch.tensor([gold.input_ids.slice(0, 20)], { dtype: "int64" });
     const opt = new torch.AdamW(m.parameters(), { lr: 1e-2 });
     const losses: number[] = [];
@@ -456,7 +457,7 @@ describe("sampling (transformers' logits processors)", () => {
   });
 
   test("sampling is seeded; top-k 1 is greedy; bad options are errors", () => {
-    const m = Qwen2ForCausalLM.fromFolder(GOLDEN_MODEL);
+    const m = fromFolder(GOLDEN_MODEL);
     const p = [[7, 7, 100, 200]];
     torch.manualSeed(1);
     const s1 = m.generate(p, { maxNewTokens: 6, doSample: true, temperature: 1.5, eosTokenIds: [] });
@@ -476,7 +477,7 @@ describe("sampling (transformers' logits processors)", () => {
 describe("host round trips (generate, padded forward)", () => {
   let m: Qwen2ForCausalLM;
   beforeAll(() => {
-    m = Qwen2ForCausalLM.fromFolder(GOLDEN_MODEL).eval();
+    m = fromFolder(GOLDEN_MODEL).eval();
   });
   afterAll(() => m.dispose());
 
@@ -613,7 +614,7 @@ describe("--model tiny", () => {
   test("2 layers, hidden 64, real vocabulary, tied, deterministic by seed; with the Qwen tokenizer", async () => {
     const live = torch.liveTensors();
     const a = Qwen2ForCausalLM.tiny({ seed: 3 });
-    const b = await Qwen2ForCausalLM.fromPretrained("tiny", { });
+    const b = await fromPretrained("tiny", { });
     const c = Qwen2ForCausalLM.tiny({ seed: 3 });
     expect(a.config).toEqual(TINY_CONFIG);
     expect(a.model.embed_tokens.weight.shape).toEqual([151936, 64]);
@@ -648,7 +649,7 @@ describe("--model tiny", () => {
 if (!torch.cuda.isAvailable()) console.warn("test/qwen2: CUDA tests skipped (no CUDA on this machine)");
 describe.skipIf(!torch.cuda.isAvailable())("CUDA", () => {
   test("golden parity on the GPU (float32; fused attention kernels)", () => {
-    const m = Qwen2ForCausalLM.fromFolder(GOLDEN_MODEL, { device: "cuda" });
+    const m = fromFolder(GOLDEN_MODEL, { device: "cuda" });
     const ids = torch.tensor([gold.input_ids], { dtype: "int64", device: "cuda" });
     torch.scope(() => {
       const r = m.train().forward({ inputIds: ids, labels: ids });
@@ -664,7 +665,7 @@ describe.skipIf(!torch.cuda.isAvailable())("CUDA", () => {
   });
 
   test("bf16: padded batch = alone (bf16 tolerance), KV cache decoding, finite gradients", () => {
-    const m = Qwen2ForCausalLM.fromFolder(GOLDEN_MODEL, { device: "cuda", dtype: "bfloat16" }).eval();
+    const m = fromFolder(GOLDEN_MODEL, { device: "cuda", dtype: "bfloat16" }).eval();
     torch.noGrad(() =>
       torch.scope(() => {
         const a = [11, 22, 33, 44, 55, 66, 77, 88];

@@ -3,16 +3,38 @@
 // and the logits processors (repetition penalty, temperature, top-k, top-p). Separate from qwen2.ts,
 // which is the model alone (config and modules named as the checkpoint's keys): decoding is a loop
 // around the model's forward, as in candle, where qwen2.rs holds the model and generation is elsewhere.
-// Qwen2ForCausalLM.generate is a thin delegate to generate() here.
+// Qwen2ForCausalLM.generate is a thin delegate to generate() here, which is typed against CausalLM below
+// and so imports no model.
 //
 //   const newIds = generate(model, inputIds, { maxNewTokens: 16 });   // or model.generate(inputIds, ...)
 import { planPasses } from "../util/passes";
 import * as torch from "../torch.ts";
 import { type Device, F, Tensor, TorchError } from "../torch.ts";
-import { KVCache, StaticKVCache } from "./kv-cache.ts";
-import { type StaticDecode, staticDecodeStep } from "./decode-step.ts";
+import type { Module } from "../nn/index.ts";
+import { type CacheLike, KVCache, StaticKVCache } from "./kv-cache.ts";
+import { type DecodingModel, type StaticDecode, staticDecodeStep } from "./decode-step.ts";
 import { withMergedAdapters } from "./lora.ts";
-import type { Qwen2ForCausalLM } from "./qwen2.ts";
+
+/** The forward arguments generation passes (Qwen2ForwardInput has them all). */
+export interface CausalLMInput {
+  inputIds: Tensor;
+  attentionMask?: Tensor | null;
+  padded?: boolean;
+  positionIds?: Tensor;
+  attentionBias?: Tensor;
+  pastKeyValues: CacheLike;
+  useCache?: boolean;
+  logitsToKeep: number;
+}
+
+/**
+ * What generate needs of a causal LM (Qwen2ForCausalLM is one): a Module (train/eval flags, LoRA
+ * adapters) with a forward over a KV cache and the EOS and padding ids of its generation config.
+ */
+export interface CausalLM extends Module, DecodingModel {
+  readonly generationConfig: { eosTokenIds: number[]; padTokenId: number | null };
+  forward(args: CausalLMInput): { logits: Tensor | null };
+}
 
 export interface GenerateOptions {
   /** Default 32. */
@@ -74,7 +96,7 @@ export interface GenerateOptions {
  * batch size (the +2: the final transfer, and a Tensor attentionMask's checks; a host one costs none).
  * The price: up to 7 steps past the last EOS (which draw from the RNG when sampling).
  */
-export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][], opts: GenerateOptions = {}): number[][] {
+export function generate(model: CausalLM, inputIds: Tensor | number[][], opts: GenerateOptions = {}): number[][] {
   const maxNew = opts.maxNewTokens ?? 32;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new TorchError(`maxNewTokens must be a non-negative integer, got ${maxNew}`);
   const eos = new Set(opts.eosTokenIds ?? model.generationConfig.eosTokenIds);
@@ -180,7 +202,7 @@ export function generate(model: Qwen2ForCausalLM, inputIds: Tensor | number[][],
  * back to the batch's length and put in input order, where the batch's mask hides the padding. Returns
  * the last position's logits [B, V] in input order.
  */
-function prefillInBuckets(model: Qwen2ForCausalLM, ids: Tensor, mask: number[][], buckets: { members: number[]; length: number }[], cache: KVCache | StaticKVCache): Tensor {
+function prefillInBuckets(model: CausalLM, ids: Tensor, mask: number[][], buckets: { members: number[]; length: number }[], cache: KVCache | StaticKVCache): Tensor {
   const [, t0] = ids.shape;
   const dev = model.device;
   const parts = buckets.map(({ members, length }) => {

@@ -1,6 +1,6 @@
 // The key/value cache of decoder attention: each layer's keys and values so far, grown one step at a
 // time. The model's attention (qwen2.ts) appends to it and generation (generate.ts) creates and frees it;
-// it is a file of its own so that generate.ts needs the model only as a type, with no import cycle.
+// it is a file of its own so that generate.ts, which the model imports, needs nothing of the model.
 import * as torch from "../torch.ts";
 import type { Tensor } from "../torch.ts";
 

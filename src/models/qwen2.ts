@@ -5,21 +5,19 @@
 //   model.embed_tokens, model.layers.N.{self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj,
 //   input_layernorm, post_attention_layernorm}, model.norm, lm_head (absent when tied).
 //
-//   const m = await Qwen2ForCausalLM.fromPretrained("Qwen/Qwen2.5-1.5B-Instruct", { device: "cuda" });
+//   const m = await fromPretrained("Qwen/Qwen2.5-1.5B-Instruct", { device: "cuda" });   // load.ts
 //   const { logits, hiddenStates, loss } = torch.scope(() => m.forward({ inputIds, attentionMask, labels }));
 //   const newIds = m.generate(inputIds, { maxNewTokens: 16 });
 //
 // Generation (the decoding loop, its logits processors) is generate.ts; model.generate delegates there.
+// Loading (a Hub id or a folder, config files and weights) is load.ts.
 //
 // Padded batches: pass attentionMask (1 = token, 0 = padding). Position ids then default to
 // cumsum(mask) - 1 (transformers' generate does this; its plain forward uses 0..T-1, which differs only
 // for left padding), so a left-padded row gets exactly the logits it has alone.
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import * as torch from "../torch.ts";
 import { type DType, type Device, F, Tensor, TorchError, normalizeDevice } from "../torch.ts";
 import { Module, ModuleList, RMSNorm } from "../nn/index.ts";
-import { type ModelFolderOptions, WEIGHTS_FILE, WEIGHTS_INDEX } from "./files.ts";
 import { type GenerateOptions, generate } from "./generate.ts";
 import { type CacheLike, KVCache } from "./kv-cache.ts";
 import { AdaptableLinear } from "./lora.ts";
@@ -419,18 +417,12 @@ export function causalLmLoss(logits: Tensor, labels: Tensor, ignoreIndex = -100)
   return F.crossEntropy(logits.float().reshape(-1, v), shifted.reshape(-1), { ignoreIndex });
 }
 
-export interface FromPretrainedOptions extends ModelFolderOptions {
-  device?: Device;
-  /** Default: the checkpoint's dtype. */
-  dtype?: DType;
-}
-
 export class Qwen2ForCausalLM extends Module {
   readonly model: Qwen2Model;
   readonly lm_head: Qwen2LmHead;
   generationConfig: GenerationDefaults;
 
-  /** Parameters allocated uninitialised; use fromPretrained/fromConfig/tiny, or fill them yourself. */
+  /** Parameters allocated uninitialised; use fromConfig/tiny, load.ts's fromPretrained/fromFolder, or fill them yourself. */
   constructor(readonly config: Qwen2Config, opts: FactoryOptions = {}) {
     super();
     const fo = { dtype: opts.dtype ?? config.dtype, device: opts.device };
@@ -465,50 +457,6 @@ export class Qwen2ForCausalLM extends Module {
     const m = Qwen2ForCausalLM.fromConfig(TINY_CONFIG, { seed: opts.seed ?? 0 }); // float32 on the CPU: the same numbers everywhere
     if ((opts.device && opts.device !== "cpu") || (opts.dtype && opts.dtype !== "float32")) m.to({ device: opts.device, dtype: opts.dtype });
     return m;
-  }
-
-  /** Loads config.json, generation_config.json and the safetensors weights of a local folder. */
-  static fromFolder(folder: string, opts: { device?: Device; dtype?: DType } = {}): Qwen2ForCausalLM {
-    const cfgPath = join(folder, "config.json");
-    if (!existsSync(cfgPath)) throw new TorchError(`${folder} has no config.json`);
-    const config = parseQwen2Config(JSON.parse(readFileSync(cfgPath, "utf8")), cfgPath);
-    const m = new Qwen2ForCausalLM(config, { device: opts.device, dtype: opts.dtype });
-    const genPath = join(folder, "generation_config.json");
-    if (existsSync(genPath)) {
-      const g = parseGenerationConfig(JSON.parse(readFileSync(genPath, "utf8")));
-      m.generationConfig = { ...g, eosTokenIds: g.eosTokenIds.length ? g.eosTokenIds : m.generationConfig.eosTokenIds };
-    }
-    m.loadWeights(folder);
-    return m;
-  }
-
-  /**
-   * A Hub id (from the Hugging Face cache, downloading what is missing), a local folder, or "tiny"
-   * (seed 0). Weights keep the checkpoint's dtype unless `dtype` is given, and go onto `device`.
-   * A thin delegate to loadQwenModel (models/load.ts, the one loader; imported lazily, as load.ts
-   * imports this module): use loadQwen there for the tokenizer too.
-   */
-  static async fromPretrained(idOrPath: string, opts: FromPretrainedOptions = {}): Promise<Qwen2ForCausalLM> {
-    const { loadQwenModel } = await import("./load.ts");
-    return (await loadQwenModel(idOrPath, opts)).model;
-  }
-
-  /**
-   * Copies a folder's weights (model.safetensors or model.safetensors.index.json and its shards) into
-   * this model. Strict: every parameter present with its shape, no unknown key (a tied checkpoint's
-   * lm_head.weight, which some exporters write, is ignored as transformers does).
-   */
-  loadWeights(folder: string): void {
-    const single = join(folder, WEIGHTS_FILE);
-    const index = join(folder, WEIGHTS_INDEX);
-    torch.scope(() => {
-      let sd: Record<string, Tensor>;
-      if (existsSync(single)) sd = torch.safetensors.loadFile(single);
-      else if (existsSync(index)) sd = torch.safetensors.loadIndexed(index);
-      else throw new TorchError(`${folder} has neither ${WEIGHTS_FILE} nor ${WEIGHTS_INDEX}`);
-      if (this.config.tieWordEmbeddings) delete sd["lm_head.weight"];
-      this.loadStateDict(sd, { strict: true });
-    });
   }
 
   /** Parameters by checkpoint key; a tied lm_head.weight is left out (as in the checkpoint). */

@@ -4,7 +4,8 @@
 // `growthInterval` clean steps).
 import { keep, scope } from "./memory";
 import { N, TorchError } from "./native";
-import { type Tensor, arg, handles, wrap } from "./tensor";
+import { arg, handles } from "./args";
+import { type Tensor, wrap } from "./tensor";
 import { DTYPE_CODE, type Device, deviceCode } from "./dtype";
 
 export interface GradScalerOptions {

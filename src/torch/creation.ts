@@ -1,7 +1,8 @@
 // Making tensors: from JS data and typed arrays, and the factory functions (zeros, arange, randn, ...).
 import { DTYPE_CODE, type DType, type Device, deviceCode, dtypeCode } from "./dtype";
 import { N, TorchError } from "./native";
-import { type ShapeArgs, Tensor, type TypedArray, wrap } from "./tensor";
+import type { ShapeArgs } from "./args";
+import { Tensor, type TypedArray, wrap } from "./tensor";
 
 export interface TensorOptions {
   dtype?: DType;

@@ -9,7 +9,8 @@ import { fromTypedArray } from "./creation";
 import type { Device } from "./dtype";
 import { scope } from "./memory";
 import { N, TorchError } from "./native";
-import { type Tensor, h, wrapAll } from "./tensor";
+import { h } from "./args";
+import { type Tensor, wrapAll } from "./tensor";
 
 export type Backend = "gloo" | "nccl";
 export type ReduceOp = "sum" | "avg" | "max" | "min";

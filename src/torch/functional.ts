@@ -2,7 +2,8 @@
 // that only forward to one native op are generated (functional.generated.ts); here are those that take
 // PyTorch's keyword options, map reductions to codes, or compose ops.
 import { N, TorchError } from "./native";
-import { type Tensor, arg, argOpt, wrap } from "./tensor";
+import { arg, argOpt } from "./args";
+import { type Tensor, wrap } from "./tensor";
 
 export * from "./functional.generated";
 

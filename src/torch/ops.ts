@@ -1,7 +1,8 @@
 // Free functions over several tensors (torch.cat, torch.where, ...) and autograd switches. The ones that
 // only forward to one native op are generated (ops.generated.ts).
 import { N } from "./native";
-import { type Tensor, handles, wrapMaybe } from "./tensor";
+import { handles } from "./args";
+import { type Tensor, wrapMaybe } from "./tensor";
 
 export { atan2, bernoulli, cat, einsum, matmul, maximum, minimum, multinomial, outer, stack, tril, triu, where } from "./ops.generated";
 

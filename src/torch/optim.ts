@@ -5,7 +5,8 @@ import { type Device, deviceCode } from "./dtype";
 import { keep } from "./memory";
 import { N, TorchError } from "./native";
 import { zerosLike } from "./ops.generated";
-import { type Tensor, arg, handles } from "./tensor";
+import { arg, handles } from "./args";
+import type { Tensor } from "./tensor";
 
 /** How the Adam update runs: one fused kernel, a few _foreach_* ops, or a loop over parameters. */
 export type AdamKernel = "fused" | "foreach" | "loop";

@@ -1,7 +1,8 @@
 // Random number generators: seeding and the generator states needed for exact resume.
 import { type Device, deviceCode } from "./dtype";
 import { N } from "./native";
-import { type Tensor, h, wrap } from "./tensor";
+import { h } from "./args";
+import { type Tensor, wrap } from "./tensor";
 
 /** Seeds the CPU generator and every CUDA generator (torch.manual_seed). */
 export function manualSeed(seed: number): void {

@@ -7,7 +7,8 @@ import { dirname, join } from "node:path";
 import { replaceFile } from "../util/durable";
 import { type DType, type Device, DTYPE_CODE, ELEMENT_SIZE, deviceCode } from "./dtype";
 import { N, TorchError } from "./native";
-import { Tensor, handles, wrap } from "./tensor";
+import { handles } from "./args";
+import { Tensor, wrap } from "./tensor";
 
 /** A short description of a value that is not what was expected, for error messages. */
 function describe(v: unknown): string {

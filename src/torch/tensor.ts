@@ -1,17 +1,15 @@
 // Tensor: a handle to a LibTorch tensor with PyTorch's method names (camelCase for multi-word names).
 // The methods that only forward to one native op are generated from the op table (native/ops.spec.ts)
-// into TensorOps (tensor.generated.ts); what is here adds meaning: metadata, values out, conversion by
-// name, autograd, overloads.
+// into TensorOps (tensor.generated.ts), the base class, which gets the Tensor of each result from `_wrap`
+// so that it needs nothing from this file; what is here adds meaning: metadata, values out, conversion
+// by name, autograd, overloads.
 import { type DType, type Device, deviceCode, deviceName, dtypeCode, dtypeName } from "./dtype";
+import { h, hOpt } from "./args";
 import { track } from "./memory";
 import { N, TorchError } from "./native";
 import { TensorOps } from "./tensor.generated";
 
 export type Shape = number[];
-/** A shape given as one array or as separate numbers: view(2, 3) or view([2, 3]). */
-export type ShapeArgs = (number | number[])[];
-
-export const flatShape = (s: ShapeArgs): number[] => (s.length === 1 && Array.isArray(s[0]) ? (s[0] as number[]) : (s as number[]));
 
 /** A tensor from a native handle, tracked by the current scope. */
 export function wrap(h: number): Tensor {
@@ -21,59 +19,6 @@ export function wrap(h: number): Tensor {
 }
 export const wrapMaybe = (h: number | null): Tensor | null => (h === null ? null : wrap(h));
 export const wrapAll = (hs: number[]): Tensor[] => hs.map(wrap);
-
-// ---- checked handles ------------------------------------------------------------------------------
-// Every tensor argument crosses to the addon through one of these, so a non-Tensor fails here with the
-// op and the argument's position instead of reaching LibTorch as a stray number. A disposed Tensor
-// passes its handle (-1) on: the addon reports it as "argument i is a disposed tensor".
-
-/** The native handle of a tensor argument; a clear error for anything else. */
-export function h(x: Tensor | null | undefined, what = "argument"): number {
-  if (x instanceof Tensor) return x._h;
-  throw new TorchError(`${what} must be a Tensor, got ${x === null ? "null" : typeof x}`);
-}
-export const hOpt = (x: Tensor | null | undefined, what?: string): number | undefined => (x == null ? undefined : h(x, what));
-
-// "(got T)" names the type of the handle found in the value, as the addon's decoder words it: for
-// anything but a Tensor that is undefined.
-const notATensor = (x: unknown, op: string, where: string | number): TorchError =>
-  new TorchError(`${op}: argument ${where} must be a Tensor (got ${x === null ? "undefined" : typeof (x as { _h?: unknown } | undefined)?._h})`);
-
-/** Argument `i` of native op `op`: a Tensor's handle. */
-export function arg(x: Tensor, op: string, i: number): number {
-  if (x instanceof Tensor) return x._h;
-  throw notATensor(x, op, i);
-}
-/** An optional tensor argument: null and undefined are absent. */
-export const argOpt = (x: Tensor | null | undefined, op: string, i: number): number | undefined => (x == null ? undefined : arg(x, op, i));
-/** A tensor-or-number argument: the number itself, or the Tensor (the addon reads its handle, as a number there is a Scalar). */
-export function tensorOrScalar(x: Tensor | number | boolean, op: string, i: number): Tensor | number | boolean {
-  if (typeof x === "number" || typeof x === "boolean" || x instanceof Tensor) return x;
-  throw notATensor(x, op, i);
-}
-/** A list of tensors: their handles. */
-export function handles(xs: Tensor[], op: string, i: number): number[] {
-  if (!Array.isArray(xs)) throw new TorchError(`${op}: argument ${i} must be an array of Tensors (got ${xs === null ? "null" : typeof xs})`);
-  return xs.map((x, k) => {
-    if (x instanceof Tensor) return x._h;
-    throw notATensor(x, op, `${i}[${k}]`);
-  });
-}
-/** A list of tensors or nulls (advanced indexing: null takes a whole dimension). */
-export function optHandles(xs: (Tensor | null)[], op: string, i: number): (number | null)[] {
-  if (!Array.isArray(xs)) throw new TorchError(`${op}: argument ${i} must be an array of Tensors or nulls (got ${xs === null ? "null" : typeof xs})`);
-  return xs.map((x, k) => {
-    if (x == null) return null;
-    if (x instanceof Tensor) return x._h;
-    throw notATensor(x, op, `${i}[${k}]`);
-  });
-}
-/** Dimensions given as one number or an array. */
-export function dimsArg(d: number | number[]): number[];
-export function dimsArg(d: number | number[] | undefined): number[] | undefined;
-export function dimsArg(d: number | number[] | undefined): number[] | undefined {
-  return d === undefined ? undefined : Array.isArray(d) ? d : [d];
-}
 
 export interface ValuesIndices {
   values: Tensor;
@@ -89,7 +34,7 @@ export function setAfterBackward(fn: ((retainGraph: boolean, createGraph: boolea
   afterBackward = fn;
 }
 
-export class Tensor extends TensorOps {
+export class Tensor extends TensorOps<Tensor> {
   /**
    * The last gradient read, handed out again while it still is the gradient. Weak, so that a cached
    * gradient keeps no memory alive that the reads of old (a new handle each) would not have.
@@ -97,6 +42,11 @@ export class Tensor extends TensorOps {
   declare private _grad?: WeakRef<Tensor>;
   declare private _shape?: number[];
   declare private _dtype?: DType;
+
+  /** What the generated methods (TensorOps) make of a native result: a Tensor in the current scope. */
+  protected override _wrap(handle: number): Tensor {
+    return wrap(handle);
+  }
 
   // ---- metadata ----------------------------------------------------------------------------------
   get shape(): Shape {

@@ -11,6 +11,7 @@ import { basename, join } from "node:path";
 import * as torch from "../../src/torch";
 import type { Tensor } from "../../src/torch";
 import { Qwen2ForCausalLM } from "../../src/models/qwen2";
+import { fromFolder } from "../../src/models/load";
 import { loadLora } from "../../src/models/lora";
 import { loadForEvaluation } from "../../src/pipeline/commands/eval-checkpoint";
 import { systemConfig } from "../../src/pipeline/config/run-setup";
@@ -102,13 +103,13 @@ describe("scripts/export.ts", () => {
       }
     }
     expect(Object.fromEntries([...h.entries].map(([k, e]) => [k, e.shape]))).toEqual(want_);
-    const peft = Qwen2ForCausalLM.fromFolder(dirs.base);
+    const peft = fromFolder(dirs.base);
     loadLora(peft, dirs.adapter);
     expect(maxDiff(logitsOf(peft), want)).toBeLessThan(1e-4);
-    const merged = Qwen2ForCausalLM.fromFolder(dirs.merged);
+    const merged = fromFolder(dirs.merged);
     expect(maxDiff(logitsOf(merged), want)).toBeLessThan(1e-4);
     // the adapters matter: the base alone differs
-    const base = Qwen2ForCausalLM.fromFolder(dirs.base);
+    const base = fromFolder(dirs.base);
     expect(maxDiff(logitsOf(base), want)).toBeGreaterThan(0);
     for (const m of [peft, merged, base]) m.dispose();
   });
