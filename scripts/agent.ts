@@ -27,7 +27,7 @@ async function main(argv: string[]): Promise<void> {
   const { context, target, gridLines, wantsColour } = await import("../src/arc/index.ts");
   const { outputSizeFromDemos } = await import("../src/arc/size-rules.ts");
   const { predictedSize } = await import("../src/pipeline/system/agent.ts");
-  const { hardPrediction } = await import("../src/pipeline/system/training-step.ts");
+  const { hardPrediction } = await import("../src/pipeline/system/forward.ts");
   const { cellAccuracy } = await import("../src/pipeline/objective/reward.ts");
 
   const sys = await buildStageSystem(args);

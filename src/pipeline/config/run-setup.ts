@@ -5,6 +5,7 @@ import { availableParallelism } from "node:os";
 import { type Dataset, type Example, splitTasks, testExamples, trainingExamples } from "../../arc/index";
 import * as torch from "../../torch";
 import type { TrainConfig } from "./train-config";
+import type { Autocast } from "../system/forward";
 import { type SystemConfig, defaultEfe, defaultRewardWeights } from "../system/system";
 
 /**
@@ -44,7 +45,7 @@ export function runExamples(ds: Dataset, c: TrainConfig): { train: Example[]; va
 }
 
 /** The autocast scope of a run: CUDA fp16/bf16, CPU bf16 only (a resumed CUDA run on a CPU drops fp16). */
-export function autocastFor(c: TrainConfig): { device: "cpu" | "cuda"; dtype: torch.DType } | null {
+export function autocastFor(c: TrainConfig): Autocast {
   const cuda = c.device.startsWith("cuda");
   if (c.amp_dtype === "none" || (!cuda && c.amp_dtype === "fp16")) return null;
   return { device: cuda ? "cuda" : "cpu", dtype: c.amp_dtype === "fp16" ? "float16" : "bfloat16" };

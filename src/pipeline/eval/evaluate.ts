@@ -3,13 +3,13 @@
 // The output size is read off the demonstrations when a rule explains every one of them
 // (src/arc/size-rules.ts: same, constant, scale, transpose, object/content/colour boxes), else the size head's. The trainer's validation and scripts/eval.ts both call evaluate(), so their figures agree.
 import { outputSizeFromDemos } from "../../arc/size-rules";
-import { type Example, context, target as targetOf } from "../../arc/examples";
+import { type Example, target as targetOf } from "../../arc/examples";
 import type { Grid } from "../../arc/types";
 import * as torch from "../../torch";
 import type { Tensor } from "../../torch";
 import { confidences, predictedSizes } from "../system/agent";
+import { type ForwardOptions, gridsFromHost, lastStepPrediction, systemForward } from "../system/forward";
 import { cellAccuracy, exactMatch } from "../objective/reward";
-import { type StepOptions, defaultPadShare, lastStepPrediction } from "../system/training-step";
 import { type TttOptions, withTestTimeTraining } from "./ttt";
 import { augmentExample, rankCandidates, unaugmentGrid, voteAugmentations, votedAttempts } from "./vote";
 import type { System } from "../system/system";
@@ -70,7 +70,7 @@ export interface EvalSummary {
 }
 
 /** Options of evaluation: autocast as in training, and examples per batch. */
-export interface EvalOptions extends Pick<StepOptions, "autocast" | "agentPadShare"> {
+export interface EvalOptions extends Pick<ForwardOptions, "autocast" | "agentPadShare"> {
   /** Examples per batched pass (default 8); results do not depend on it. */
   batchSize?: number;
   /** Augmentations voted over per example (1: no voting), and the seed that picks them. */
@@ -81,8 +81,8 @@ export interface EvalOptions extends Pick<StepOptions, "autocast" | "agentPadSha
 }
 
 /**
- * A batch of examples through the same passes as training, without gradient: hints and encodings in one
- * Qwen batch, both agent passes batched, the policy's mean action plus the memory's bias. Two host
+ * A batch of examples through the system's forward (forward.ts, as training runs it) without gradient and
+ * with the policy's mean action plus the memory's bias. Two host
  * transfers besides the prompt's: the size head's sizes (they decide the attempts' shapes), then every
  * prediction.
  */
@@ -93,20 +93,10 @@ export function evaluateBatch(sys: System, examples: Example[], opts: EvalOption
     return t;
   });
   if (examples.length === 0) return [];
-  const queries = examples.map((ex) => context(ex).query);
-  const ac = opts.autocast ?? null;
-  const run = <T>(fn: () => T): T => (ac ? torch.autocast({ device: ac.device, dtype: ac.dtype }, fn) : fn());
-  const agentOpts = { maxPadShare: opts.agentPadShare ?? defaultPadShare(sys) };
   return torch.scope(() =>
     torch.noGrad(() => {
-      const { prompt, before, after, hits } = run(() => {
-        const prompt = sys.prompter.embedBatch(examples);
-        const before = sys.agent.forwardBatch(queries, prompt.p, agentOpts);
-        const mem = sys.memory.readBatch(prompt.p);
-        const act = sys.refiner.act(prompt.p, before.pooled, confidences(before), { deterministic: true, memoryBias: mem.bias });
-        const after = sys.agent.forwardBatch(queries, prompt.p.add(sys.refiner.delta(act.action)), agentOpts);
-        return { prompt, before, after, hits: mem.hits };
-      });
+      const { queries, prompt, before, after, memory } = systemForward(sys, examples, { autocast: opts.autocast, agentPadShare: opts.agentPadShare, deterministic: true });
+      const hits = memory.hits;
       const B = examples.length;
       // Sizes, memory hits and both passes' confidences in one transfer (float64 holds the integers exactly).
       const col = (t: Tensor) => t.to({ dtype: "float64" }).view(B, -1);
@@ -129,13 +119,7 @@ export function evaluateBatch(sys: System, examples: Example[], opts: EvalOption
         add(before.logits[i], t);
         add(after.logits[i], t);
       });
-      const flat = torch.cat(preds).tolist() as number[];
-      let off = 0;
-      const grids = shapes.map(([h, w]) => {
-        const g = Array.from({ length: h }, (_, r) => flat.slice(off + r * w, off + (r + 1) * w));
-        off += h * w;
-        return g;
-      });
+      const { grids } = gridsFromHost(torch.cat(preds).tolist() as number[], shapes);
       return examples.map((ex, i): ExampleEval => {
         const [a1, a2, atT1, atT2] = grids.slice(4 * i, 4 * i + 4);
         const tgt = targets[i];

@@ -10,6 +10,7 @@
 // Total = 0.7 EFE + 0.3 (-R_soft).
 import * as torch from "../../torch";
 import type { Tensor } from "../../torch";
+import { type HostTerms, packTerms, unpackTerms } from "./terms";
 
 export interface EfeConfig {
   labelSmoothing: number;
@@ -49,29 +50,19 @@ export interface EfeInputs {
   sizeWeight: number;
 }
 
-export interface EfeTerms {
+/** The loss and every logged term (objective/terms.ts names them), read back on the host. */
+export type EfeTerms = HostTerms & {
   /** 0.7 EFE + 0.3 (-R_soft): the tensor to differentiate. */
   total: Tensor;
-  /** Its value. */
-  loss: number;
-  efe: number;
-  risk: number[];
-  ambiguity: number[];
-  complexity: number[];
-  G: number[];
-  sizeCe: number;
   sizeWeight: number;
-  softReward: number;
-  /** Share of cells the last step gets wrong (the hard-cell indicator's mean). */
-  maskRatio: number;
   /** false when any term is NaN or inf: the caller must skip the step. */
   finite: boolean;
-}
+};
 
 /** The EFE loss as device tensors: `total` to differentiate and `logged`, every logged number in one vector. */
 export interface EfeDevice {
   total: Tensor;
-  /** [5 + 4T] detached: total, efe, sizeCe, softReward, maskRatio, then risk, ambiguity, complexity, G per step. */
+  /** Every logged term in one detached vector, laid out by objective/terms.ts (packTerms). */
   logged: Tensor;
   steps: number;
   sizeWeight: number;
@@ -117,28 +108,13 @@ export function efeLossDevice(inp: EfeInputs, cfg: EfeConfig = DEFAULT_EFE): Efe
   const softReward = q.select(0, T - 1).gather(-1, y.unsqueeze(-1)).mean();
   const total = efe.mul(cfg.efeWeight).sub(softReward.mul(cfg.rewardWeight));
 
-  const logged = torch.cat([total.view(1), efe.view(1), sizeCe.view(1), softReward.view(1), wrong.mean().view(1), risk, ambiguity, complexity, G]).detach();
+  const logged = packTerms({ sizeCe, softReward, maskRatio: wrong.mean(), efe, loss: total }, { risk, ambiguity, complexity, G });
   return { total, logged, steps: T, sizeWeight: inp.sizeWeight };
 }
 
-/** EfeTerms from the host copy of `logged` (efeLossDevice's order). */
+/** EfeTerms from the host copy of `logged`. */
 export function efeTermsFrom(total: Tensor, v: number[], steps: number, sizeWeight: number): EfeTerms {
-  const T = steps;
-  const at = (i: number) => v.slice(5 + i * T, 5 + (i + 1) * T);
-  return {
-    total,
-    loss: v[0],
-    efe: v[1],
-    sizeCe: v[2],
-    softReward: v[3],
-    maskRatio: v[4],
-    risk: at(0),
-    ambiguity: at(1),
-    complexity: at(2),
-    G: at(3),
-    sizeWeight,
-    finite: v.every(Number.isFinite),
-  };
+  return { ...unpackTerms(v, steps), total, sizeWeight, finite: v.every(Number.isFinite) };
 }
 
 /** The loss and its logged values (one transfer). */

@@ -4,7 +4,7 @@
 // test-time training refuse them.
 import * as torch from "../../torch";
 import type { Tensor } from "../../torch";
-import type { ExampleLogs } from "./training-step";
+import { type TermValues, firstNonFiniteTerm } from "../objective/terms";
 
 /** A run stopped because its numbers went non-finite (scripts/train.ts exits 3 with its one-line message). */
 export class NonFiniteError extends Error {}
@@ -27,8 +27,7 @@ export function describeTensors(bad: string[]): string {
 /** The parameter group of a checkpoint tensor name (agent.*, refiner.*, qwen.*). */
 export const tensorGroup = (name: string): string => name.split(".")[0];
 
-/** The loss term of an example that went non-finite first, in the order the loss is built. */
-export function nonFiniteTerm(l: Pick<ExampleLogs, "risk" | "ambiguity" | "complexity" | "sizeCe" | "softReward" | "efe" | "loss">): string {
-  const terms: [string, number][] = [["risk", l.risk], ["ambiguity", l.ambiguity], ["complexity", l.complexity], ["size cross-entropy", l.sizeCe], ["soft reward", l.softReward], ["EFE", l.efe], ["total", l.loss]];
-  return terms.find(([, v]) => !Number.isFinite(v))?.[0] ?? "total";
+/** The loss term of an example that went non-finite first, in the order the loss is built ("total" when none of the parts is). */
+export function nonFiniteTerm(l: Partial<TermValues>): string {
+  return firstNonFiniteTerm(l) ?? "total";
 }

@@ -1,7 +1,6 @@
-// One training batch end to end, in the pipeline's order, B examples per pass:
-//   prompt (B hints in one generate, one encoding pass) -> agent (one masked pass) -> pred_before
-//   -> memory read + refiner (batched) -> agent again with p' -> pred_after -> resize -> EFE + reward loss
-//   -> one host transfer of every logged number -> rewards, the refiner's loss, memory writes in example order.
+// One training batch end to end, B examples per pass: the system's forward (forward.ts: prompt -> agent ->
+// memory + refiner -> agent on p') -> resize -> EFE + reward loss -> one host transfer of every logged
+// number -> rewards, the refiner's loss, memory writes in example order.
 // B = 1 is a batch of one. Returns the summed losses (the trainer scales, backpropagates and steps the
 // optimizers) and every logged quantity per example.
 //
@@ -9,21 +8,19 @@
 // memory as they stand at the batch's start (as minibatch SGD reads the weights); the memory's writes
 // and its EMA threshold are then applied in example order, and the baseline follows each reward in
 // order. So a batch gives each example what a batch of one from the same state gives it.
-import { type Example, context, target as targetOf } from "../../arc/examples";
+import { type Example, target as targetOf } from "../../arc/examples";
 import type { Grid } from "../../arc/types";
 import * as torch from "../../torch";
 import type { Tensor } from "../../torch";
-import { type AgentBatchOutput, confidences, predictedSizes } from "./agent";
-import { type EfeDevice, efeLossDevice, efeTermsFrom } from "../objective/efe";
-import { gridTensor, resizeHard, resizeLogits } from "./resize";
-import { type RewardMetrics, reward } from "../objective/reward";
-import { type NoiseKey, actionNoise } from "./refiner";
-import type { System } from "./system";
 import { type StageTimer, untimed } from "../../util/stage-timer";
-
-export type { StageTimer } from "../../util/stage-timer";
-
-export type Autocast = { device: "cpu" | "cuda"; dtype: torch.DType } | null;
+import { type EfeDevice, efeLossDevice, efeTermsFrom } from "../objective/efe";
+import { type RewardMetrics, reward } from "../objective/reward";
+import { type TermValues, termValues } from "../objective/terms";
+import { type AgentBatchOutput, predictedSizes } from "./agent";
+import { type Autocast, gridsFromHost, lastStepPrediction, systemForward } from "./forward";
+import { type NoiseKey, actionNoise } from "./refiner";
+import { gridTensor, resizeLogits } from "./resize";
+import type { System } from "./system";
 
 export interface StepOptions {
   /** λ_size for this step (the warm-up schedule). */
@@ -71,19 +68,11 @@ export function applyStateUpdates(sys: System, u: StateUpdates): { written: bool
   });
 }
 
-export interface ExampleLogs {
+/** What a trained example logs: every term of its loss (objective/terms.ts), its rewards and the system's state. */
+export interface ExampleLogs extends TermValues {
   task: string;
   pair: number;
-  /** 0.7 EFE + 0.3 (-R_soft). */
-  loss: number;
-  efe: number;
-  risk: number;
-  ambiguity: number;
-  complexity: number;
-  sizeCe: number;
   sizeWeight: number;
-  softReward: number;
-  maskRatio: number;
   before: RewardMetrics;
   after: RewardMetrics;
   /** acc_after - acc_before. */
@@ -132,24 +121,6 @@ export interface ExampleResult {
   logs: ExampleLogs;
 }
 
-const maybeAutocast = <T>(ac: Autocast | undefined, fn: () => T): T => (ac ? torch.autocast({ device: ac.device, dtype: ac.dtype }, fn) : fn());
-
-export const defaultPadShare = (sys: System): number => (sys.agent.stem.weight.device.startsWith("cuda") ? 1 : 0.25);
-
-/** The hard prediction of the last refinement step [H, W] (int64), resized (nearest) to h x w. */
-export function lastStepPrediction(logits: Tensor, h: number, w: number): Tensor {
-  return resizeHard(logits.select(0, logits.shape[0] - 1).argmax(-1), h, w);
-}
-
-/** The same as a grid (one host transfer). */
-export function hardPrediction(logits: Tensor, h: number, w: number): Grid {
-  return torch.scope(() => lastStepPrediction(logits, h, w).tolist() as Grid);
-}
-
-/** Rows of a flat host vector as a grid. */
-const gridAt = (v: Float64Array, off: number, h: number, w: number): Grid =>
-  Array.from({ length: h }, (_, i) => Array.from(v.subarray(off + i * w, off + (i + 1) * w)));
-
 /** Everything a batch brings to the host, concatenated as float64 (exact for colours, sizes and float32 values). */
 function gatherToHost(parts: Tensor[]): Float64Array {
   return torch.scope(() => torch.cat(parts.map((t) => t.flatten().to({ dtype: "float64" }))).data() as Float64Array);
@@ -163,36 +134,17 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
     if (!t) throw new RangeError(`${ex.task.id}: example ${ex.index} has no output to train on`);
     return t;
   });
-  const queries = examples.map((ex) => context(ex).query);
-  const ac = opts.autocast ?? null;
   const timer = opts.timer ?? untimed;
   const dev = sys.agent.stem.weight.device;
-  const agentOpts = { maxPadShare: opts.agentPadShare ?? defaultPadShare(sys) };
 
   // The refiner's keyed noise is made on the host and copied first: a copy from pageable host memory waits
   // for the device's queue, which is near empty here (the last step's host reads drained it) and would be
   // full of this batch's prompt and agent work later.
   const noise = opts.noise ? actionNoise(opts.noise, B, sys.refiner.actionDim, sys.refiner.device) : null;
-
-  // 1. Prompt vectors p [B, P] (gradient into Qwen's trainable weights).
-  const prompt = maybeAutocast(ac, () => sys.prompter.embedBatch(examples, { timer }));
+  const { prompt, before, after, memory: mem, action: act } = systemForward(sys, examples, { autocast: opts.autocast, agentPadShare: opts.agentPadShare, timer, noise });
   const p = prompt.p;
 
-  // 2. Agent before refinement: no loss flows through it, so no graph is kept.
-  const before: AgentBatchOutput = timer.time("agent", () => torch.noGrad(() => maybeAutocast(ac, () => sys.agent.forwardBatch(queries, p, agentOpts))));
-
-  // 3. Refine: the refiner's policy acts on [LN(sg p), sg pooled z_T, the agent's confidence] (+ the memory's
-  // bias). The confidence stands in for R_before, which evaluation cannot compute (see agent.ts).
-  const { mem, act, after } = timer.time("agent", () => {
-    const mem = sys.memory.readBatch(p);
-    const act = sys.refiner.act(p, before.pooled, confidences(before), { memoryBias: mem.bias, noise });
-    const pRefined = p.add(sys.refiner.delta(act.action));
-    // 4. Agent again with p' (the graph the main loss uses).
-    const after: AgentBatchOutput = maybeAutocast(ac, () => sys.agent.forwardBatch(queries, pRefined, agentOpts));
-    return { mem, act, after };
-  });
-
-  // 5. EFE + reward loss per example on the after-refinement logits at its target size, and the hard
+  // EFE + reward loss per example on the after-refinement logits at its target size, and the hard
   // predictions of both passes at the target size: all on the device, then one transfer.
   const { terms, host } = timer.time("loss", () => {
     const terms: EfeDevice[] = targets.map((tgt, i) =>
@@ -212,16 +164,11 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
     return { terms, host };
   });
 
-  // 6. Host side: rewards, the refiner's loss from the improvement, memory writes in example order.
-  let off = 0;
-  const grids = (): Grid[] =>
-    targets.map((t) => {
-      const g = gridAt(host, off, t.length, t[0].length);
-      off += t.length * t[0].length;
-      return g;
-    });
-  const predBefore = grids();
-  const predAfter = grids();
+  // Host side: rewards, the refiner's loss from the improvement, memory writes in example order.
+  const shapes = targets.map((t) => [t.length, t[0].length] as const);
+  const { grids: predBefore, end: afterAt } = gridsFromHost(host, shapes);
+  const { grids: predAfter, end } = gridsFromHost(host, shapes, afterAt);
+  let off = end;
   const sizes = (): [number, number][] => Array.from({ length: B }, (_, i) => [host[off + 2 * i], host[off + 2 * i + 1]] as [number, number]);
   const sizeBefore = sizes();
   off += 2 * B;
@@ -248,22 +195,14 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
 
   const finite = efe.filter((t) => t.finite).map((t) => t.total);
   const loss = finite.length === 0 ? null : finite.length === 1 ? finite[0] : torch.stack(finite).sum();
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
   const logs: ExampleLogs[] = examples.map((ex, i) => {
     const t = efe[i];
     const [h, w] = [targets[i].length, targets[i][0].length];
     return {
       task: ex.task.id,
       pair: ex.index,
-      loss: t.loss,
-      efe: t.efe,
-      risk: mean(t.risk),
-      ambiguity: mean(t.ambiguity),
-      complexity: mean(t.complexity.slice(1)),
-      sizeCe: t.sizeCe,
+      ...termValues(t),
       sizeWeight: t.sizeWeight,
-      softReward: t.softReward,
-      maskRatio: t.maskRatio,
       before: rBefore[i],
       after: rAfter[i],
       dAcc: rAfter[i].acc - rBefore[i].acc,

@@ -1,0 +1,87 @@
+// The system's forward over a batch, in the pipeline's order, as training and evaluation both run it:
+//   prompt (B hints in one generate, one encoding pass) -> p
+//   agent on p (no graph: no loss flows through it) -> attempt 1 (before refinement)
+//   memory read + refiner's action on [LN(sg p), sg pooled z_T, the agent's confidence] -> p' = p + W_up a
+//   agent on p' -> attempt 2 (after refinement; the graph the training loss uses)
+// Training draws the refiner's action (keyed noise); evaluation takes its mean (`deterministic`).
+import { type Example, context } from "../../arc/examples";
+import type { Grid } from "../../arc/types";
+import * as torch from "../../torch";
+import type { Tensor } from "../../torch";
+import { type StageTimer, untimed } from "../../util/stage-timer";
+import { type AgentBatchOutput, confidences } from "./agent";
+import type { MemoryBatchRead } from "./episodic-memory";
+import type { PromptBatch } from "./prompt";
+import type { RefinerAction } from "./refiner";
+import { resizeHard } from "./resize";
+import type { System } from "./system";
+
+/** Mixed precision for Qwen and the agent: CUDA float16/bfloat16 or CPU bfloat16; null: full precision. */
+export type Autocast = { device: "cpu" | "cuda"; dtype: torch.DType } | null;
+
+export const withAutocast = <T>(ac: Autocast | undefined, fn: () => T): T => (ac ? torch.autocast({ device: ac.device, dtype: ac.dtype }, fn) : fn());
+
+/** Largest padded share of an agent pass by default: 1 on CUDA (launches are the cost), 0.25 on the CPU (arithmetic is). */
+export const defaultPadShare = (sys: System): number => (sys.agent.stem.weight.device.startsWith("cuda") ? 1 : 0.25);
+
+export interface ForwardOptions {
+  autocast?: Autocast;
+  /** Largest share of padded cells in one agent pass (0..1); default defaultPadShare. */
+  agentPadShare?: number;
+  /** Wall time of the stages, for benchmarks. */
+  timer?: StageTimer;
+  /** The refiner's noise [B, k] (training); absent: drawn from torch's generator. */
+  noise?: Tensor | null;
+  /** The policy's mean action (evaluation). */
+  deterministic?: boolean;
+}
+
+export interface SystemForward {
+  /** The test inputs the agent read. */
+  queries: Grid[];
+  prompt: PromptBatch;
+  /** The agent's passes before and after refinement. */
+  before: AgentBatchOutput;
+  after: AgentBatchOutput;
+  memory: MemoryBatchRead;
+  action: RefinerAction;
+}
+
+/** The two-pass forward (see the top of this file). Call it under torch.noGrad for evaluation. */
+export function systemForward(sys: System, examples: Example[], opts: ForwardOptions = {}): SystemForward {
+  const ac = opts.autocast ?? null;
+  const timer = opts.timer ?? untimed;
+  const agentOpts = { maxPadShare: opts.agentPadShare ?? defaultPadShare(sys) };
+  const queries = examples.map((ex) => context(ex).query);
+  const prompt = withAutocast(ac, () => sys.prompter.embedBatch(examples, { timer }));
+  const p = prompt.p;
+  const before = timer.time("agent", () => torch.noGrad(() => withAutocast(ac, () => sys.agent.forwardBatch(queries, p, agentOpts))));
+  // The confidence stands in for R_before in the refiner's input: evaluation cannot compute R_before.
+  return timer.time("agent", () => {
+    const memory = sys.memory.readBatch(p);
+    const action = sys.refiner.act(p, before.pooled, confidences(before), { memoryBias: memory.bias, noise: opts.noise ?? undefined, deterministic: opts.deterministic });
+    const after = withAutocast(ac, () => sys.agent.forwardBatch(queries, p.add(sys.refiner.delta(action.action)), agentOpts));
+    return { queries, prompt, before, after, memory, action };
+  });
+}
+
+/** The hard prediction of the last refinement step [H, W] (int64), resized (nearest) to h x w. */
+export function lastStepPrediction(logits: Tensor, h: number, w: number): Tensor {
+  return resizeHard(logits.select(0, logits.shape[0] - 1).argmax(-1), h, w);
+}
+
+/** The same as a grid (one host transfer). */
+export function hardPrediction(logits: Tensor, h: number, w: number): Grid {
+  return torch.scope(() => lastStepPrediction(logits, h, w).tolist() as Grid);
+}
+
+/** Grids of the given shapes read in order from a flat host vector, starting at `offset`; returns where they end. */
+export function gridsFromHost(flat: ArrayLike<number>, shapes: readonly (readonly [number, number])[], offset = 0): { grids: Grid[]; end: number } {
+  let off = offset;
+  const grids = shapes.map(([h, w]) => {
+    const g = Array.from({ length: h }, (_, r) => Array.from({ length: w }, (_, c) => flat[off + r * w + c]));
+    off += h * w;
+    return g;
+  });
+  return { grids, end: off };
+}
