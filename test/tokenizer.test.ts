@@ -176,8 +176,8 @@ describe("encode speed", () => {
     const t0 = performance.now();
     for (let i = 0; i < reps; i++) tok.encode(prompt);
     const ms = (performance.now() - t0) / reps;
+    // Its speed is measured, not asserted (bench/, never a timed test): logged for the reader.
     console.log(`encode: ${n} tokens in ${ms.toFixed(2)} ms (${((n / ms) * 1000 / 1e6).toFixed(2)} M tokens/s)`);
-    expect(ms).toBeLessThan(100);
     expect(tok.decode(tok.encode(prompt))).toBe(prompt);
   });
 });

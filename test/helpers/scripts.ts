@@ -31,9 +31,9 @@ export interface Result {
   ms: number;
 }
 
-/** Runs a script with Bun from the project root and waits for it. */
-export function runScript(script: string, args: string[], timeoutMs: number): Result {
+/** Runs a script with Bun from the project root and waits for it (`env`: variables added to this process's). */
+export function runScript(script: string, args: string[], timeoutMs: number, env?: Record<string, string>): Result {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [script, ...args], { cwd: ROOT, encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, [script, ...args], { cwd: ROOT, encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 << 20, ...(env ? { env: { ...process.env, ...env } } : {}) });
   return { code: r.status, out: r.stdout ?? "", err: r.stderr ?? "", ms: performance.now() - t0 };
 }

@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { duplicateFlag, joinNegativeValues, parseDecimal, parseInteger } from "../../util/flags";
 import type { Device } from "../../torch";
 import type { QwenTrain } from "../system/system";
-import { TTT_DEFAULTS } from "../eval/ttt";
+import { TTT_DEFAULTS } from "../eval/ttt-defaults";
 
 /**
  * Test-time training's learning rate and demonstrations per step, for eval.ts --ttt_steps and the

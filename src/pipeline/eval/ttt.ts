@@ -17,10 +17,9 @@ import { trainBatch } from "../system/training-step";
 import type { Autocast } from "../system/forward";
 import { type System, qwenTrainable } from "../system/system";
 import { snapshotSystem } from "../system/state";
+import { TTT_DEFAULTS } from "./ttt-defaults";
 import { NonFiniteError, nonFiniteTensors } from "../system/nonfinite";
 
-/** Test-time training's defaults, shared by eval.ts, predict.ts and validation's --val_ttt_steps. */
-export const TTT_DEFAULTS = { lr: 1e-3, batch: 2 } as const;
 
 export interface TttOptions {
   /** Optimizer steps per task (0: off). */

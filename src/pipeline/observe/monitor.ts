@@ -1,13 +1,16 @@
-// What a training run leaves for people to watch: metrics.jsonl, TensorBoard event files, and
-// report.html after each validation. The trainer hands every record to log() and every validation
-// to validated(); batchExtras() adds what the loop itself does not track (the EFE's terms, learning
-// rates, examples/s, memory use).
-import type { ExampleEval } from "../eval/evaluate";
-import type { ExampleLogs } from "../system/training-step";
-import { writeDashboard, writeValidationGallery } from "./report-html";
-import { appendMetrics, readMetrics } from "../run/run-folder";
-import { type EventWriter, openEventWriter } from "./tensorboard";
+// What a training run leaves for people to watch. The trainer hands every record to log() and every
+// validation to validated(); the monitor passes them to its sinks (sink.ts: the console, metrics.jsonl,
+// TensorBoard, report.html) and adds to each batch record what the loop itself does not track:
+// the loss terms' window means (objective/terms.ts), learning rates, examples/s and memory use.
 import * as cuda from "../../torch/cuda";
+import type { ExampleEval } from "../eval/evaluate";
+import { ALL_TERMS } from "../objective/terms";
+import type { ExampleLogs } from "../system/training-step";
+import { ConsoleSink } from "./console-sink";
+import { JsonlSink } from "./jsonl-sink";
+import { ReportSink } from "./report-sink";
+import type { MetricRecord, MetricsSink } from "./sink";
+import { TensorBoardSink } from "./tensorboard-sink";
 
 export interface MonitorOptions {
   /** The step training starts or resumes at. */
@@ -17,16 +20,29 @@ export interface MonitorOptions {
   batchSize: number;
   /** Optimizers whose groups' learning rates are logged as lr_<group> (`name` overrides a single group's name). */
   optimizers: { name?: string; opt: { paramGroups: { name: string; lr: number }[] } }[];
+  /** The console's lines (the batch line, validation, the epoch summary). */
+  out: (line: string) => void;
   /** Where a failure to write a report goes (it never stops training). */
   warn: (line: string) => void;
   now?: () => number;
 }
 
+/** The sinks of a run: the console, metrics.jsonl, TensorBoard (unless --tensorboard false) and report.html. */
+export function runSinks(runDir: string, config: { tensorboard?: string }, o: Pick<MonitorOptions, "step" | "resumed" | "out" | "warn">): MetricsSink[] {
+  return [
+    new ConsoleSink(o.out),
+    new JsonlSink(runDir),
+    ...(config.tensorboard === "false" ? [] : [new TensorBoardSink(runDir, config as Record<string, unknown>, o.resumed ? o.step : undefined)]),
+    new ReportSink(runDir, o.warn),
+  ];
+}
+
 const MIB = 1024 * 1024;
-const emptyTerms = () => ({ n: 0, risk: 0, ambiguity: 0, complexity: 0, size_ce: 0, soft_reward: 0 });
+/** The terms averaged over a logging window's examples, by metric name. */
+const WINDOW_TERMS = ALL_TERMS.filter((t) => t.windowMean);
+const emptyTerms = () => ({ n: 0, sums: Object.fromEntries(WINDOW_TERMS.map((t) => [t.metric, 0])) as Record<string, number> });
 
 export class RunMonitor {
-  private readonly tb: EventWriter | null;
   private readonly now: () => number;
   private readonly cudaIndex: number | null;
   private lastStep: number;
@@ -34,59 +50,41 @@ export class RunMonitor {
   /** Seconds spent validating since the last batch record (left out of examples/s). */
   private pausedSeconds = 0;
   /**
-   * Sums of the EFE's terms over the finite examples since the last batch record. Kept here, not in the
+   * Sums of the loss terms over the finite examples since the last batch record. Kept here, not in the
    * trainer's checkpointed window, so after a resume the first record averages the examples trained
    * since the resume.
    */
   private terms = emptyTerms();
 
-  constructor(readonly runDir: string, config: { device: string; tensorboard?: string }, private readonly o: MonitorOptions) {
+  constructor(device: string, private readonly sinks: MetricsSink[], private readonly o: MonitorOptions) {
     this.now = o.now ?? (() => performance.now() / 1000);
     this.lastStep = o.step;
     this.lastTime = this.now();
-    const m = /^cuda(?::(\d+))?$/.exec(config.device);
+    const m = /^cuda(?::(\d+))?$/.exec(device);
     this.cudaIndex = m ? Number(m[1] ?? 0) : null;
-    this.tb = config.tensorboard === "false"
-      ? null
-      : openEventWriter(runDir, {
-          resumeStep: o.resumed ? o.step : undefined,
-          config: config as unknown as Record<string, unknown>,
-          backfill: () => readMetrics(runDir),
-        });
   }
 
-  /** The event file being written, or null with `--tensorboard false`. */
-  get eventFile(): string | null {
-    return this.tb?.path ?? null;
+  /** Hands a record to every sink. */
+  log(record: MetricRecord): void {
+    for (const s of this.sinks) s.write(record);
   }
 
-  /** Appends a record to metrics.jsonl and its scalars to the event file. */
-  log(record: Record<string, unknown>): void {
-    appendMetrics(this.runDir, record);
-    this.tb?.writeRecord(record);
-  }
-
-  /** One trained example's logs (for the EFE's terms). */
+  /** One trained example's logs (for the loss terms' window means). */
   example(l: ExampleLogs): void {
     if (!l.finite) return;
-    const s = this.terms;
-    s.n++;
-    s.risk += l.risk;
-    s.ambiguity += l.ambiguity;
-    s.complexity += l.complexity;
-    s.size_ce += l.sizeCe;
-    s.soft_reward += l.softReward;
+    this.terms.n++;
+    for (const t of WINDOW_TERMS) this.terms.sums[t.metric] += l[t.name];
   }
 
   /**
-   * The EFE's terms (risk, ambiguity, complexity, size cross-entropy) and the soft reward averaged since
-   * the previous batch record, learning rates, examples/s, process and GPU memory in MiB.
+   * The loss terms averaged since the previous batch record, learning rates, examples/s, process and GPU
+   * memory in MiB.
    */
   batchExtras(step: number): Record<string, number> {
     const t = this.now();
     const seconds = t - this.lastTime - this.pausedSeconds;
     const out: Record<string, number> = {};
-    const { n, ...sums } = this.terms;
+    const { n, sums } = this.terms;
     if (n > 0) for (const [k, v] of Object.entries(sums)) out[k] = v / n;
     this.terms = emptyTerms();
     for (const { name, opt } of this.o.optimizers)
@@ -104,15 +102,10 @@ export class RunMonitor {
     return out;
   }
 
-  /** After a validation (already logged): its grids and a fresh report.html. */
+  /** After a validation (its record already logged): its examples to the sinks that show them. */
   validated(step: number, results: ExampleEval[], seconds: number): void {
     this.pausedSeconds += seconds;
-    try {
-      writeValidationGallery(this.runDir, step, results);
-      writeDashboard(this.runDir);
-    } catch (e) {
-      this.o.warn(`could not write ${this.runDir}/report.html: ${(e as Error).message}`);
-    }
+    for (const s of this.sinks) s.validated?.(step, results, seconds);
   }
 
   /** For the progress bar: allocated / peak GPU memory on CUDA, nothing on the CPU. */
@@ -123,6 +116,6 @@ export class RunMonitor {
   }
 
   close(): void {
-    this.tb?.close();
+    for (const s of this.sinks) s.close?.();
   }
 }
