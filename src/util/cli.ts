@@ -1,6 +1,8 @@
 // Command lines of the runnable stages: node:util parseArgs with the conventions every script shares
-// (--help prints the usage; a bad flag or value is one line on stderr and exit code 2).
+// (--help prints the usage; a bad flag or value is one line on stderr and exit code 2, a mistyped flag
+// with the closest known one suggested).
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { parseArgsErrorLine } from "./flags";
 
 export type Values = Record<string, string | boolean | undefined>;
 
@@ -24,7 +26,7 @@ export function parseCommandLine(name: string, usage: string, options: NonNullab
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Values });
   } catch (e) {
-    fail((e as Error).message.split("\n")[0]);
+    fail(parseArgsErrorLine(e, Object.keys(options)));
   }
   if (values.help) {
     process.stdout.write(`${usage}\n`);
