@@ -5,6 +5,11 @@
 //   z_t = z_{t-1} + Block(z_{t-1} + e),  Block(u) = conv3x3(GELU(FiLM_p(GroupNorm(conv3x3(u))))) + ctx(mean(u))
 //   logits_t = conv1x1(z_t) -> [T, H, W, 10];  size head(mean(z_T), p) -> heights 1..30, widths 1..30
 //
+// With a context width C (AgentConfig.contextDim), a second conditioning vector c [C] per example (the
+// demonstrations' encoding, pipeline/demo-encoder.ts) is concatenated to the normalised p wherever p
+// enters: FiLM reads [p, c] and the size head [mean(z_T), p, c]. Without it the agent is the one above,
+// parameter for parameter, so checkpoints saved before the context load and run as they did.
+//
 // forwardBatch runs grids of different sizes as padded passes [B, 10, Hmax, Wmax] (grids top-left) that
 // give each grid what it gets alone: activations are zeroed on padding before every 3x3 conv (the zero
 // padding of the grid's own border), GroupNorm statistics and the mean-pools count only a grid's cells.
@@ -37,6 +42,12 @@ export interface AgentConfig {
    * the prior load so): no prior.
    */
   inputPrior?: number;
+  /**
+   * Width C of the extra conditioning vector c that FiLM and the size head read beside p (the
+   * demonstrations' encoding, `--agent_context both`). Absent or 0 (every agent before it): no c, and
+   * the same parameters as before.
+   */
+  contextDim?: number;
 }
 
 export const defaultAgentConfig = (promptDim: number): AgentConfig => ({ promptDim, channels: 128, steps: 5, groups: 8 });
@@ -56,7 +67,7 @@ export interface AgentOutput {
  * Where a padded pass's grids are: set only when the grids in a pass differ in size, because then the
  * padding must act as the zero padding of each grid's own border and must not enter any statistic.
  */
-interface CellMask {
+export interface CellMask {
   /** [B, 1, Hmax, Wmax] 1 on each grid's cells, 0 on padding, in float32. */
   mask: Tensor;
   /** [B, 1] each grid's cell count, float32. */
@@ -64,12 +75,12 @@ interface CellMask {
 }
 
 /** `x` with the padding zeroed; the multiplication runs in x's dtype so autocast's dtype survives it. */
-function zeroPadding(x: Tensor, cm: CellMask): Tensor {
+export function zeroPadding(x: Tensor, cm: CellMask): Tensor {
   return x.mul(cm.mask.dtype === x.dtype ? cm.mask : cm.mask.to(x.dtype));
 }
 
 /** Mean over each grid's own cells: [B, C, H, W] -> [B, C] in x's dtype (x must be zero on padding). */
-function cellMean(x: Tensor, cm: CellMask | null): Tensor {
+export function cellMean(x: Tensor, cm: CellMask | null): Tensor {
   if (!cm) return x.mean([2, 3]);
   return x.sum([2, 3], false, "float32").div(cm.cellCounts).to(x.dtype);
 }
@@ -78,7 +89,7 @@ function cellMean(x: Tensor, cm: CellMask | null): Tensor {
  * GroupNorm whose statistics see only each grid's own cells: mean and biased variance per (grid, group)
  * over its cells, in float32 (as native group_norm accumulates), then the affine; returns x's dtype.
  */
-function maskedGroupNorm(x: Tensor, norm: nn.GroupNorm, cm: CellMask): Tensor {
+export function maskedGroupNorm(x: Tensor, norm: nn.GroupNorm, cm: CellMask): Tensor {
   const [B, C, H, W] = x.shape;
   const G = norm.numGroups;
   const xf = x.float().view(B, G, C / G, H * W);
@@ -104,7 +115,7 @@ class RefineBlock extends nn.Module {
     super();
     this.conv1 = this.registerModule("conv1", new nn.Conv2d(c.channels, c.channels, 3, { padding: 1 }));
     this.norm = this.registerModule("norm", new nn.GroupNorm(c.groups, c.channels));
-    this.film = this.registerModule("film", new nn.Linear(c.promptDim, 2 * c.channels));
+    this.film = this.registerModule("film", new nn.Linear(c.promptDim + (c.contextDim ?? 0), 2 * c.channels));
     this.conv2 = this.registerModule("conv2", new nn.Conv2d(c.channels, c.channels, 3, { padding: 1 }));
     this.ctx = this.registerModule("ctx", new nn.Linear(c.channels, c.channels));
     // FiLM starts as the identity (gamma = beta = 0), so p modulates only what training makes it.
@@ -112,7 +123,7 @@ class RefineBlock extends nn.Module {
     nn.init.zeros_(this.film.bias!);
   }
   /**
-   * u [B, d, H, W] (zero on padding when masked); gammaBeta [B, 2d] from the (normalised) prompts.
+   * u [B, d, H, W] (zero on padding when masked); gammaBeta [B, 2d] from the (normalised) prompts and the contexts.
    * Masked, the result is non-zero on padding: the caller zeroes it there.
    */
   forward(u: Tensor, gammaBeta: Tensor, cm: CellMask | null = null): Tensor {
@@ -159,6 +170,7 @@ export class GridAgent extends nn.Module {
   constructor(readonly config: AgentConfig) {
     super();
     const { channels: d, promptDim: P } = config;
+    const C = config.contextDim ?? 0;
     if (d % config.groups !== 0) throw new RangeError(`agent channels ${d} must be divisible by groups ${config.groups}`);
     this.stem = this.registerModule("stem", new nn.Conv2d(COLOURS, d, 3, { padding: 1 }));
     this.rowEmb = this.registerModule("row_emb", new nn.Embedding(MAX_SIDE, d));
@@ -173,7 +185,7 @@ export class GridAgent extends nn.Module {
       this.head.weight.mul_(0.1);
       this.head.bias!.mul_(0.1);
     }));
-    this.sizeHead = this.registerModule("size_head", new nn.Sequential(new nn.Linear(d + P, d), new nn.GELU(), new nn.Linear(d, 2 * MAX_SIDE)));
+    this.sizeHead = this.registerModule("size_head", new nn.Sequential(new nn.Linear(d + P + C, d), new nn.GELU(), new nn.Linear(d, 2 * MAX_SIDE)));
     for (const emb of [this.rowEmb, this.colEmb]) nn.init.normal_(emb.weight, 0, 0.02);
   }
 
@@ -190,22 +202,27 @@ export class GridAgent extends nn.Module {
     return torch.F.oneHot(onDevice, COLOURS + 1).narrow(3, 0, COLOURS).permute(0, 3, 1, 2).to(this.stem.weight.dtype);
   }
 
-  /** grid: the input grid (H, W <= 30); p: [P] prompt vector. A batch of one through forwardBatch. */
-  forward(grid: number[][], p: Tensor): AgentOutput {
-    const out = this.forwardBatch([grid], p.unsqueeze(0));
+  /** grid: the input grid (H, W <= 30); p: [P] prompt vector; context: [C] when the agent has one. A batch of one through forwardBatch. */
+  forward(grid: number[][], p: Tensor, context?: Tensor): AgentOutput {
+    const out = this.forwardBatch([grid], p.unsqueeze(0), context ? { context: context.unsqueeze(0) } : {});
     return { logits: out.logits[0]!, heightLogits: out.heightLogits.select(0, 0), widthLogits: out.widthLogits.select(0, 0), pooled: out.pooled.select(0, 0) };
   }
 
   /**
    * grids: B input grids (sides 1..30, any sizes); p: [B, P] their prompt vectors. Each example gets what
    * it would get alone (up to float rounding); `maxPadShare` (0..1, default 1 = one pass) caps the share
-   * of padding cells in a pass, trading passes for wasted compute.
+   * of padding cells in a pass, trading passes for wasted compute. `context` [B, C] is required exactly
+   * when the agent was built with a contextDim.
    */
-  forwardBatch(grids: number[][][], p: Tensor, opts: { maxPadShare?: number } = {}): AgentBatchOutput {
+  forwardBatch(grids: number[][][], p: Tensor, opts: { maxPadShare?: number; context?: Tensor } = {}): AgentBatchOutput {
     const B = grids.length;
     const P = this.config.promptDim;
     if (B < 1) throw new RangeError("agent batch is empty");
     if (p.dim() !== 2 || p.shape[0] !== B || p.shape[1] !== P) throw new RangeError(`agent prompts are [${p.shape}]; expected [${B}, ${P}]`);
+    const C = this.config.contextDim ?? 0;
+    const ctx = opts.context;
+    if (C > 0 && (!ctx || ctx.dim() !== 2 || ctx.shape[0] !== B || ctx.shape[1] !== C)) throw new RangeError(`agent contexts are ${ctx ? `[${ctx.shape}]` : "missing"}; expected [${B}, ${C}]`);
+    if (C === 0 && ctx) throw new RangeError("agent was built without a context (contextDim 0) but was given one");
     const maxPadShare = opts.maxPadShare ?? 1;
     if (!(maxPadShare >= 0 && maxPadShare <= 1)) throw new RangeError(`maxPadShare ${maxPadShare} must be in 0..1`);
     const sizes = grids.map((g): [number, number] => {
@@ -220,7 +237,9 @@ export class GridAgent extends nn.Module {
     });
     const dev = this.stem.weight.device;
     const pn = this.promptNorm.forward(p.to(this.stem.weight.dtype));
-    const gammaBeta = this.block.film.forward(pn); // [B, 2d]
+    // What conditions the agent: p normalised, then c as the encoder made it (it normalises its own output).
+    const cond = ctx ? torch.cat([pn, ctx.to(pn.dtype)], 1) : pn;
+    const gammaBeta = this.block.film.forward(cond); // [B, 2d]
     const passes = planPasses(sizes, maxPadShare);
     const logits: Tensor[] = new Array(B);
     const pooledByPass: Tensor[] = [];
@@ -269,7 +288,7 @@ export class GridAgent extends nn.Module {
       passOrder.forEach((m, i) => (positionOf[m] = i));
       pooled = pooled.indexSelect(0, torch.tensor(positionOf, { dtype: "int64", device: dev }));
     }
-    const size = this.sizeHead.forward(torch.cat([pooled, pn], 1)); // [B, 60]
+    const size = this.sizeHead.forward(torch.cat([pooled, cond], 1)); // [B, 60]
     return {
       logits,
       heightLogits: size.narrow(1, 0, MAX_SIDE),

@@ -1,0 +1,283 @@
+// Does reading the demonstrations let the agent tell rules apart? GridAgent alone (`prompt`: p is a fixed
+// zero vector, as a random Qwen's p carries no rule) against GridAgent + DemoEncoder (`demos`: c is the
+// agent's p; `both`: c beside the zero p), trained from the same seed with the same budget on synthetic
+// tasks, with a plain cross entropy and AdamW, and scored on held-out tasks by exact answers.
+// No Qwen, no refiner, no EFE: only what the agent's conditioning changes.
+//
+//   bun bench/demo-encoder-exp.ts                                  flip_h / flip_v / rotate90, small square inputs, each context
+//   bun bench/demo-encoder-exp.ts --families all --max_side 0      the generator's own tasks, all 18 families
+//   bun bench/demo-encoder-exp.ts --contexts prompt,demos --steps 400 --out bench/results/x.json
+//
+// Tasks: with --max_side S > 0, each family's rule (its `apply`, with its parameters) on inputs of our own
+// drawing: square random patterns of side 2..S, the same for every family, so the test inputs of two
+// families look alike and only the demonstrations tell which rule applies (square, so rotate90 keeps the
+// size). With --max_side 0, the generator's tasks as they are (src/arc/synthetic.ts).
+// Training: every train pair of the training tasks, with the others as demonstrations (examples.ts'
+// leave-one-out context); held out: the test pair of tasks no step saw, with all train pairs shown.
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { type Example, context, target, testExamples, trainingExamples } from "../src/arc/examples";
+import { randomPattern } from "../src/arc/families/family";
+import { gridsEqual } from "../src/arc/grid";
+import { Rng, seedOf } from "../src/arc/rng";
+import { outputSizeFromDemos } from "../src/arc/size-rules";
+import { FAMILY_NAMES, generateTask, getFamily } from "../src/arc/synthetic";
+import type { Grid, Pair, Task } from "../src/arc/types";
+import * as nn from "../src/nn";
+import { GridAgent } from "../src/pipeline/agent";
+import { demoBatch } from "../src/pipeline/demo-batch";
+import { type DemoPooling, DemoEncoder } from "../src/pipeline/demo-encoder";
+import { resizeHard, resizeLogits, gridTensor, toGrid } from "../src/pipeline/resize";
+import * as torch from "../src/torch";
+import type { Tensor } from "../src/torch";
+
+export type AgentContext = "prompt" | "demos" | "both";
+
+export interface ExperimentOptions {
+  context: AgentContext;
+  families: readonly string[];
+  /** > 0: the families' rules on square inputs of side 2..maxSide; 0: the generator's own tasks. */
+  maxSide: number;
+  trainTasks: number;
+  heldOutTasks: number;
+  /** Optimizer steps. */
+  steps: number;
+  batch: number;
+  lr: number;
+  agentChannels: number;
+  agentSteps: number;
+  inputPrior: number;
+  encoderChannels: number;
+  encoderLayers: number;
+  pooling: DemoPooling;
+  seed: number;
+}
+
+export const DEFAULT_EXPERIMENT: ExperimentOptions = {
+  context: "demos",
+  families: ["flip_h", "flip_v", "rotate90"],
+  maxSide: 4,
+  trainTasks: 240,
+  heldOutTasks: 60,
+  steps: 300,
+  batch: 16,
+  lr: 2e-3,
+  agentChannels: 32,
+  agentSteps: 4,
+  inputPrior: 2,
+  encoderChannels: 32,
+  encoderLayers: 3,
+  pooling: "mean",
+  seed: 0,
+};
+
+export interface ExperimentResult {
+  context: AgentContext;
+  /** Held-out test pairs answered exactly (attempt 1: the last step's argmax at the size rules' size, else the size head's). */
+  heldOutExact: number;
+  heldOut: number;
+  /** The same on training tasks' test pairs (pairs no step trained on, of tasks it did). */
+  trainTaskExact: number;
+  trainTasks: number;
+  /** Held-out pairs whose answer is the input itself (what copying scores). */
+  copyExact: number;
+  /** Mean loss over the first and the last tenth of the steps. */
+  lossFirst: number;
+  lossLast: number;
+  parameters: number;
+  seconds: number;
+}
+
+const PROMPT_DIM = 8;
+
+/** A task of `family`'s rule on square patterns of side 2..maxSide (3 or 4 demonstrations, one test pair). */
+function smallTask(family: string, seed: number, maxSide: number): Task {
+  const fam = getFamily(family);
+  const rng = new Rng(seedOf("demo-exp", family, seed));
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const params = fam.params(rng);
+    const colours = rng.sample([1, 2, 3, 4, 5, 6, 7, 8, 9], rng.int(2, 4));
+    const want = rng.int(3, 4) + 1;
+    const pairs: Pair[] = [];
+    for (let t = 0; t < 200 && pairs.length < want; t++) {
+      const s = rng.int(2, maxSide);
+      const input = randomPattern(rng, s, s, 0.5, colours);
+      const output = fam.apply(input, params);
+      if (!gridsEqual(input, output) && !pairs.some((p) => gridsEqual(p.input, input))) pairs.push({ input, output });
+    }
+    if (pairs.length < want) continue;
+    const test = pairs.pop()!;
+    return { id: `${family}-small-${seed}`, train: pairs, test: [test] };
+  }
+  throw new Error(`no small ${family} task for seed ${seed}`);
+}
+
+/** n tasks cycling through the families, from a seed stream of their own (split: "train" or "held-out"). */
+export function makeTasks(o: Pick<ExperimentOptions, "families" | "maxSide" | "seed">, split: string, n: number): Task[] {
+  return Array.from({ length: n }, (_, i) => {
+    const family = o.families[i % o.families.length]!;
+    const seed = seedOf(o.seed, split, i);
+    return o.maxSide > 0 ? smallTask(family, seed, o.maxSide) : generateTask(family, seed);
+  });
+}
+
+export interface Model {
+  agent: GridAgent;
+  encoder: DemoEncoder | null;
+  context: AgentContext;
+}
+
+export function buildModel(o: ExperimentOptions): Model {
+  torch.manualSeed(o.seed);
+  const withEncoder = o.context !== "prompt";
+  const encoder = withEncoder ? new DemoEncoder({ channels: o.encoderChannels, layers: o.encoderLayers, groups: Math.min(8, o.encoderChannels), pooling: o.pooling }) : null;
+  const agent = new GridAgent({
+    promptDim: o.context === "demos" ? o.encoderChannels : PROMPT_DIM,
+    channels: o.agentChannels,
+    steps: o.agentSteps,
+    groups: Math.min(8, o.agentChannels),
+    inputPrior: o.inputPrior,
+    ...(o.context === "both" ? { contextDim: o.encoderChannels } : {}),
+  });
+  return { agent, encoder, context: o.context };
+}
+
+/** The agent's batched pass over examples, conditioned as the model's context says. */
+export function forwardExamples(m: Model, examples: readonly Example[]) {
+  const ctxs = examples.map(context);
+  const queries = ctxs.map((c) => c.query);
+  const zeroP = torch.zeros([examples.length, PROMPT_DIM]);
+  if (!m.encoder) return m.agent.forwardBatch(queries, zeroP);
+  const c = m.encoder.forward(demoBatch(ctxs, { withQueries: m.encoder.config.pooling === "attention" }));
+  return m.context === "demos" ? m.agent.forwardBatch(queries, c) : m.agent.forwardBatch(queries, zeroP, { context: c });
+}
+
+/** Cross entropy of every step's logits (resized to the target) plus the size head's, averaged over examples. */
+function loss(m: Model, examples: readonly Example[]): Tensor {
+  const out = forwardExamples(m, examples);
+  let total = torch.zeros([]);
+  examples.forEach((ex, i) => {
+    const t = target(ex)!;
+    const [h, w] = [t.length, t[0]!.length];
+    const logits = resizeLogits(out.logits[i]!, h, w); // [T, h, w, 10]
+    const T = logits.shape[0];
+    const tgt = gridTensor(t).view(1, h * w).expand(T, h * w).reshape(T * h * w);
+    const cells = torch.F.crossEntropy(logits.reshape(T * h * w, 10), tgt);
+    const size = torch.F.crossEntropy(out.heightLogits.narrow(0, i, 1), torch.tensor([h - 1], { dtype: "int64" }))
+      .add(torch.F.crossEntropy(out.widthLogits.narrow(0, i, 1), torch.tensor([w - 1], { dtype: "int64" })));
+    total = total.add(cells).add(size.mul(0.1));
+  });
+  return total.div(examples.length);
+}
+
+/** Attempt 1 for each example: the last step's argmax, at the demonstrations' size when they decide it, else the size head's. */
+export function predict(m: Model, examples: readonly Example[]): Grid[] {
+  return torch.noGrad(() =>
+    torch.scope(() => {
+      const out = forwardExamples(m, examples);
+      return examples.map((ex, i) => {
+        const l = out.logits[i]!;
+        const last = l.select(0, l.shape[0] - 1).argmax(-1); // [H, W]
+        const q = context(ex).query;
+        const fromDemos = outputSizeFromDemos(ex.task, q).size;
+        const [h, w] = fromDemos ?? [out.heightLogits.select(0, i).argmax().item() + 1, out.widthLogits.select(0, i).argmax().item() + 1];
+        return toGrid(resizeHard(last, h, w));
+      });
+    }),
+  );
+}
+
+/** Test pairs answered exactly, in batches. */
+export function exactCount(m: Model, examples: readonly Example[], batch = 32): number {
+  let n = 0;
+  for (let s = 0; s < examples.length; s += batch) {
+    const part = examples.slice(s, s + batch);
+    predict(m, part).forEach((g, i) => (n += gridsEqual(g, target(part[i]!)!) ? 1 : 0));
+  }
+  return n;
+}
+
+const parameterCount = (mods: (nn.Module | null)[]) => mods.reduce((n, mod) => n + (mod ? mod.parameters().reduce((k, p) => k + p.numel(), 0) : 0), 0);
+
+/** Trains one model from the options' seed and scores it. */
+export function runExperiment(o: ExperimentOptions, log: (s: string) => void = () => {}): ExperimentResult {
+  const t0 = performance.now();
+  const m = buildModel(o);
+  const trainTasks = makeTasks(o, "train", o.trainTasks);
+  const heldOut = testExamples(makeTasks(o, "held-out", o.heldOutTasks));
+  const train = trainingExamples(trainTasks);
+  const params = [...m.agent.parameters(), ...(m.encoder?.parameters() ?? [])];
+  const opt = new torch.AdamW(params, { lr: o.lr, weightDecay: 0 });
+  const rng = new Rng(seedOf(o.seed, "order"));
+  let order: number[] = [];
+  const losses: number[] = [];
+  for (let step = 0; step < o.steps; step++) {
+    if (order.length < o.batch) order = order.concat(rng.shuffle(train.map((_, i) => i)));
+    const batch = order.splice(0, o.batch).map((i) => train[i]!);
+    losses.push(
+      torch.scope(() => {
+        const l = loss(m, batch);
+        l.backward();
+        opt.step();
+        opt.zeroGrad();
+        return l.item();
+      }),
+    );
+    if ((step + 1) % 50 === 0) log(`${o.context} step ${step + 1}: loss ${losses.slice(-50).reduce((a, b) => a + b, 0) / 50}`);
+  }
+  const tenth = Math.max(1, Math.floor(o.steps / 10));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
+  return {
+    context: o.context,
+    heldOutExact: exactCount(m, heldOut),
+    heldOut: heldOut.length,
+    trainTaskExact: exactCount(m, testExamples(trainTasks)),
+    trainTasks: trainTasks.length,
+    copyExact: heldOut.filter((ex) => gridsEqual(context(ex).query, target(ex)!)).length,
+    lossFirst: mean(losses.slice(0, tenth)),
+    lossLast: mean(losses.slice(-tenth)),
+    parameters: parameterCount([m.agent, m.encoder]),
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      contexts: { type: "string", default: "prompt,demos,both" },
+      families: { type: "string" },
+      max_side: { type: "string" },
+      steps: { type: "string" },
+      batch: { type: "string" },
+      train_tasks: { type: "string" },
+      held_out: { type: "string" },
+      lr: { type: "string" },
+      pooling: { type: "string" },
+      seed: { type: "string" },
+      out: { type: "string" },
+    },
+  });
+  const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+  const families = values.families === "all" ? FAMILY_NAMES : values.families?.split(",") ?? DEFAULT_EXPERIMENT.families;
+  const base: ExperimentOptions = {
+    ...DEFAULT_EXPERIMENT,
+    families,
+    maxSide: num(values.max_side, DEFAULT_EXPERIMENT.maxSide),
+    steps: num(values.steps, DEFAULT_EXPERIMENT.steps),
+    batch: num(values.batch, DEFAULT_EXPERIMENT.batch),
+    trainTasks: num(values.train_tasks, DEFAULT_EXPERIMENT.trainTasks),
+    heldOutTasks: num(values.held_out, DEFAULT_EXPERIMENT.heldOutTasks),
+    lr: num(values.lr, DEFAULT_EXPERIMENT.lr),
+    pooling: (values.pooling as DemoPooling | undefined) ?? DEFAULT_EXPERIMENT.pooling,
+    seed: num(values.seed, DEFAULT_EXPERIMENT.seed),
+  };
+  torch.setNumThreads?.(2);
+  const results = (values.contexts!.split(",") as AgentContext[]).map((context) => {
+    const r = runExperiment({ ...base, context }, (s) => console.error(s));
+    console.error(JSON.stringify(r));
+    return r;
+  });
+  const report = { options: base, results };
+  console.log(JSON.stringify(report, null, 2));
+  if (values.out) writeFileSync(values.out, `${JSON.stringify(report, null, 2)}\n`);
+}
