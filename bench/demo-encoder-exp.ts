@@ -24,10 +24,10 @@ import { outputSizeFromDemos } from "../src/arc/size-rules";
 import { FAMILY_NAMES, generateTask, getFamily } from "../src/arc/synthetic";
 import type { Grid, Pair, Task } from "../src/arc/types";
 import * as nn from "../src/nn";
-import { GridAgent } from "../src/pipeline/agent";
-import { demoBatch } from "../src/pipeline/demo-batch";
-import { type DemoPooling, DemoEncoder } from "../src/pipeline/demo-encoder";
-import { resizeHard, resizeLogits, gridTensor, toGrid } from "../src/pipeline/resize";
+import { GridAgent } from "../src/pipeline/system/agent";
+import { demoBatch } from "../src/pipeline/system/demo-batch";
+import { type DemoPooling, DemoEncoder } from "../src/pipeline/system/demo-encoder";
+import { resizeHard, resizeLogits, gridTensor, toGrid } from "../src/pipeline/system/resize";
 import * as torch from "../src/torch";
 import type { Tensor } from "../src/torch";
 

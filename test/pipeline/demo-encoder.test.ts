@@ -5,9 +5,9 @@
 import { describe, expect, test } from "bun:test";
 import type { Context } from "../../src/arc/examples";
 import type { Grid, Pair } from "../../src/arc/types";
-import { GridAgent } from "../../src/pipeline/agent";
-import { demoBatch } from "../../src/pipeline/demo-batch";
-import { DemoEncoder, type DemoPooling } from "../../src/pipeline/demo-encoder";
+import { GridAgent } from "../../src/pipeline/system/agent";
+import { demoBatch } from "../../src/pipeline/system/demo-batch";
+import { DemoEncoder, type DemoPooling } from "../../src/pipeline/system/demo-encoder";
 import * as torch from "../../src/torch";
 import type { Tensor } from "../../src/torch";
 import { DEFAULT_EXPERIMENT, runExperiment } from "../../bench/demo-encoder-exp";

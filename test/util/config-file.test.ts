@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULTS, FLAGS } from "../../src/pipeline/config";
+import { DEFAULTS, FLAGS } from "../../src/pipeline/config/train-config";
 import { type ConfigKeySpec, readConfigFile } from "../../src/util/config-file";
 
 const dir = mkdtempSync(join(tmpdir(), "config-file-"));

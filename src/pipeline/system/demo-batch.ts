@@ -7,10 +7,10 @@
 // Its cells are the union of the two grids; everything else is padding, zero in every channel, so a
 // batch of N pairs [N, 23, Hmax, Wmax] gives each pair what its own canvas gives it. The test inputs
 // (what attention pooling asks from) follow as rows of the same tensor: an input with no output.
-import type { Context } from "../arc/examples";
-import type { Grid, Pair } from "../arc/types";
-import * as torch from "../torch";
-import type { Tensor } from "../torch";
+import type { Context } from "../../arc/examples";
+import type { Grid, Pair } from "../../arc/types";
+import * as torch from "../../torch";
+import type { Tensor } from "../../torch";
 import { COLOURS, MAX_SIDE } from "./agent";
 
 export const PAIR_CHANNELS = 2 * COLOURS + 3;

@@ -10,9 +10,9 @@
 // All of a batch's pairs run as one padded pass with cell masks, as the agent's batched pass does
 // (activations zeroed off each pair's cells before every 3x3 conv, GroupNorm and the mean over its
 // cells only), so each task gets what it gets alone. A task with no demonstration gets LayerNorm(0).
-import * as nn from "../nn";
-import * as torch from "../torch";
-import type { Tensor } from "../torch";
+import * as nn from "../../nn/index";
+import * as torch from "../../torch";
+import type { Tensor } from "../../torch";
 import { type CellMask, cellMean, maskedGroupNorm, zeroPadding } from "./agent";
 import { type DemoBatch, PAIR_CHANNELS, SIZE_FEATURES } from "./demo-batch";
 
