@@ -5,7 +5,7 @@
 //   bun scripts/eval.ts --checkpoint latest --run runs/arc_20261126_101500 --split val
 import { parseArgs } from "node:util";
 import { TTT_DEFAULTS } from "../src/pipeline/eval/ttt-defaults";
-import { duplicateFlag, joinNegativeValues, parseInteger } from "../src/util/flags";
+import { duplicateFlag, joinNegativeValues, parseArgsErrorLine, parseInteger } from "../src/util/flags";
 import { EVAL_MODE_OPTIONS, parseEvalModes } from "./lib/eval-modes";
 import { oneLineErrors } from "../src/util/cli";
 oneLineErrors("eval");
@@ -57,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({ args, options: OPTIONS, strict: true }) as { values: Record<string, string | boolean | undefined> });
   } catch (e) {
-    return usage((e as Error).message.split("\n")[0].replace(/^.*?Unknown option/, "unknown flag").replace(/\. To specify.*$/, ""));
+    return usage(parseArgsErrorLine(e, Object.keys(OPTIONS)));
   }
   if (values.help) {
     console.log(HELP);

@@ -55,6 +55,8 @@ export class RunMonitor {
    * since the resume.
    */
   private terms = emptyTerms();
+  /** Sums of each group's gradient norm (before clipping) over the optimizer steps since the last batch record. */
+  private gradNorms: { n: number; sums: Record<string, number> } = { n: 0, sums: {} };
 
   constructor(device: string, private readonly sinks: MetricsSink[], private readonly o: MonitorOptions) {
     this.now = o.now ?? (() => performance.now() / 1000);
@@ -76,8 +78,14 @@ export class RunMonitor {
     for (const t of WINDOW_TERMS) this.terms.sums[t.metric] += l[t.name];
   }
 
+  /** One optimizer step's gradient norms before clipping, by group, and their total. */
+  optimizerStep(norms: { groups: Record<string, number>; total: number }): void {
+    this.gradNorms.n++;
+    for (const [g, v] of [...Object.entries(norms.groups), ["total", norms.total] as const]) this.gradNorms.sums[g] = (this.gradNorms.sums[g] ?? 0) + v;
+  }
+
   /**
-   * The loss terms averaged since the previous batch record, learning rates, examples/s, process and GPU
+   * The loss terms and gradient norms (grad_norm_<group>, grad_norm_total) averaged since the previous batch record, learning rates, examples/s, process and GPU
    * memory in MiB.
    */
   batchExtras(step: number): Record<string, number> {
@@ -87,6 +95,8 @@ export class RunMonitor {
     const { n, sums } = this.terms;
     if (n > 0) for (const [k, v] of Object.entries(sums)) out[k] = v / n;
     this.terms = emptyTerms();
+    if (this.gradNorms.n > 0) for (const [g, v] of Object.entries(this.gradNorms.sums)) out[`grad_norm_${g}`] = v / this.gradNorms.n;
+    this.gradNorms = { n: 0, sums: {} };
     for (const { name, opt } of this.o.optimizers)
       for (const g of opt.paramGroups) out[`lr_${name && opt.paramGroups.length === 1 ? name : g.name}`] = g.lr;
     if (seconds > 0 && step > this.lastStep) out.examples_per_s = ((step - this.lastStep) * this.o.batchSize) / seconds;

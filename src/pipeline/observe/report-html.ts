@@ -13,6 +13,8 @@ import type { Grid } from "../../arc/types";
 import type { ExampleEval } from "../eval/evaluate";
 import { writeFileAtomic } from "../../util/durable";
 import { readMetrics } from "../run/run-folder";
+import { ALL_TERMS } from "../objective/terms";
+import { withCurrentNames } from "./metric-names";
 
 export const REPORT_FILE = "report.html";
 export const GALLERY_FILE = "val_latest.json";
@@ -76,24 +78,25 @@ interface ChartSpec {
   series: SeriesSpec[];
 }
 
-const b = (key: string, label = key): SeriesSpec => ({ kind: "batch", key, label });
-const v = (key: string, label: string): SeriesSpec => ({ kind: "val", key, label });
+// A series is labelled by its metric name, as the console, metrics.jsonl and TensorBoard name it.
+const b = (key: string): SeriesSpec => ({ kind: "batch", key, label: key });
+const v = (key: string): SeriesSpec => ({ kind: "val", key, label: `val/${key}` });
 
 /** What the page plots; a series appears only when the run's records have it (e.g. GPU memory on CUDA). */
 export const CHARTS: readonly ChartSpec[] = [
-  { id: "loss", title: "Loss", series: [b("loss", "loss (0.7 EFE + 0.3 (-reward))"), b("efe", "EFE"), { kind: "epoch", key: "efe", label: "EFE (epoch mean)" }] },
-  { id: "efe_terms", title: "EFE terms", series: [b("risk"), b("ambiguity"), b("complexity"), b("size_ce", "size cross-entropy")] },
-  { id: "accuracy", title: "Cell accuracy in training", series: [b("acc", "acc (after refinement)"), b("d_acc", "d_acc (refinement's gain)")] },
-  { id: "validation", title: "Validation", series: [v("exactFirst", "exact (attempt 1)"), v("pass2", "pass@2"), v("cellAcc", "cell accuracy"), v("cellAccBefore", "cell accuracy before refinement")] },
-  { id: "mask", title: "Hard-cell mask ratio and size weight", series: [b("mask", "mask ratio"), b("size_weight", "size weight")] },
-  { id: "size", title: "Size error (d_size)", series: [b("d_size")] },
-  { id: "reward", title: "RL reward", series: [b("rl_reward", "RL reward")] },
-  { id: "qwen_grad", title: "Qwen gradient norm", log: true, series: [b("qwen_grad", "Qwen_grad")] },
-  { id: "memory", title: "Episodic memory", series: [b("theta", "threshold theta"), { ...b("memory", "entries (right axis)"), right: true }] },
-  { id: "lr", title: "Learning rates", log: true, series: [b("lr_agent", "agent"), b("lr_qwen", "qwen"), b("lr_rl", "refiner (RL)")] },
-  { id: "scale", title: "GradScaler scale", log: true, series: [b("scale", "scale")] },
-  { id: "throughput", title: "Examples/s", series: [b("examples_per_s", "examples/s")] },
-  { id: "resources", title: "Memory use (MiB)", series: [b("rss_mb", "process RSS"), b("gpu_alloc_mb", "GPU allocated"), b("gpu_peak_mb", "GPU peak")] },
+  { id: "loss", title: "Loss (0.7 EFE + 0.3 (-reward)): window means, and the epoch's mean", series: [b("loss"), b("efe"), { kind: "epoch", key: "efe", label: "epoch/efe" }] },
+  { id: "loss_terms", title: "Loss terms (window means)", series: ALL_TERMS.filter((t) => t.chart).map((t) => b(t.metric)) },
+  { id: "accuracy", title: "Cell accuracy in training: acc after refinement, d_acc the refinement's gain", series: [b("acc"), b("d_acc")] },
+  { id: "validation", title: "Validation: exact (attempt 1), pass2, cell_acc after and before refinement", series: [v("exact"), v("pass2"), v("cell_acc"), v("cell_acc_before")] },
+  { id: "mask", title: "Hard-cell mask ratio and size weight", series: [b("mask"), b("size_weight")] },
+  { id: "size", title: "Size error", series: [b("d_size")] },
+  { id: "reward", title: "RL reward", series: [b("rl_reward")] },
+  { id: "grad_norms", title: "Gradient norms before clipping", log: true, series: [b("qwen_grad"), b("grad_norm_agent"), b("grad_norm_qwen"), b("grad_norm_refiner"), b("grad_norm_total")] },
+  { id: "memory", title: "Episodic memory: threshold theta, entries (right axis)", series: [b("theta"), { ...b("memory"), right: true }] },
+  { id: "lr", title: "Learning rates", log: true, series: [b("lr_agent"), b("lr_qwen"), b("lr_rl")] },
+  { id: "scale", title: "GradScaler scale", log: true, series: [b("scale")] },
+  { id: "throughput", title: "Examples/s", series: [b("examples_per_s")] },
+  { id: "resources", title: "Memory use (MiB): process RSS, GPU allocated and peak", series: [b("rss_mb"), b("gpu_alloc_mb"), b("gpu_peak_mb")] },
 ];
 
 /** A chart as the page draws it: x = steps, one column per series (null where that series has no point). */
@@ -203,14 +206,14 @@ function summaryHtml(runDir: string, config: Record<string, unknown>, records: R
   let html = `<table class="figures">${facts.map(([k, val]) => row(k, val)).join("")}</table>`;
   if (lastVal)
     html += `<h2>Latest validation (step ${lastVal.step})</h2><table class="figures">` +
-      row("exact (attempt 1)", `${pct(lastVal.exactFirst)} (${lastVal.exactFirstCount ?? "?"}/${lastVal.examples ?? "?"})`) +
-      row("pass@2", `${pct(lastVal.pass2)} (${lastVal.pass2Count ?? "?"}/${lastVal.examples ?? "?"})`) +
-      row("cell accuracy", `${pct(lastVal.cellAcc)} (before refinement ${pct(lastVal.cellAccBefore)})`) +
-      row("accuracy delta", pct(lastVal.accuracyDelta)) + `</table>`;
+      row("exact (attempt 1)", `${pct(lastVal.exact)} (${lastVal.exact_count ?? "?"}/${lastVal.examples ?? "?"})`) +
+      row("pass2", `${pct(lastVal.pass2)} (${lastVal.pass2_count ?? "?"}/${lastVal.examples ?? "?"})`) +
+      row("cell_acc", `${pct(lastVal.cell_acc)} (cell_acc_before ${pct(lastVal.cell_acc_before)})`) +
+      row("accuracy_delta", pct(lastVal.accuracy_delta)) + `</table>`;
   if (lastBatch)
-    html += `<h2>Latest batch line (step ${lastBatch.step})</h2><table class="figures">` +
-      row("EFE", pct(lastBatch.efe)) + row("acc / d_acc", `${pct(lastBatch.acc)} / ${pct(lastBatch.d_acc)}`) +
-      row("Qwen_grad", typeof lastBatch.qwen_grad === "number" ? lastBatch.qwen_grad.toExponential(2) : "-") + `</table>`;
+    html += `<h2>Latest batch line (step ${lastBatch.step}, window means)</h2><table class="figures">` +
+      row("efe", pct(lastBatch.efe)) + row("acc / d_acc", `${pct(lastBatch.acc)} / ${pct(lastBatch.d_acc)}`) +
+      row("qwen_grad", typeof lastBatch.qwen_grad === "number" ? lastBatch.qwen_grad.toExponential(2) : "-") + `</table>`;
   return html;
 }
 
@@ -258,7 +261,8 @@ function readConfigJson(runDir: string): Record<string, unknown> {
 /** The page for a run folder's current contents; a damaged file is left out, said once to `warn`. */
 export function dashboardHtml(runDir: string, warn: (line: string) => void = () => {}): string {
   const config = tolerant(join(runDir, "config.json"), () => readConfigJson(runDir), {}, warn);
-  const records = tolerant(join(runDir, "metrics.jsonl"), () => readMetrics(runDir), [], warn);
+  // Runs written before the metric names were unified render under today's names.
+  const records = tolerant(join(runDir, "metrics.jsonl"), () => readMetrics(runDir).map(withCurrentNames), [], warn);
   const charts = tolerant(`the curves of ${join(runDir, "metrics.jsonl")}`, () => chartData(records), [], warn);
   const { js, css } = uplot();
   // JSON inside <script>: "<" escaped so no value can close the element.

@@ -14,6 +14,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import * as CRC32C from "crc-32/crc32c";
+import { NOT_SCALARS, withCurrentNames } from "./metric-names";
 
 export const TB_DIR = "tb";
 export const EVENT_FILE_PREFIX = "events.out.tfevents.";
@@ -123,13 +124,14 @@ export function eventStep(bytes: Uint8Array): number {
 const POSITION_KEYS = new Set(["type", "step", "epoch", "batch", "epochs_done", "time"]);
 const TAG_PREFIX: Record<string, string> = { batch: "train", val: "val", epoch: "epoch" };
 
-/** The scalar summaries of one metrics.jsonl record: every finite number but the position, as `<kind>/<key>`. */
-export function metricScalars(record: Record<string, unknown>): { tag: string; value: number }[] {
+/** The scalar summaries of one metrics.jsonl record: every finite number but the position, counts and durations, as `<kind>/<metric name>`. */
+export function metricScalars(written: Record<string, unknown>): { tag: string; value: number }[] {
+  const record = withCurrentNames(written);
   const kind = typeof record.type === "string" ? record.type : "metrics";
   const prefix = TAG_PREFIX[kind] ?? kind;
   const out: { tag: string; value: number }[] = [];
   for (const [k, v] of Object.entries(record)) {
-    if (POSITION_KEYS.has(k) || typeof v !== "number" || !Number.isFinite(v)) continue;
+    if (POSITION_KEYS.has(k) || NOT_SCALARS.has(k) || typeof v !== "number" || !Number.isFinite(v)) continue;
     out.push({ tag: `${prefix}/${k}`, value: v });
   }
   return out;

@@ -9,6 +9,7 @@ import { progress } from "../../util/progress";
 import type { TrainConfig } from "../config/train-config";
 import type { EvalSummary } from "../eval/evaluate";
 import { sizeWeight } from "../objective/efe";
+import { valRecord } from "../observe/metric-names";
 import type { RunMonitor } from "../observe/monitor";
 import { trainingAugmentation } from "../system/augmentation";
 import type { Autocast } from "../system/forward";
@@ -79,7 +80,7 @@ export async function trainingLoop(l: Loop): Promise<TrainResult> {
     validatedStep = pos.step;
     const fresh = await l.validation.run(pos.step);
     if (fresh && lead) {
-      monitor?.log({ type: "val", step: pos.step, epochs_done: pos.epoch, ...fresh.summary });
+      monitor?.log(valRecord(pos.step, pos.epoch, fresh.summary));
       monitor?.validated(pos.step, fresh.results, fresh.summary.seconds);
     }
     pos.lastValidation = fresh?.summary ?? pos.lastValidation;
@@ -127,6 +128,7 @@ export async function trainingLoop(l: Loop): Promise<TrainResult> {
           const qwenNorm = Number.isFinite(update.qwenGradNorm) ? update.qwenGradNorm : 0;
           addOptimizerStep(pos.window, qwenNorm);
           addOptimizerStep(pos.epochWindow, qwenNorm);
+          monitor?.optimizerStep(update.gradNorms);
           guard.afterOptimizerStep(pos.step, update.nonFinite, checkpoints.last);
         }
         if (pos.step % cfg.log_every === 0) {
@@ -134,7 +136,7 @@ export async function trainingLoop(l: Loop): Promise<TrainResult> {
           monitor?.log({ type: "batch", step: pos.step, epoch: pos.epoch + 1, batch: pos.batchInEpoch, ...s, theta: sys.memory.theta, memory: sys.memory.size, scale: optimizers.scaler.getScale(), ...monitor.batchExtras(pos.step), time: new Date().toISOString() });
           pos.window = emptyWindow();
         }
-        bar.update(pos.step, `EFE ${windowStats(pos.epochWindow).efe.toFixed(3)} ${monitor?.barExtra() ?? ""}`);
+        bar.update(pos.step, `epoch ${pos.epoch + 1}/${cfg.epochs} efe (epoch mean) ${windowStats(pos.epochWindow).efe.toFixed(3)} ${monitor?.barExtra() ?? ""}`);
         if (boundary) checkpoints.onOptimizerStep(pos, batchesPerEpoch);
       }
       if (stopped !== "done") break;

@@ -12,6 +12,7 @@ import type { Tensor } from "../../torch";
 import { untimed } from "../../util/stage-timer";
 import { type BatchStats, type ExampleLogs, type StateUpdates, type StepOptions, trainBatch } from "../system/training-step";
 import { type System, qwenTrainable } from "../system/system";
+import { type GradNorms, groupGradNorms } from "./grad-norms";
 
 export interface Optimizers {
   /** AdamW over the agent + W_up ("agent" group) and Qwen's trainable weights ("qwen" group). */
@@ -128,15 +129,18 @@ export function concatUpdates(us: StateUpdates[]): StateUpdates {
 }
 
 /**
- * Unscale, clip, step both optimizers, zero the gradients. Returns Qwen's gradient norm (before clipping; 0
- * when frozen). A non-finite gradient norm skips the whole update (both optimizers) and is named in
+ * Unscale, clip, step both optimizers, zero the gradients. Returns each group's gradient norm before
+ * clipping (agent, qwen when it trains, refiner) and their total, Qwen's again as `qwenGradNorm` (0 when frozen). A non-finite gradient norm skips the whole update (both optimizers) and is named in
  * `nonFinite` ("qwen", "agent" or "refiner"): without the GradScaler (fp32, bf16) nothing else would stop
  * NaN reaching the weights. With the GradScaler the agent/Qwen groups are its business (it skips and backs
  * off its scale, as PyTorch's does); only the refiner, whose loss it does not scale, is checked here.
  */
-export function optimizerStep(o: Optimizers, clip: number): { qwenGradNorm: number; stepped: boolean; nonFinite: string | null } {
+export function optimizerStep(o: Optimizers, clip: number): { qwenGradNorm: number; gradNorms: GradNorms; stepped: boolean; nonFinite: string | null } {
   o.scaler.unscale_(o.opt);
-  const qwenGradNorm = o.qwenParams.length ? torch.gradNorm(o.qwenParams) : 0;
+  // One host read for every group's norm (the refiner's Adam is not the GradScaler's: its gradients are as they are).
+  const groups: Record<string, Tensor[]> = Object.fromEntries(o.opt.paramGroups.map((g) => [g.name, g.params]));
+  const gradNorms = groupGradNorms({ ...groups, refiner: o.refinerParams });
+  const qwenGradNorm = o.qwenParams.length ? gradNorms.groups.qwen : 0;
   const norm = torch.clipGradNorm(o.opt.params(), clip);
   const refinerNorm = torch.clipGradNorm(o.refinerParams, clip);
   let nonFinite: string | null = null;
@@ -147,5 +151,5 @@ export function optimizerStep(o: Optimizers, clip: number): { qwenGradNorm: numb
   if (nonFinite === null) o.refinerOpt.step();
   o.opt.zeroGrad();
   o.refinerOpt.zeroGrad();
-  return { qwenGradNorm, stepped, nonFinite };
+  return { qwenGradNorm, gradNorms, stepped, nonFinite };
 }
