@@ -85,7 +85,7 @@ sample(0);
 try {
   await train(cfg, {}, {
     out: (line) => {
-      const m = /^\[Batch +(\d+)\]/.exec(line);
+      const m = /^\[batch +(\d+)\]/.exec(line);
       if (m) sample(Number(m[1]));
     },
     err: () => {},

@@ -182,10 +182,10 @@ describe("data-parallel training (2 ranks over Gloo on 127.0.0.1)", () => {
       const [va, vb] = [vals(a), vals(b)];
       expect(vb.length).toBe(1);
       expect(va.length).toBe(1);
-      for (const k of ["examples", "exactFirstCount", "pass2Count", "sizeAccCount", "tasks"] as const) expect(vb[0][k]).toBe(va[0][k]);
-      for (const k of ["cellAcc", "cellAccBefore"] as const) expect(vb[0][k]).toBeCloseTo(va[0][k], 6);
+      for (const k of ["examples", "exact_count", "pass2_count", "size_acc_count", "tasks"] as const) expect(vb[0][k]).toBe(va[0][k]);
+      for (const k of ["cell_acc", "cell_acc_before"] as const) expect(vb[0][k]).toBeCloseTo(va[0][k], 6);
       // The batch lines on stdout (rank 0's alone) read the same.
-      const lines = (out: string) => out.split("\n").filter((l) => l.startsWith("[Batch"));
+      const lines = (out: string) => out.split("\n").filter((l) => l.startsWith("[batch"));
       expect(lines(two.out)).toEqual(lines(one.out));
 
       // Rank 0 alone wrote the run folder: the same files as the single process's, each written once.
@@ -240,7 +240,7 @@ describe("data-parallel training (2 ranks over Gloo on 127.0.0.1)", () => {
       const err0 = new Response(procs[0].stderr).text();
       try {
         // Once rank 0 has logged a few batches (so a checkpoint or two exist), rank 1 dies.
-        for (let i = 0; i < 5; i++) if ((await out0.next("[Batch")) === null) throw new Error(`rank 0 exited early: ${(await err0).slice(-2000)}`);
+        for (let i = 0; i < 5; i++) if ((await out0.next("[batch")) === null) throw new Error(`rank 0 exited early: ${(await err0).slice(-2000)}`);
         procs[1].kill("SIGKILL");
         const t0 = performance.now();
         const code = await Promise.race([procs[0].exited, Bun.sleep(90_000).then(() => "hung" as const)]);

@@ -75,7 +75,7 @@ describe("event files", () => {
     w.close();
     expect(w.path).toMatch(/\/tb\/events\.out\.tfevents\.\d{10}\.[^/]+$/);
     const want = expected(recs);
-    expect(Object.keys(want).sort()).toEqual(["train/acc", "train/d_acc", "train/efe", "train/examples_per_s", "train/lr_agent", "train/qwen_grad", "train/scale", "val/cellAcc", "val/exactFirst", "val/examples", "val/pass2"]);
+    expect(Object.keys(want).sort()).toEqual(["train/acc", "train/d_acc", "train/efe", "train/examples_per_s", "train/lr_agent", "train/qwen_grad", "train/scale", "val/cell_acc", "val/exact", "val/pass2"]);
     for (const got of readers(w.path)) {
       expect({ reader: got.reader, scalars: got.scalars }).toEqual({ reader: got.reader, scalars: want });
       // EventAccumulator keeps the version parsed from "brain.Event:2" as the number 2.

@@ -125,13 +125,13 @@ describe("smoke run", () => {
     console.log(`smoke run: ${(r.ms / 1000).toFixed(1)} s (load average ${loadavg()[0].toFixed(1)})`);
     const batchLine = (n: number) =>
       new RegExp(
-        `^\\[Batch +${n}\\] EFE_Loss: \\d+\\.\\d{3} \\| d_acc: [+-]\\d\\.\\d{3} \\| Qwen_grad: \\d\\.\\d{2}e[+-]\\d+ \\| Mask: [01]\\.\\d{3}( \\| .*)?$`,
+        `^\\[batch +${n}\\] window means: efe \\d+\\.\\d{3} \\| d_acc [+-]\\d\\.\\d{3} \\| qwen_grad \\d\\.\\d{2}e[+-]\\d+ \\| mask [01]\\.\\d{3}( \\| .*)?$`,
         "m",
       );
     expect(r.out).toMatch(batchLine(5));
     expect(r.out).toMatch(batchLine(10));
-    expect(r.out).toMatch(/^\[Batch {4}5\] /m); // padded to 4, like "[Batch   50]"
-    expect(r.out).toMatch(/^Val Accuracy: \d\.\d{4} \(\d+\/8\) \| pass@2: /m);
+    expect(r.out).toMatch(/^\[batch {4}5\] /m); // padded to 4, like "[batch   50]"
+    expect(r.out).toMatch(/^val: exact \d\.\d{4} \(\d+\/8\) \| pass2 /m);
 
     const runDir = onlyRun(base);
     expect(basename(runDir)).toMatch(/^arc_\d{8}_\d{6}(_\d+)?$/);
@@ -148,7 +148,7 @@ describe("smoke run", () => {
       expect(b.acc).toBeLessThanOrEqual(1);
     }
     // The printed line shows the record's window means.
-    expect(r.out).toContain(`EFE_Loss: ${batches[1].efe.toFixed(3)}`);
+    expect(r.out).toContain(`efe ${batches[1].efe.toFixed(3)}`);
     const vals = valRecords(runDir);
     expect(vals.length).toBe(1);
     expect(vals[0]).toMatchObject({ step: 10, examples: 8 });
@@ -260,7 +260,7 @@ describe("crash safety", () => {
         // round, a random moment into the next checkpoint write (a .tmp- folder appearing). Round 0 kills
         // early, most likely before the first checkpoint (nothing to resume: a new run starts); a new run's
         // write-timed kill waits for its first checkpoint, so the loop always ends with one to resume.
-        if ((await out.next("[Batch", 0)) === null) throw new Error(`trainer exited early (${await proc.exited}): ${(await errText).slice(-2000)}`);
+        if ((await out.next("[batch", 0)) === null) throw new Error(`trainer exited early (${await proc.exited}): ${(await errText).slice(-2000)}`);
         const ck = join(runDir ?? join(base, readdirSync(base).find((n) => n.startsWith("arc_"))!), "checkpoints");
         const poll = async (what: () => boolean) => {
           const until = performance.now() + 5000;
@@ -357,26 +357,26 @@ describe("keep_last and best/", () => {
     // best/: the highest validation cell accuracy (the first step that reached it: only strictly better replaces).
     const vals = valRecords(runDir);
     expect(vals.map((v) => v.step)).toEqual(epochs.map((e) => e.step));
-    const top = Math.max(...vals.map((v) => v.cellAcc));
-    const bestVal = vals.find((v) => v.cellAcc === top)!;
+    const top = Math.max(...vals.map((v) => v.cell_acc));
+    const bestVal = vals.find((v) => v.cell_acc === top)!;
     const best = readBest(runDir);
     expect(best).toMatchObject({ metric: "val_cell_acc", value: top, step: bestVal.step });
     const bestDir = join(runDir, "checkpoints", "best");
     const vb = verifyCheckpoint(bestDir);
     expect(vb.ok).toBe(true);
     if (vb.ok) expect(vb.manifest.step).toBe(bestVal.step);
-    expect(new Set(vals.map((v) => v.cellAcc)).size).toBeGreaterThan(1); // the metric moved, so best/ had a choice
+    expect(new Set(vals.map((v) => v.cell_acc)).size).toBeGreaterThan(1); // the metric moved, so best/ had a choice
 
     // scripts/eval.ts --checkpoint best --split val reproduces the trainer's figures at best's step.
     const e = run(EVAL, ["--checkpoint", "best", "--run", runDir, "--split", "val", "--quiet"]);
     if (e.code !== 0) throw new Error(`eval exited ${e.code}: ${e.err}`);
     const report = JSON.parse(readFileSync(join(runDir, "eval", "best_val", "eval.json"), "utf8"));
     expect(report.step).toBe(bestVal.step);
-    const pick = (s: Record<string, any>) => ({
-      examples: s.examples, exactFirst: s.exactFirst, exactFirstCount: s.exactFirstCount, pass2: s.pass2, pass2Count: s.pass2Count,
-      cellAcc: s.cellAcc, cellAccBefore: s.cellAccBefore, accuracyDelta: s.accuracyDelta,
+    // eval.json's summary (evaluate()'s fields) against the validation record (the metric names).
+    const s = report.summary;
+    expect({ examples: s.examples, exact: s.exactFirst, exact_count: s.exactFirstCount, pass2: s.pass2, pass2_count: s.pass2Count, cell_acc: s.cellAcc, cell_acc_before: s.cellAccBefore, accuracy_delta: s.accuracyDelta }).toEqual({
+      examples: bestVal.examples, exact: bestVal.exact, exact_count: bestVal.exact_count, pass2: bestVal.pass2, pass2_count: bestVal.pass2_count, cell_acc: bestVal.cell_acc, cell_acc_before: bestVal.cell_acc_before, accuracy_delta: bestVal.accuracy_delta,
     });
-    expect(pick(report.summary)).toEqual(pick(bestVal));
     expect(existsSync(join(runDir, "eval", "best_val", "report.html"))).toBe(true);
     // Batched evaluation: eval.json at --batch_size 1 is the default batch's (8), the timing aside.
     const one = join(runDir, "eval", "best_val_b1");
@@ -385,7 +385,7 @@ describe("keep_last and best/", () => {
     const report1 = JSON.parse(readFileSync(join(one, "eval.json"), "utf8"));
     const untimed = (r: Record<string, any>) => ({ ...r, outDir: null, summary: { ...r.summary, seconds: 0 } });
     expect(untimed(report1)).toEqual(untimed(report));
-    console.log(`best/: val_cell_acc ${vals.map((v) => `${v.step}:${v.cellAcc.toFixed(4)}`).join(" ")}; best at step ${bestVal.step}, eval reproduces it`);
+    console.log(`best/: val_cell_acc ${vals.map((v) => `${v.step}:${v.cell_acc.toFixed(4)}`).join(" ")}; best at step ${bestVal.step}, eval reproduces it`);
   }, 180_000);
 });
 

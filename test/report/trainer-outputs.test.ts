@@ -49,7 +49,7 @@ describe("a training run's event files and report", () => {
     // What the issue asks to see: EFE, its terms and the loss, accuracies, size error, mask, Qwen grad, RL reward, memory
     // threshold and size, GradScaler scale, learning rates, examples/s, process memory, validation figures.
     for (const tag of ["train/efe", "train/risk", "train/ambiguity", "train/complexity", "train/size_ce", "train/soft_reward", "train/loss", "train/acc", "train/d_acc", "train/d_size", "train/mask", "train/qwen_grad", "train/rl_reward", "train/theta",
-      "train/memory", "train/scale", "train/lr_agent", "train/lr_qwen", "train/lr_rl", "train/examples_per_s", "train/rss_mb", "val/exactFirst", "val/pass2", "val/cellAcc", "val/accuracyDelta"])
+      "train/memory", "train/scale", "train/lr_agent", "train/lr_qwen", "train/lr_rl", "train/examples_per_s", "train/rss_mb", "val/exact", "val/pass2", "val/cell_acc", "val/accuracy_delta"])
       expect({ tag, points: want[tag]?.length ?? 0 }).toEqual({ tag, points: tag.startsWith("val/") ? 1 : 10 });
     const config = JSON.parse(readFileSync(join(runDir, "config.json"), "utf8"));
     for (const got of readers(path)) {

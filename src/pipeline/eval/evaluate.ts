@@ -46,7 +46,7 @@ export interface ExampleEval {
 
 export interface EvalSummary {
   examples: number;
-  /** Exact match of the first attempt (before refinement): "Val Accuracy". */
+  /** Exact match of the first attempt (before refinement): the metric val/exact. */
   exactFirst: number;
   exactFirstCount: number;
   pass2: number;
