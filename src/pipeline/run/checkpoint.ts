@@ -1,6 +1,6 @@
 // Checkpoints that survive crashes: the folder format, the crash-safe write protocol, verification and
 // loading. Which folders to keep (pruning, best/) is retention.ts, what `--checkpoint` names is
-// checkpoint-resolve.ts and the second copy is backup.ts; they all write through this file's protocol.
+// resolve.ts and the second copy is backup.ts; they all write through this file's protocol.
 //
 // A checkpoint is a folder <run>/checkpoints/step_000000050/ holding
 //   model.safetensors, optimizer.safetensors (+ any extra tensor files, e.g. rng.safetensors),
@@ -23,6 +23,9 @@ import { constants as fsConstants, copyFileSync, existsSync, mkdirSync, readFile
 import { basename, dirname, join } from "node:path";
 import * as torch from "../../torch";
 import { fsyncDir, fsyncFile, installFolder, namesIn, removeFolder, sha256File, writeFileSynced } from "../../util/durable";
+import { isDir } from "../../util/fs";
+import { pidAlive } from "../../util/process";
+import { checkpointsDir } from "./run-folder";
 
 export const CHECKPOINT_FORMAT = "arc-efe-checkpoint";
 export const CHECKPOINT_VERSION = 1;
@@ -82,8 +85,6 @@ export function parseStepDir(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-/** `<runDir>/checkpoints`. */
-export const checkpointsDir = (runDir: string) => join(runDir, "checkpoints");
 const rand = () => randomBytes(4).toString("hex");
 const auxName = (kind: "tmp" | "old" | "del", name: string) => `.${kind}-${name}-${process.pid}-${rand()}`;
 
@@ -91,25 +92,6 @@ const auxName = (kind: "tmp" | "old" | "del", name: string) => `.${kind}-${name}
 
 function fileEntry(path: string): FileEntry {
   return { bytes: statSync(path).size, sha256: sha256File(path) };
-}
-
-/** Whether `path` is a folder (false when it does not exist or cannot be read). */
-export function isDir(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Moves a finished (fsynced) temporary folder to its final name, an existing one set aside as .old-… meanwhile. */

@@ -7,7 +7,7 @@ import { DEFAULTS, type TrainConfig, UsageError, savedRunConfig } from "../confi
 import { MANIFEST, STATE, type CheckpointManifest, listCheckpoints, verifyCheckpoint } from "./checkpoint";
 import { BEST } from "./retention";
 import { writeFileAtomic } from "../../util/durable";
-import { latestRun } from "./run-folder";
+import { checkpointsDir, latestRun } from "./run-folder";
 
 /**
  * Flags a resumed run may change (how long it runs, how it logs and saves, where): none of them changes
@@ -43,7 +43,7 @@ export class ResumeCandidates {
     // best/ goes where its step puts it (after the step folders of its step or newer, which it copies or
     // precedes): a damaged newest step folder then falls back to a newer intact best/ rather than to an
     // older step folder. Its manifest's step is read without verifying; an unreadable one goes last.
-    const best = join(runDir, "checkpoints", BEST);
+    const best = join(checkpointsDir(runDir), BEST);
     if (existsSync(join(best, MANIFEST))) {
       const step = manifestStep(best);
       const at = step === null ? -1 : this.order.findIndex((c) => c.step !== null && c.step < step);
@@ -101,7 +101,7 @@ export function resumeDir(c: TrainConfig): string {
   }
   const dir = c.resume!;
   if (!existsSync(dir)) throw new UsageError(`--resume ${dir}: no such run folder`);
-  if (!existsSync(join(dir, "checkpoints")) && !existsSync(join(dir, "config.json")))
+  if (!existsSync(checkpointsDir(dir)) && !existsSync(join(dir, "config.json")))
     throw new UsageError(`--resume ${dir}: not a run folder (no config.json or checkpoints/ in it)`);
   return dir;
 }
