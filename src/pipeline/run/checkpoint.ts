@@ -336,26 +336,32 @@ export interface LatestOptions {
   unusable?: (manifest: CheckpointManifest) => string | null;
 }
 
-/** The newest step folder that verifies (sizes and sha256); corrupt newer ones go to `onSkip`. */
-export function latestVerifiedCheckpoint(runDir: string, opts: LatestOptions = {}): (CheckpointRef & { manifest: CheckpointManifest }) | null {
-  const list = listCheckpoints(runDir);
-  for (let i = list.length - 1; i >= 0; i--) {
-    const v = verifyCheckpoint(list[i].dir);
-    if (v.ok) {
-      if (v.manifest.step !== list[i].step) {
-        opts.onSkip?.(list[i].dir, `${MANIFEST} says step ${v.manifest.step}, the folder name says ${list[i].step}`);
-        continue;
-      }
-      const why = opts.unusable?.(v.manifest) ?? null;
-      if (why) {
-        opts.onSkip?.(list[i].dir, why);
-        continue;
-      }
-      return { ...list[i], manifest: v.manifest };
-    }
-    opts.onSkip?.(list[i].dir, v.reason);
+/** A checkpoint folder to try: a step folder (its step from the name) or another one (best/: step null). */
+export interface CandidateRef {
+  dir: string;
+  step: number | null;
+}
+
+/**
+ * The first of `candidates` (in their order) that verifies (sizes and sha256), whose manifest's step is
+ * its folder name's (step folders), and that `unusable` accepts; each one that fails goes to `onSkip`
+ * with the reason. Candidates are verified only when reached: what follows an intact one is not read.
+ */
+export function firstVerified<C extends CandidateRef>(candidates: Iterable<C>, opts: LatestOptions = {}): (C & { manifest: CheckpointManifest }) | null {
+  for (const c of candidates) {
+    const v = verifyCheckpoint(c.dir);
+    let why = v.ok ? null : v.reason;
+    if (v.ok && c.step !== null && v.manifest.step !== c.step) why = `${MANIFEST} says step ${v.manifest.step}, the folder name says ${c.step}`;
+    if (v.ok && why === null) why = opts.unusable?.(v.manifest) ?? null;
+    if (v.ok && why === null) return { ...c, manifest: v.manifest };
+    opts.onSkip?.(c.dir, why!);
   }
   return null;
+}
+
+/** The newest step folder that verifies (sizes and sha256); corrupt newer ones go to `onSkip`. */
+export function latestVerifiedCheckpoint(runDir: string, opts: LatestOptions = {}): (CheckpointRef & { manifest: CheckpointManifest }) | null {
+  return firstVerified(listCheckpoints(runDir).reverse(), opts);
 }
 
 export interface LoadCheckpointOptions {

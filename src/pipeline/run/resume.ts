@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { DEFAULTS, type TrainConfig, UsageError, savedRunConfig } from "../config/train-config";
-import { MANIFEST, STATE, type CheckpointManifest, listCheckpoints, verifyCheckpoint } from "./checkpoint";
+import { MANIFEST, STATE, type CheckpointManifest, firstVerified, listCheckpoints, verifyCheckpoint } from "./checkpoint";
 import { BEST } from "./retention";
 import { writeFileAtomic } from "../../util/durable";
 import { checkpointsDir, latestRun } from "./run-folder";
@@ -51,17 +51,15 @@ export class ResumeCandidates {
     }
   }
 
-  /** The next candidate that verifies, or null when none is left. */
+  /** The next candidate that verifies (checked as latestVerifiedCheckpoint checks), or null when none is left. */
   next(): Candidate | null {
-    while (this.i < this.order.length) {
-      const c = this.order[this.i++];
-      const v = verifyCheckpoint(c.dir);
-      let why: string | null = v.ok ? null : v.reason;
-      if (v.ok && c.step !== null && v.manifest.step !== c.step) why = `${MANIFEST} says step ${v.manifest.step}, the folder name says ${c.step}`;
-      if (v.ok && why === null) return { dir: c.dir, name: c.name, manifest: v.manifest };
-      this.reject(c.dir, why!);
-    }
-    return null;
+    const c = firstVerified(this.remaining(), { onSkip: (dir, why) => this.reject(dir, why) });
+    return c && { dir: c.dir, name: c.name, manifest: c.manifest };
+  }
+
+  /** The candidates not tried yet, each counted as tried when it is handed out. */
+  private *remaining() {
+    while (this.i < this.order.length) yield this.order[this.i++];
   }
 
   /** Records that `dir` cannot be used, telling which checkpoint comes next (or that none is left). */
