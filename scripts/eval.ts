@@ -4,7 +4,7 @@
 //   bun scripts/eval.ts --checkpoint best            (latest run under runs/)
 //   bun scripts/eval.ts --checkpoint latest --run runs/arc_20261126_101500 --split val
 import { parseArgs } from "node:util";
-import { TTT_DEFAULTS } from "../src/pipeline/eval/ttt";
+import { TTT_DEFAULTS } from "../src/pipeline/eval/ttt-defaults";
 import { duplicateFlag, joinNegativeValues, parseInteger } from "../src/util/flags";
 import { EVAL_MODE_OPTIONS, parseEvalModes } from "./lib/eval-modes";
 import { oneLineErrors } from "../src/util/cli";

@@ -3,7 +3,7 @@
 //   bun scripts/predict.ts --checkpoint best --data arc-agi_test_challenges.json --out submission.json
 //   bun scripts/predict.ts --checkpoint best --data arc-agi_evaluation_challenges.json --solutions arc-agi_evaluation_solutions.json --votes 8
 import { UsageError } from "../src/pipeline/config/train-config";
-import { TTT_DEFAULTS } from "../src/pipeline/eval/ttt";
+import { TTT_DEFAULTS } from "../src/pipeline/eval/ttt-defaults";
 import { parseCommandLine } from "../src/util/cli";
 import { parseInteger } from "../src/util/flags";
 import { EVAL_MODE_OPTIONS, parseEvalModes } from "./lib/eval-modes";

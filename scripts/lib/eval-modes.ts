@@ -1,6 +1,6 @@
 // The flags eval.ts and predict.ts share: voting over augmentations and test-time training, with their
 // defaults and checks in one place (the two scripts make attempts the same way).
-import { TTT_DEFAULTS } from "../../src/pipeline/eval/ttt";
+import { TTT_DEFAULTS } from "../../src/pipeline/eval/ttt-defaults";
 import { parseDecimal, parseInteger } from "../../src/util/flags";
 
 export const EVAL_MODE_OPTIONS = {

@@ -5,7 +5,7 @@ import { basename, join } from "node:path";
 import { type Example, type Task, escapeHtml, loadDataset, testExamples } from "../../arc/index";
 import * as torch from "../../torch";
 import { type TrainConfig, savedRunConfig } from "../config/train-config";
-import { TTT_DEFAULTS } from "../eval/ttt";
+import { TTT_DEFAULTS } from "../eval/ttt-defaults";
 import { type EvalOptions as EvalOptionsOf, type EvalSummary, type ExampleEval, evaluate } from "../eval/evaluate";
 import { exactMatch } from "../objective/reward";
 import { MANIFEST, type TensorFiles, loadCheckpoint } from "../run/checkpoint";

@@ -7,14 +7,7 @@ import { parseArgs } from "node:util";
 import { duplicateFlag, joinNegativeValues, parseDecimal, parseInteger } from "../../util/flags";
 import type { Device } from "../../torch";
 import type { QwenTrain } from "../system/system";
-import { TTT_DEFAULTS } from "../eval/ttt";
-
-/**
- * Test-time training's learning rate and demonstrations per step, for eval.ts --ttt_steps and the
- * trainer's --val_ttt_steps. Measured from a 30-minute CPU checkpoint (bench/arc.ts), 8 steps: lr 1e-3
- * raised cell accuracy by 0.06 on synthetic and 0.02 on ARC-AGI-2 tasks, 3e-4 by 0.01 and 0.03, and
- * 1e-4 left it where it was; 1e-2 destroyed it.
- */
+import { TTT_DEFAULTS } from "../eval/ttt-defaults";
 
 export type AmpDtype = "fp16" | "bf16" | "none";
 export type GradCheckpointing = "off" | "layer" | "mlp";

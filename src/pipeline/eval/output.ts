@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { FAMILY_NAMES, type Grid, resizeNearest, scoreSubmission, type Submission, type SubmissionScore } from "../../arc/index";
 import type { ExampleEval } from "./evaluate";
-import { TTT_DEFAULTS } from "./ttt";
+import { TTT_DEFAULTS } from "./ttt-defaults";
 import { cellAccuracy } from "../objective/reward";
 
 /** The settings that change an evaluation's answers (not --batch_size, which changes only memory and time). */

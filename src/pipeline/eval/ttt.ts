@@ -18,9 +18,10 @@ import type { Autocast } from "../system/forward";
 import { type System, qwenTrainable } from "../system/system";
 import { snapshotSystem } from "../system/state";
 import { NonFiniteError, nonFiniteTensors } from "../system/nonfinite";
+import { TTT_DEFAULTS } from "./ttt-defaults";
 
-/** Test-time training's defaults, shared by eval.ts, predict.ts and validation's --val_ttt_steps. */
-export const TTT_DEFAULTS = { lr: 1e-3, batch: 2 } as const;
+// trainer/trainer.ts still imports TTT_DEFAULTS from here (to be pointed at ttt-defaults.ts, then this line goes).
+export { TTT_DEFAULTS };
 
 export interface TttOptions {
   /** Optimizer steps per task (0: off). */
