@@ -200,17 +200,6 @@ export function withDeviceDefaults(c: TrainConfig, explicit: Partial<TrainConfig
   return out as unknown as TrainConfig;
 }
 
-/**
- * What a run saved before a flag existed did, where that differs from the flag's default today: a
- * resumed or evaluated old run is rebuilt as it trained (a run from before the input prior had none).
- */
-export const ABSENT_FROM_OLDER_RUNS: Partial<TrainConfig> = { agent_input_prior: 0, group_by_length: "false" };
-
-/** A saved run's config with every flag it lacks filled in as that run had it. */
-export function savedRunConfig(saved: Record<string, unknown>): TrainConfig {
-  return { ...DEFAULTS, ...ABSENT_FROM_OLDER_RUNS, ...saved } as TrainConfig;
-}
-
 /** `--preset smoke`: a complete run (prompt, hint, LoRA, agent, RL, memory, checkpoints) in about a minute on 2 CPU cores. */
 export const PRESETS: Record<string, Partial<TrainConfig>> = {
   smoke: {

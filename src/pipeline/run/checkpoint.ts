@@ -7,6 +7,9 @@
 //   state.json (anything JSON: epoch, batch, data order, GradScaler, memory, baseline, metrics, config),
 //   manifest.json (written last): {format, version, step, epoch, created, files: {name: {bytes, sha256}}}.
 //
+// Versions: the manifest's version says which shape state.json has; every version migrations.ts can bring
+// forward verifies and loads (as today's shape), one from a newer build is refused, naming its version.
+//
 // Write protocol: everything goes into checkpoints/.tmp-step_000000050-<pid>-<rand>/, every file and the
 // folder are fsynced, the folder is renamed to its final name and checkpoints/ is fsynced. A crash at any
 // moment leaves either no folder under the final name or a complete one. An existing folder of the same
@@ -26,9 +29,11 @@ import { fsyncDir, fsyncFile, installFolder, namesIn, removeFolder, sha256File, 
 import { isDir } from "../../util/fs";
 import { pidAlive } from "../../util/process";
 import { checkpointsDir } from "./run-folder";
+import { migrateState, versionProblem } from "./migrations";
 
 export const CHECKPOINT_FORMAT = "arc-efe-checkpoint";
-export const CHECKPOINT_VERSION = 1;
+/** The version this build writes; older ones are read through migrations.ts, which says what each added. */
+export const CHECKPOINT_VERSION = 2;
 export const MANIFEST = "manifest.json";
 export const STATE = "state.json";
 
@@ -284,8 +289,8 @@ export function readManifest(dir: string): VerifyResult {
   }
   if (m === null || typeof m !== "object" || Array.isArray(m)) return { ok: false, reason: `${MANIFEST} is not a JSON object` };
   if (m.format !== CHECKPOINT_FORMAT) return { ok: false, reason: `${MANIFEST} has format ${JSON.stringify(m.format)}, expected "${CHECKPOINT_FORMAT}"` };
-  if (m.version !== CHECKPOINT_VERSION)
-    return { ok: false, reason: `${MANIFEST} has version ${JSON.stringify(m.version)}; this build reads version ${CHECKPOINT_VERSION}` };
+  const tooNew = versionProblem(m.version, CHECKPOINT_VERSION);
+  if (tooNew) return { ok: false, reason: `${MANIFEST} ${tooNew}` };
   if (!Number.isSafeInteger(m.step) || m.step < 0) return { ok: false, reason: `${MANIFEST} has no valid "step"` };
   if (m.files === null || typeof m.files !== "object" || Array.isArray(m.files)) return { ok: false, reason: `${MANIFEST} has no "files" table` };
   for (const [name, e] of Object.entries<any>(m.files)) {
@@ -374,28 +379,45 @@ export interface LoadCheckpointOptions {
 export interface LoadedCheckpoint {
   dir: string;
   manifest: CheckpointManifest;
-  /** state.json, parsed. */
+  /** state.json, parsed and brought to CHECKPOINT_VERSION's shape (migrations.ts). */
   state: any;
   /** One record per tensor file, keyed by its stem: tensors.model, tensors.optimizer, tensors.rng, ... */
   tensors: TensorFiles;
 }
 
+/** A checkpoint's state.json ({} when it has none), parsed and migrated to CHECKPOINT_VERSION's shape. */
+function stateOf(dir: string, manifest: CheckpointManifest): any {
+  if (!(STATE in manifest.files)) return {};
+  let state: unknown;
+  try {
+    state = JSON.parse(readFileSync(join(dir, STATE), "utf8"));
+  } catch (e) {
+    throw new Error(`checkpoint ${dir}: ${STATE} is not valid JSON (${(e as Error).message})`);
+  }
+  return migrateState(state, manifest, CHECKPOINT_VERSION);
+}
+
 /**
- * Loads a checkpoint (verified first: a corrupt one throws, naming the file). Tensors are created in the
+ * A checkpoint's state.json as loadCheckpoint gives it (migrated), without verifying the files or loading
+ * tensors: for a quick look (the run's world size) before the checkpoint is chosen. Throws when the
+ * manifest or state.json cannot be read.
+ */
+export function readCheckpointState(dir: string): any {
+  const r = readManifest(dir);
+  if (!r.ok) throw new Error(`checkpoint ${dir} is unusable: ${r.reason}`);
+  return stateOf(dir, r.manifest);
+}
+
+/**
+ * Loads a checkpoint (verified first: a corrupt one throws, naming the file); the state of an older
+ * version is migrated (migrations.ts). Tensors are created in the
  * current torch.scope (freed at its end unless torch.keep-ed): copy them into modules/optimizers there.
  */
 export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): LoadedCheckpoint {
   const v = opts.verify === false ? readManifest(dir) : verifyCheckpoint(dir);
   if (!v.ok) throw new Error(`checkpoint ${dir} is unusable: ${v.reason}`);
   const manifest = v.manifest;
-  let state: any = {};
-  if (STATE in manifest.files) {
-    try {
-      state = JSON.parse(readFileSync(join(dir, STATE), "utf8"));
-    } catch (e) {
-      throw new Error(`checkpoint ${dir}: ${STATE} is not valid JSON (${(e as Error).message})`);
-    }
-  }
+  const state = stateOf(dir, manifest);
   const stems = Object.keys(manifest.files).filter((f) => f.endsWith(".safetensors")).map((f) => f.slice(0, -".safetensors".length));
   if (opts.files) {
     const missing = opts.files.filter((f) => !stems.includes(f));

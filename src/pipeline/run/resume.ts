@@ -3,7 +3,8 @@
 // first by step, best/ (an independent copy, intact even when every step folder is damaged) among them.
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { DEFAULTS, type TrainConfig, UsageError, savedRunConfig } from "../config/train-config";
+import { DEFAULTS, type TrainConfig, UsageError } from "../config/train-config";
+import { savedRunConfig } from "./migrations";
 import { MANIFEST, STATE, type CheckpointManifest, firstVerified, listCheckpoints, verifyCheckpoint } from "./checkpoint";
 import { BEST } from "./retention";
 import { writeFileAtomic } from "../../util/durable";
@@ -118,7 +119,7 @@ const isObject = (v: unknown): v is Record<string, any> => v !== null && typeof 
  * The run's saved config: config.json, or (when it is missing or unreadable) the config in the state.json
  * of the newest checkpoint that verifies and carries one (`dirs`, newest first), which is then written
  * back to config.json (unless opts.restore is false). Flags added since the run started
- * get what the run had (savedRunConfig).
+ * get what the run had (migrations.ts).
  */
 export function savedConfig(runDir: string, dirs: readonly string[], warn: (line: string) => void, opts: { restore?: boolean } = {}): TrainConfig {
   const path = join(runDir, "config.json");
