@@ -127,5 +127,5 @@ export function restoreTrainingState<W>(p: TrainingParts, loaded: Pick<LoadedChe
   return { step, epoch, batchInEpoch, window, epochWindow, lastValidation };
 }
 
-/** The number of data-parallel processes a checkpoint's run had (1 for runs saved before data parallelism). */
-export const savedWorld = (state: any): number => state?.dataParallel?.world ?? 1;
+/** The number of data-parallel processes a checkpoint's run had (of a migrated state: run/migrations.ts records 1 for runs before data parallelism). */
+export const savedWorld = (state: any): number => state.dataParallel.world;
