@@ -181,12 +181,11 @@ export const DEFAULTS: TrainConfig = {
 
 /**
  * Defaults on CUDA, where a flag is given neither on the command line nor by a preset: what the H200
- * measurements chose (bench/results/gpu-h200-2026-12-04*.json, README's table). Batches of 16 fill the GPU
- * (at 4 a fixed cost per batch dominated: 579 s an epoch against 166 s at 16); bf16 is the dtype Qwen's
- * checkpoints are in (fp16 autocast recasts every frozen weight at every call, and needs the GradScaler);
- * recomputing the MLP in backward and capping a pass at 24576 prompt tokens (only the longest batches, 16
- * prompts near the 2048-token budget, split in two) take the peak from 119 to 37 GiB, so the default run
- * fits a 40 GB card, for about 18% of the speed (measured in one call). On a card with room to spare,
+ * measurements chose (docs/pipeline.md, "Measurements behind the design"). Batches of 16 fill the GPU
+ * (at 4 a fixed cost per batch dominates); bf16 is the dtype Qwen's checkpoints are in (fp16 autocast
+ * recasts every frozen weight at every call, and needs the GradScaler); recomputing the MLP in backward
+ * and capping a pass at 24576 prompt tokens (only the longest batches, 16 prompts near the 2048-token
+ * budget, split in two) bring the peak under a 40 GB card's memory, at some cost in speed. On a card with room to spare,
  * --grad_checkpointing off --max_batch_tokens 0 is the fastest.
  */
 export const CUDA_DEFAULTS: Partial<TrainConfig> = { batch_size: 16, amp_dtype: "bf16", grad_checkpointing: "mlp", max_batch_tokens: 24576 };
