@@ -127,5 +127,9 @@ export function restoreTrainingState<W>(p: TrainingParts, loaded: Pick<LoadedChe
   return { step, epoch, batchInEpoch, window, epochWindow, lastValidation };
 }
 
-/** The number of data-parallel processes a checkpoint's run had (of a migrated state: run/migrations.ts records 1 for runs before data parallelism). */
-export const savedWorld = (state: any): number => state.dataParallel.world;
+/**
+ * The number of data-parallel processes a checkpoint's run had (runs from before data parallelism are
+ * migrated to 1, run/migrations.ts). A state too broken to hold it counts as 1 here, so that the trainer's
+ * check before loading passes it on to restoreTrainingState, which names what is missing.
+ */
+export const savedWorld = (state: any): number => state?.dataParallel?.world ?? 1;
