@@ -4,10 +4,33 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { Example, Task } from "../../src/arc/index.ts";
+import { DEFAULTS, type TrainConfig } from "../../src/pipeline/config/train-config.ts";
 
 /** The shared ARC-AGI-2 copy next to the checkout, the default --data when it exists. */
 export const SHARED_ARC2 = join(import.meta.dir, "..", "..", "..", "shared", "data", "arc", "ARC-AGI-2");
 export const defaultData = (): string => (existsSync(SHARED_ARC2) ? SHARED_ARC2 : "synthetic");
+
+/**
+ * The system flags' defaults: the trainer's (config/train-config.ts DEFAULTS, which buildStageSystem
+ * starts from too), except the model: the tiny random Qwen2, so that a stage runs without a download.
+ */
+export const STAGE_DEFAULTS = {
+  model: "tiny",
+  qwen_train: DEFAULTS.qwen_train,
+  lora_rank: DEFAULTS.lora_rank,
+  lora_alpha: DEFAULTS.lora_alpha,
+  max_prompt_tokens: DEFAULTS.max_prompt_tokens,
+  hint_tokens: DEFAULTS.hint_tokens,
+  agent_channels: DEFAULTS.agent_channels,
+  agent_steps: DEFAULTS.agent_steps,
+  memory_capacity: DEFAULTS.memory_capacity,
+  rl_lr: DEFAULTS.rl_lr,
+  seed: DEFAULTS.seed,
+} satisfies Partial<TrainConfig>;
+
+/** A default as the help and the flag parser show it: 1e-4, not 0.0001. */
+const shown = (v: string | number): string => (typeof v === "number" && v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential() : String(v));
+const D = Object.fromEntries(Object.entries(STAGE_DEFAULTS).map(([k, v]) => [k, shown(v)])) as Record<keyof typeof STAGE_DEFAULTS, string>;
 
 export const COMMON_HELP = `Example:
   --task ID               a task id in --data, a task file (.json), or a synthetic id FAMILY-SEED (required)
@@ -17,17 +40,17 @@ export const COMMON_HELP = `Example:
                           (default ../shared/data/arc/ARC-AGI-2 when it exists, else synthetic)
 
 System (as scripts/train.ts builds it, untrained):
-  --model M               "tiny" (default: random 2-layer Qwen2, real tokenizer), a Hub id or a local folder
-  --qwen_train T          lora (default), full or frozen
-  --lora_rank N           default 16
-  --lora_alpha X          default 32
-  --max_prompt_tokens N   prompt budget; whole demonstrations are dropped from the end (default 2048)
-  --hint_tokens N         greedy hint tokens (default 16, 0 = off)
-  --agent_channels N      grid agent channels d (default 128)
-  --agent_steps N         refinement steps T (default 5)
-  --memory_capacity N     episodic memory entries (default 2048)
-  --rl_lr X               the refiner's Adam learning rate (default 1e-4)
-  --seed N                seed of every initialisation and of sampling (default 0)
+  --model M               "${D.model}" (default: random 2-layer Qwen2, real tokenizer), a Hub id or a local folder
+  --qwen_train T          ${["lora", "full", "frozen"].map((t) => (t === D.qwen_train ? `${t} (default)` : t)).join(", ").replace(/, (?=[^,]*$)/, " or ")}
+  --lora_rank N           default ${D.lora_rank}
+  --lora_alpha X          default ${D.lora_alpha}
+  --max_prompt_tokens N   prompt budget; whole demonstrations are dropped from the end (default ${D.max_prompt_tokens})
+  --hint_tokens N         greedy hint tokens (default ${D.hint_tokens}, 0 = off)
+  --agent_channels N      grid agent channels d (default ${D.agent_channels})
+  --agent_steps N         refinement steps T (default ${D.agent_steps})
+  --memory_capacity N     episodic memory entries (default ${D.memory_capacity})
+  --rl_lr X               the refiner's Adam learning rate (default ${D.rl_lr})
+  --seed N                seed of every initialisation and of sampling (default ${D.seed})
   --device D              cpu, cuda or cuda:N (default cuda when available, else cpu)
   --json                  one JSON object instead of text
   --help                  this text
@@ -39,17 +62,17 @@ export const COMMON_OPTIONS = {
   pair: { type: "string", default: "0" },
   test: { type: "boolean" },
   data: { type: "string" },
-  model: { type: "string", default: "tiny" },
-  qwen_train: { type: "string", default: "lora" },
-  lora_rank: { type: "string", default: "16" },
-  lora_alpha: { type: "string", default: "32" },
-  max_prompt_tokens: { type: "string", default: "2048" },
-  hint_tokens: { type: "string", default: "16" },
-  agent_channels: { type: "string", default: "128" },
-  agent_steps: { type: "string", default: "5" },
-  memory_capacity: { type: "string", default: "2048" },
-  rl_lr: { type: "string", default: "1e-4" },
-  seed: { type: "string", default: "0" },
+  model: { type: "string", default: D.model },
+  qwen_train: { type: "string", default: D.qwen_train },
+  lora_rank: { type: "string", default: D.lora_rank },
+  lora_alpha: { type: "string", default: D.lora_alpha },
+  max_prompt_tokens: { type: "string", default: D.max_prompt_tokens },
+  hint_tokens: { type: "string", default: D.hint_tokens },
+  agent_channels: { type: "string", default: D.agent_channels },
+  agent_steps: { type: "string", default: D.agent_steps },
+  memory_capacity: { type: "string", default: D.memory_capacity },
+  rl_lr: { type: "string", default: D.rl_lr },
+  seed: { type: "string", default: D.seed },
   device: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -176,13 +199,12 @@ export async function resolveExample(a: StageArgs): Promise<{ ex: Example; where
 export async function buildStageSystem(a: StageArgs) {
   const torch = await import("../../src/torch.ts");
   const { buildSystem } = await import("../../src/pipeline/system/system.ts");
-  const { DEFAULTS } = await import("../../src/pipeline/config/train-config.ts");
   const { systemConfig } = await import("../../src/pipeline/config/run-setup.ts");
   const device = a.device === "auto" ? (torch.cuda.isAvailable() ? "cuda" : "cpu") : a.device;
   if (device !== "cpu" && !torch.cuda.isAvailable()) throw new UsageError(`--device ${device}: CUDA is not available`);
   torch.manualSeed(a.seed);
   const { model, qwen_train, lora_rank, lora_alpha, max_prompt_tokens, hint_tokens, agent_channels, agent_steps, rl_lr, memory_capacity, seed } = a;
-  const cfg: import("../../src/pipeline/config/train-config.ts").TrainConfig = {
+  const cfg: TrainConfig = {
     ...DEFAULTS,
     model,
     device,

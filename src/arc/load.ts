@@ -7,6 +7,7 @@ import { ArcDataError, BadTaskFilesError } from "./errors.ts";
 import { syntheticDataset, type SyntheticDatasetOptions } from "./synthetic.ts";
 import type { Dataset, Task } from "./types.ts";
 import { parseTask } from "./validate.ts";
+import { isDir } from "../util/fs.ts";
 import { isCombinedChallenges, loadChallenges } from "./prize.ts";
 
 /** Read and validate one task file; its id is the file name without `.json`. */
@@ -60,8 +61,6 @@ function readCombined(file: string): Task[] | null {
   }
   return isCombinedChallenges(json) ? loadChallenges(file, { json }).tasks : null;
 }
-
-const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
 /** The folder holding training/ and/or evaluation/ at `dir` or at `dir/data` (an unpacked repository), else null. */
 export function findSplitRoot(dir: string): string | null {

@@ -10,10 +10,11 @@
 // Adapters are float32 by default whatever the base dtype (PEFT's autocast_adapter_dtype): the input
 // is cast to the adapter dtype and the sum cast back to the base output dtype, as PEFT's forward does;
 // under autocast the cast is skipped (the linear casts to the autocast dtype either way, exactly).
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type DType, type Device, F, type Tensor, TorchError, autocast, empty, emptyLike, keep, noGrad, safetensors, scope } from "../torch.ts";
 import { Linear, Module } from "../nn/index.ts";
+import { isDir } from "../util/fs.ts";
 
 /** PEFT's prefix of adapter keys in adapter_model.safetensors. */
 export const PEFT_PREFIX = "base_model.model.";
@@ -215,11 +216,11 @@ export function saveLora(model: Module, dir: string, opts: { baseModel?: string 
  * created from adapter_config.json first (freezing the base).
  */
 export function loadLora(model: Module, path: string): void {
-  const isDir = existsSync(path) && statSync(path).isDirectory();
-  const file = isDir ? join(path, "adapter_model.safetensors") : path;
+  const folder = isDir(path);
+  const file = folder ? join(path, "adapter_model.safetensors") : path;
   if (!existsSync(file)) throw new TorchError(`loadLora: ${file} does not exist`);
   if (!loraConfigOf(model)) {
-    const cfgPath = join(isDir ? path : join(file, ".."), "adapter_config.json");
+    const cfgPath = join(folder ? path : join(file, ".."), "adapter_config.json");
     if (!existsSync(cfgPath)) throw new TorchError(`loadLora: the model has no adapters and ${cfgPath} (to create them) does not exist`);
     const c = JSON.parse(readFileSync(cfgPath, "utf8"));
     if (c.peft_type && c.peft_type !== "LORA") throw new TorchError(`loadLora: ${cfgPath} is a ${c.peft_type} adapter, not LORA`);

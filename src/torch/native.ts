@@ -17,9 +17,8 @@ const addonPath = process.env.ARC_TORCH_ADDON ?? join(import.meta.dir, "..", "..
 
 /**
  * LibTorch's OpenMP threads spin while they wait for work. With more busy threads than cores (two
- * processes, a compile beside a run, a test suite) the spinning starves the threads doing the work:
- * 1000 small AdamW steps on 2 threads took 5 s with passive waiting and over 120 s spinning, on a
- * loaded 2-core machine. OpenMP reads OMP_WAIT_POLICY from the C environment once, when LibTorch
+ * processes, a compile beside a run, a test suite) the spinning starves the threads doing the work, many
+ * times slower than passive waiting (docs/pipeline.md, "Measurements behind the design"). OpenMP reads OMP_WAIT_POLICY from the C environment once, when LibTorch
  * loads, and Bun's process.env does not write that environment, so libc's setenv is called directly.
  * A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
  */

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import * as torch from "../../src/torch";
 import {
-  type CheckpointManifest, cleanupLeftovers, listCheckpoints, latestVerifiedCheckpoint, loadCheckpoint, saveCheckpoint, stepDirName, verifyCheckpoint,
+  CHECKPOINT_VERSION, type CheckpointManifest, cleanupLeftovers, listCheckpoints, latestVerifiedCheckpoint, loadCheckpoint, saveCheckpoint, stepDirName, verifyCheckpoint,
 } from "../../src/pipeline/run/checkpoint";
 import { mirrorCheckpoint } from "../../src/pipeline/run/backup";
 import { resolveCheckpoint } from "../../src/pipeline/run/resolve";
@@ -134,7 +134,7 @@ describe("checkpoint round trip and verification", () => {
     expect(basename(dir)).toBe("step_000000050");
     expect(stepDirName(50)).toBe("step_000000050");
     const manifest: CheckpointManifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
-    expect(manifest).toMatchObject({ format: "arc-efe-checkpoint", version: 1, step: 50, epoch: 3 });
+    expect(manifest).toMatchObject({ format: "arc-efe-checkpoint", version: CHECKPOINT_VERSION, step: 50, epoch: 3 });
     expect(Number.isNaN(Date.parse(manifest.created))).toBe(false);
     expect(Object.keys(manifest.files).sort()).toEqual(["memory.safetensors", "model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"]);
     for (const [name, e] of Object.entries(manifest.files)) {

@@ -9,13 +9,6 @@ import type { Device } from "../../torch";
 import type { QwenTrain } from "../system/system";
 import { TTT_DEFAULTS } from "../eval/ttt-defaults";
 
-/**
- * Test-time training's learning rate and demonstrations per step, for eval.ts --ttt_steps and the
- * trainer's --val_ttt_steps. Measured from a 30-minute CPU checkpoint (bench/arc.ts), 8 steps: lr 1e-3
- * raised cell accuracy by 0.06 on synthetic and 0.02 on ARC-AGI-2 tasks, 3e-4 by 0.01 and 0.03, and
- * 1e-4 left it where it was; 1e-2 destroyed it.
- */
-
 export type AmpDtype = "fp16" | "bf16" | "none";
 export type GradCheckpointing = "off" | "layer" | "mlp";
 export type BestMetric = "val_exact" | "val_pass2" | "val_cell_acc" | "accuracy_delta";
@@ -188,12 +181,11 @@ export const DEFAULTS: TrainConfig = {
 
 /**
  * Defaults on CUDA, where a flag is given neither on the command line nor by a preset: what the H200
- * measurements chose (bench/results/gpu-h200-2026-12-04*.json, README's table). Batches of 16 fill the GPU
- * (at 4 a fixed cost per batch dominated: 579 s an epoch against 166 s at 16); bf16 is the dtype Qwen's
- * checkpoints are in (fp16 autocast recasts every frozen weight at every call, and needs the GradScaler);
- * recomputing the MLP in backward and capping a pass at 24576 prompt tokens (only the longest batches, 16
- * prompts near the 2048-token budget, split in two) take the peak from 119 to 37 GiB, so the default run
- * fits a 40 GB card, for about 18% of the speed (measured in one call). On a card with room to spare,
+ * measurements chose (docs/pipeline.md, "Measurements behind the design"). Batches of 16 fill the GPU
+ * (at 4 a fixed cost per batch dominates); bf16 is the dtype Qwen's checkpoints are in (fp16 autocast
+ * recasts every frozen weight at every call, and needs the GradScaler); recomputing the MLP in backward
+ * and capping a pass at 24576 prompt tokens (only the longest batches, 16 prompts near the 2048-token
+ * budget, split in two) bring the peak under a 40 GB card's memory, at some cost in speed. On a card with room to spare,
  * --grad_checkpointing off --max_batch_tokens 0 is the fastest.
  */
 export const CUDA_DEFAULTS: Partial<TrainConfig> = { batch_size: 16, amp_dtype: "bf16", grad_checkpointing: "mlp", max_batch_tokens: 24576 };
@@ -205,17 +197,6 @@ export function withDeviceDefaults(c: TrainConfig, explicit: Partial<TrainConfig
   const out = { ...c } as Record<string, unknown>;
   for (const [k, v] of Object.entries(CUDA_DEFAULTS)) if (!(k in explicit) && !(k in preset)) out[k] = v;
   return out as unknown as TrainConfig;
-}
-
-/**
- * What a run saved before a flag existed did, where that differs from the flag's default today: a
- * resumed or evaluated old run is rebuilt as it trained (a run from before the input prior had none).
- */
-export const ABSENT_FROM_OLDER_RUNS: Partial<TrainConfig> = { agent_input_prior: 0, group_by_length: "false" };
-
-/** A saved run's config with every flag it lacks filled in as that run had it. */
-export function savedRunConfig(saved: Record<string, unknown>): TrainConfig {
-  return { ...DEFAULTS, ...ABSENT_FROM_OLDER_RUNS, ...saved } as TrainConfig;
 }
 
 /** `--preset smoke`: a complete run (prompt, hint, LoRA, agent, RL, memory, checkpoints) in about a minute on 2 CPU cores. */

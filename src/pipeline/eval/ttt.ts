@@ -17,8 +17,8 @@ import { trainBatch } from "../system/training-step";
 import type { Autocast } from "../system/forward";
 import { type System, qwenTrainable } from "../system/system";
 import { snapshotSystem } from "../system/state";
-import { TTT_DEFAULTS } from "./ttt-defaults";
 import { NonFiniteError, nonFiniteTensors } from "../system/nonfinite";
+import { TTT_DEFAULTS } from "./ttt-defaults";
 
 
 export interface TttOptions {
@@ -72,7 +72,7 @@ export function withTestTimeTraining<T>(sys: System, task: Task, o: TttOptions, 
     // When the demonstrations' size rules give every test output's size, the size head's answer is not
     // used, and its cross-entropy (about 2 ln 30 ≈ 6.8 untrained, several times the cells' terms) would
     // steer the shared trunk's few adaptation steps towards it: adapting with it lowered the test outputs'
-    // cell accuracy (0.830 -> 0.487 in 16 steps at lr 1e-2 on six synthetic tasks), without it they rose.
+    // cell accuracy, without it they rose (docs/pipeline.md, "Measurements behind the design").
     const sizeWeight = task.test.every((t) => outputSizeFromDemos(task, t.input).size !== null) ? 0 : 1;
     const losses: number[] = [];
     for (let s = 0; s < o.steps; s++) {

@@ -6,6 +6,7 @@ import { basename, dirname, join } from "node:path";
 import { fsyncDir, fsyncFile, writeFileAtomic } from "../../util/durable";
 import { MANIFEST, copyCheckpointFiles, verifyCheckpoint, writeCheckpointFolder } from "./checkpoint";
 import { pruneCheckpoints } from "./retention";
+import { CHECKPOINTS, checkpointsDir } from "./run-folder";
 
 export interface MirrorOptions {
   /** Prune the mirrored run to this many step folders afterwards. */
@@ -23,10 +24,10 @@ export function mirrorCheckpoint(dir: string, backupDir: string, opts: MirrorOpt
   const src = verifyCheckpoint(dir, { hash: false });
   if (!src.ok) throw new Error(`cannot back up ${dir}: ${src.reason}`);
   const parent = dirname(dir);
-  const inRun = basename(parent) === "checkpoints";
+  const inRun = basename(parent) === CHECKPOINTS;
   const runDir = inRun ? dirname(parent) : null;
   const destRun = runDir ? join(backupDir, basename(runDir)) : null;
-  const destParent = destRun ? join(destRun, "checkpoints") : backupDir;
+  const destParent = destRun ? checkpointsDir(destRun) : backupDir;
   const final = writeCheckpointFolder(destParent, basename(dir), (tmp) => {
     copyCheckpointFiles(dir, tmp, src.manifest);
     copyFileSync(join(dir, MANIFEST), join(tmp, MANIFEST));

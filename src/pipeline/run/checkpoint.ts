@@ -1,11 +1,14 @@
 // Checkpoints that survive crashes: the folder format, the crash-safe write protocol, verification and
 // loading. Which folders to keep (pruning, best/) is retention.ts, what `--checkpoint` names is
-// checkpoint-resolve.ts and the second copy is backup.ts; they all write through this file's protocol.
+// resolve.ts and the second copy is backup.ts; they all write through this file's protocol.
 //
 // A checkpoint is a folder <run>/checkpoints/step_000000050/ holding
 //   model.safetensors, optimizer.safetensors (+ any extra tensor files, e.g. rng.safetensors),
 //   state.json (anything JSON: epoch, batch, data order, GradScaler, memory, baseline, metrics, config),
 //   manifest.json (written last): {format, version, step, epoch, created, files: {name: {bytes, sha256}}}.
+//
+// Versions: the manifest's version says which shape state.json has; every version migrations.ts can bring
+// forward verifies and loads (as today's shape), one from a newer build is refused, naming its version.
 //
 // Write protocol: everything goes into checkpoints/.tmp-step_000000050-<pid>-<rand>/, every file and the
 // folder are fsynced, the folder is renamed to its final name and checkpoints/ is fsynced. A crash at any
@@ -23,9 +26,14 @@ import { constants as fsConstants, copyFileSync, existsSync, mkdirSync, readFile
 import { basename, dirname, join } from "node:path";
 import * as torch from "../../torch";
 import { fsyncDir, fsyncFile, installFolder, namesIn, removeFolder, sha256File, writeFileSynced } from "../../util/durable";
+import { isDir } from "../../util/fs";
+import { pidAlive } from "../../util/process";
+import { checkpointsDir } from "./run-folder";
+import { migrateState, versionProblem } from "./migrations";
 
 export const CHECKPOINT_FORMAT = "arc-efe-checkpoint";
-export const CHECKPOINT_VERSION = 1;
+/** The version this build writes; older ones are read through migrations.ts, which says what each added. */
+export const CHECKPOINT_VERSION = 2;
 export const MANIFEST = "manifest.json";
 export const STATE = "state.json";
 
@@ -82,8 +90,6 @@ export function parseStepDir(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-/** `<runDir>/checkpoints`. */
-export const checkpointsDir = (runDir: string) => join(runDir, "checkpoints");
 const rand = () => randomBytes(4).toString("hex");
 const auxName = (kind: "tmp" | "old" | "del", name: string) => `.${kind}-${name}-${process.pid}-${rand()}`;
 
@@ -91,25 +97,6 @@ const auxName = (kind: "tmp" | "old" | "del", name: string) => `.${kind}-${name}
 
 function fileEntry(path: string): FileEntry {
   return { bytes: statSync(path).size, sha256: sha256File(path) };
-}
-
-/** Whether `path` is a folder (false when it does not exist or cannot be read). */
-export function isDir(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Moves a finished (fsynced) temporary folder to its final name, an existing one set aside as .old-… meanwhile. */
@@ -302,8 +289,8 @@ export function readManifest(dir: string): VerifyResult {
   }
   if (m === null || typeof m !== "object" || Array.isArray(m)) return { ok: false, reason: `${MANIFEST} is not a JSON object` };
   if (m.format !== CHECKPOINT_FORMAT) return { ok: false, reason: `${MANIFEST} has format ${JSON.stringify(m.format)}, expected "${CHECKPOINT_FORMAT}"` };
-  if (m.version !== CHECKPOINT_VERSION)
-    return { ok: false, reason: `${MANIFEST} has version ${JSON.stringify(m.version)}; this build reads version ${CHECKPOINT_VERSION}` };
+  const tooNew = versionProblem(m.version, CHECKPOINT_VERSION);
+  if (tooNew) return { ok: false, reason: `${MANIFEST} ${tooNew}` };
   if (!Number.isSafeInteger(m.step) || m.step < 0) return { ok: false, reason: `${MANIFEST} has no valid "step"` };
   if (m.files === null || typeof m.files !== "object" || Array.isArray(m.files)) return { ok: false, reason: `${MANIFEST} has no "files" table` };
   for (const [name, e] of Object.entries<any>(m.files)) {
@@ -354,26 +341,32 @@ export interface LatestOptions {
   unusable?: (manifest: CheckpointManifest) => string | null;
 }
 
-/** The newest step folder that verifies (sizes and sha256); corrupt newer ones go to `onSkip`. */
-export function latestVerifiedCheckpoint(runDir: string, opts: LatestOptions = {}): (CheckpointRef & { manifest: CheckpointManifest }) | null {
-  const list = listCheckpoints(runDir);
-  for (let i = list.length - 1; i >= 0; i--) {
-    const v = verifyCheckpoint(list[i].dir);
-    if (v.ok) {
-      if (v.manifest.step !== list[i].step) {
-        opts.onSkip?.(list[i].dir, `${MANIFEST} says step ${v.manifest.step}, the folder name says ${list[i].step}`);
-        continue;
-      }
-      const why = opts.unusable?.(v.manifest) ?? null;
-      if (why) {
-        opts.onSkip?.(list[i].dir, why);
-        continue;
-      }
-      return { ...list[i], manifest: v.manifest };
-    }
-    opts.onSkip?.(list[i].dir, v.reason);
+/** A checkpoint folder to try: a step folder (its step from the name) or another one (best/: step null). */
+export interface CandidateRef {
+  dir: string;
+  step: number | null;
+}
+
+/**
+ * The first of `candidates` (in their order) that verifies (sizes and sha256), whose manifest's step is
+ * its folder name's (step folders), and that `unusable` accepts; each one that fails goes to `onSkip`
+ * with the reason. Candidates are verified only when reached: what follows an intact one is not read.
+ */
+export function firstVerified<C extends CandidateRef>(candidates: Iterable<C>, opts: LatestOptions = {}): (C & { manifest: CheckpointManifest }) | null {
+  for (const c of candidates) {
+    const v = verifyCheckpoint(c.dir);
+    let why = v.ok ? null : v.reason;
+    if (v.ok && c.step !== null && v.manifest.step !== c.step) why = `${MANIFEST} says step ${v.manifest.step}, the folder name says ${c.step}`;
+    if (v.ok && why === null) why = opts.unusable?.(v.manifest) ?? null;
+    if (v.ok && why === null) return { ...c, manifest: v.manifest };
+    opts.onSkip?.(c.dir, why!);
   }
   return null;
+}
+
+/** The newest step folder that verifies (sizes and sha256); corrupt newer ones go to `onSkip`. */
+export function latestVerifiedCheckpoint(runDir: string, opts: LatestOptions = {}): (CheckpointRef & { manifest: CheckpointManifest }) | null {
+  return firstVerified(listCheckpoints(runDir).reverse(), opts);
 }
 
 export interface LoadCheckpointOptions {
@@ -386,28 +379,45 @@ export interface LoadCheckpointOptions {
 export interface LoadedCheckpoint {
   dir: string;
   manifest: CheckpointManifest;
-  /** state.json, parsed. */
+  /** state.json, parsed and brought to CHECKPOINT_VERSION's shape (migrations.ts). */
   state: any;
   /** One record per tensor file, keyed by its stem: tensors.model, tensors.optimizer, tensors.rng, ... */
   tensors: TensorFiles;
 }
 
+/** A checkpoint's state.json ({} when it has none), parsed and migrated to CHECKPOINT_VERSION's shape. */
+function stateOf(dir: string, manifest: CheckpointManifest): any {
+  if (!(STATE in manifest.files)) return {};
+  let state: unknown;
+  try {
+    state = JSON.parse(readFileSync(join(dir, STATE), "utf8"));
+  } catch (e) {
+    throw new Error(`checkpoint ${dir}: ${STATE} is not valid JSON (${(e as Error).message})`);
+  }
+  return migrateState(state, manifest, CHECKPOINT_VERSION);
+}
+
 /**
- * Loads a checkpoint (verified first: a corrupt one throws, naming the file). Tensors are created in the
+ * A checkpoint's state.json as loadCheckpoint gives it (migrated), without verifying the files or loading
+ * tensors: for a quick look (the run's world size) before the checkpoint is chosen. Throws when the
+ * manifest or state.json cannot be read.
+ */
+export function readCheckpointState(dir: string): any {
+  const r = readManifest(dir);
+  if (!r.ok) throw new Error(`checkpoint ${dir} is unusable: ${r.reason}`);
+  return stateOf(dir, r.manifest);
+}
+
+/**
+ * Loads a checkpoint (verified first: a corrupt one throws, naming the file); the state of an older
+ * version is migrated (migrations.ts). Tensors are created in the
  * current torch.scope (freed at its end unless torch.keep-ed): copy them into modules/optimizers there.
  */
 export function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): LoadedCheckpoint {
   const v = opts.verify === false ? readManifest(dir) : verifyCheckpoint(dir);
   if (!v.ok) throw new Error(`checkpoint ${dir} is unusable: ${v.reason}`);
   const manifest = v.manifest;
-  let state: any = {};
-  if (STATE in manifest.files) {
-    try {
-      state = JSON.parse(readFileSync(join(dir, STATE), "utf8"));
-    } catch (e) {
-      throw new Error(`checkpoint ${dir}: ${STATE} is not valid JSON (${(e as Error).message})`);
-    }
-  }
+  const state = stateOf(dir, manifest);
   const stems = Object.keys(manifest.files).filter((f) => f.endsWith(".safetensors")).map((f) => f.slice(0, -".safetensors".length));
   if (opts.files) {
     const missing = opts.files.filter((f) => !stems.includes(f));

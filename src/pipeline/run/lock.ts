@@ -11,6 +11,7 @@
 import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { pidAlive } from "../../util/process";
 
 export const LOCK_FILE = "train.lock";
 
@@ -49,15 +50,6 @@ export function processStartTicks(pid: number): number | null {
     return Number.isFinite(v) ? v : null;
   } catch {
     return null;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -4,9 +4,10 @@
 // tell a user what to pass instead.
 import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { type CheckpointManifest, MANIFEST, type VerifyResult, checkpointsDir, isDir, latestVerifiedCheckpoint, parseStepDir, verifyCheckpoint } from "./checkpoint";
+import { type CheckpointManifest, MANIFEST, type VerifyResult, latestVerifiedCheckpoint, parseStepDir, verifyCheckpoint } from "./checkpoint";
 import { BEST } from "./retention";
-import { hasCheckpoint, latestRun } from "./run-folder";
+import { isDir } from "../../util/fs";
+import { CHECKPOINTS, checkpointsDir, hasCheckpoint, latestRun } from "./run-folder";
 
 export interface ResolveOptions {
   /** `--run DIR`; default: the newest run under `runsBase` that has a checkpoint. */
@@ -91,9 +92,9 @@ export function resolveCheckpoint(spec: string, opts: ResolveOptions = {}): Reso
     const v = verifyUsable(path);
     if (!v.ok) throw new Error(`checkpoint ${path} is unusable: ${v.reason}`);
     const parent = dirname(path);
-    return { dir: path, runDir: basename(parent) === "checkpoints" ? dirname(parent) : null, manifest: v.manifest };
+    return { dir: path, runDir: basename(parent) === CHECKPOINTS ? dirname(parent) : null, manifest: v.manifest };
   }
   if (isDir(checkpointsDir(path))) return latestOrThrow(path, opts.onSkip);
-  if (basename(path) === "checkpoints") return latestOrThrow(dirname(path), opts.onSkip);
+  if (basename(path) === CHECKPOINTS) return latestOrThrow(dirname(path), opts.onSkip);
   throw new Error(`${path} is neither a checkpoint folder (no ${MANIFEST}) nor a run folder (no checkpoints/)`);
 }

@@ -3,11 +3,12 @@
 // first by step, best/ (an independent copy, intact even when every step folder is damaged) among them.
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { DEFAULTS, type TrainConfig, UsageError, savedRunConfig } from "../config/train-config";
-import { MANIFEST, STATE, type CheckpointManifest, listCheckpoints, verifyCheckpoint } from "./checkpoint";
+import { DEFAULTS, type TrainConfig, UsageError } from "../config/train-config";
+import { savedRunConfig } from "./migrations";
+import { MANIFEST, STATE, type CheckpointManifest, firstVerified, listCheckpoints, verifyCheckpoint } from "./checkpoint";
 import { BEST } from "./retention";
 import { writeFileAtomic } from "../../util/durable";
-import { latestRun } from "./run-folder";
+import { checkpointsDir, latestRun } from "./run-folder";
 
 /**
  * Flags a resumed run may change (how long it runs, how it logs and saves, where): none of them changes
@@ -43,7 +44,7 @@ export class ResumeCandidates {
     // best/ goes where its step puts it (after the step folders of its step or newer, which it copies or
     // precedes): a damaged newest step folder then falls back to a newer intact best/ rather than to an
     // older step folder. Its manifest's step is read without verifying; an unreadable one goes last.
-    const best = join(runDir, "checkpoints", BEST);
+    const best = join(checkpointsDir(runDir), BEST);
     if (existsSync(join(best, MANIFEST))) {
       const step = manifestStep(best);
       const at = step === null ? -1 : this.order.findIndex((c) => c.step !== null && c.step < step);
@@ -51,17 +52,15 @@ export class ResumeCandidates {
     }
   }
 
-  /** The next candidate that verifies, or null when none is left. */
+  /** The next candidate that verifies (checked as latestVerifiedCheckpoint checks), or null when none is left. */
   next(): Candidate | null {
-    while (this.i < this.order.length) {
-      const c = this.order[this.i++];
-      const v = verifyCheckpoint(c.dir);
-      let why: string | null = v.ok ? null : v.reason;
-      if (v.ok && c.step !== null && v.manifest.step !== c.step) why = `${MANIFEST} says step ${v.manifest.step}, the folder name says ${c.step}`;
-      if (v.ok && why === null) return { dir: c.dir, name: c.name, manifest: v.manifest };
-      this.reject(c.dir, why!);
-    }
-    return null;
+    const c = firstVerified(this.remaining(), { onSkip: (dir, why) => this.reject(dir, why) });
+    return c && { dir: c.dir, name: c.name, manifest: c.manifest };
+  }
+
+  /** The candidates not tried yet, each counted as tried when it is handed out. */
+  private *remaining() {
+    while (this.i < this.order.length) yield this.order[this.i++];
   }
 
   /** Records that `dir` cannot be used, telling which checkpoint comes next (or that none is left). */
@@ -101,7 +100,7 @@ export function resumeDir(c: TrainConfig): string {
   }
   const dir = c.resume!;
   if (!existsSync(dir)) throw new UsageError(`--resume ${dir}: no such run folder`);
-  if (!existsSync(join(dir, "checkpoints")) && !existsSync(join(dir, "config.json")))
+  if (!existsSync(checkpointsDir(dir)) && !existsSync(join(dir, "config.json")))
     throw new UsageError(`--resume ${dir}: not a run folder (no config.json or checkpoints/ in it)`);
   return dir;
 }
@@ -120,7 +119,7 @@ const isObject = (v: unknown): v is Record<string, any> => v !== null && typeof 
  * The run's saved config: config.json, or (when it is missing or unreadable) the config in the state.json
  * of the newest checkpoint that verifies and carries one (`dirs`, newest first), which is then written
  * back to config.json (unless opts.restore is false). Flags added since the run started
- * get what the run had (savedRunConfig).
+ * get what the run had (migrations.ts).
  */
 export function savedConfig(runDir: string, dirs: readonly string[], warn: (line: string) => void, opts: { restore?: boolean } = {}): TrainConfig {
   const path = join(runDir, "config.json");

@@ -6,10 +6,11 @@
 //   updateBest(run.dir, dir, "val_accuracy", acc);          // checkpoints/best/, swapped in atomically
 import { join } from "node:path";
 import {
-  type BestRecord, type CheckpointManifest, MANIFEST, checkpointsDir, copyCheckpointFiles, listCheckpoints, readManifest, removeCheckpointFolder,
+  type BestRecord, type CheckpointManifest, MANIFEST, copyCheckpointFiles, listCheckpoints, readManifest, removeCheckpointFolder,
   verifyCheckpoint, writeCheckpointFolder,
 } from "./checkpoint";
 import { writeFileSynced } from "../../util/durable";
+import { checkpointsDir } from "./run-folder";
 
 /** The folder name of the run's best checkpoint: `<run>/checkpoints/best`. */
 export const BEST = "best";

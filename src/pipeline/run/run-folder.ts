@@ -9,10 +9,15 @@
 import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fsyncDir, namesIn, writeFileAtomic, writeFileSynced } from "../../util/durable";
+import { isDir } from "../../util/fs";
 
 export const RUN_PREFIX = "arc_";
 /** `arc_YYYYMMDD_HHMMSS`, with `_N` (N >= 2) when several runs start in the same second. */
 export const RUN_NAME_RE = /^arc_(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})(?:_(\d+))?$/;
+/** The folder of a run that holds its checkpoints (step folders and best/). */
+export const CHECKPOINTS = "checkpoints";
+/** `<runDir>/checkpoints`. */
+export const checkpointsDir = (runDir: string) => join(runDir, CHECKPOINTS);
 /** Final-named checkpoint step folders (temporary ones start with a dot). */
 const STEP_DIR_RE = /^step_\d+$/;
 
@@ -32,7 +37,7 @@ function runOf(dir: string): Run {
     name: basename(dir),
     configPath: join(dir, "config.json"),
     metricsPath: join(dir, "metrics.jsonl"),
-    checkpointsDir: join(dir, "checkpoints"),
+    checkpointsDir: checkpointsDir(dir),
   };
 }
 
@@ -96,17 +101,12 @@ export function openRun(dir: string): Run & { config: unknown } {
 }
 
 function isRunDir(dir: string): boolean {
-  try {
-    if (!statSync(dir).isDirectory()) return false;
-  } catch {
-    return false;
-  }
-  return existsSync(join(dir, "config.json")) || existsSync(join(dir, "checkpoints"));
+  return isDir(dir) && (existsSync(join(dir, "config.json")) || existsSync(checkpointsDir(dir)));
 }
 
 /** Whether a run has at least one final-named checkpoint (a step folder or best/). */
 export function hasCheckpoint(runDir: string): boolean {
-  const names = namesIn(join(runDir, "checkpoints"));
+  const names = namesIn(checkpointsDir(runDir));
   return names.some((n) => STEP_DIR_RE.test(n) || n === "best");
 }
 

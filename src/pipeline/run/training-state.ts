@@ -7,10 +7,7 @@ import type { Tensor } from "../../torch";
 import type { TrainConfig } from "../config/train-config";
 import type { EvalSummary } from "../eval/evaluate";
 import { trainingStateProblem } from "./resume";
-import type { LoadedCheckpoint as Loaded } from "./checkpoint";
-
-/** What restoring reads of a loaded checkpoint: state.json and the tensor files by stem. */
-type LoadedCheckpoint = Pick<Loaded, "state" | "tensors">;
+import type { LoadedCheckpoint } from "./checkpoint";
 import { loadModelTensors, modelTensors, withPrefix } from "../system/state";
 import type { System } from "../system/system";
 
@@ -52,7 +49,7 @@ export interface TrainingPosition<W = unknown> {
 }
 
 /** Restores the whole system (weights, memory, refiner baseline) from a checkpoint, for evaluation. */
-export function restoreSystem(sys: System, ck: LoadedCheckpoint): void {
+export function restoreSystem(sys: System, ck: Pick<LoadedCheckpoint, "state" | "tensors">): void {
   loadModelTensors(sys, ck.tensors.model);
   sys.memory.loadState(ck.tensors.memory ?? {}, ck.state.memory);
   sys.refiner.loadStateJson(ck.state.refiner);
@@ -107,7 +104,7 @@ export function captureTrainingState<W>(
  * saved position. Throws (with the reason) for a checkpoint that is not a complete training state; each
  * call replaces every piece, so a failed one leaves nothing that a later one keeps.
  */
-export function restoreTrainingState<W>(p: TrainingParts, loaded: LoadedCheckpoint): TrainingPosition<W> {
+export function restoreTrainingState<W>(p: TrainingParts, loaded: Pick<LoadedCheckpoint, "state" | "tensors">): TrainingPosition<W> {
   const { config: cfg, sys } = p;
   const problem = trainingStateProblem(loaded.state);
   if (problem) throw new Error(problem);
@@ -130,5 +127,9 @@ export function restoreTrainingState<W>(p: TrainingParts, loaded: LoadedCheckpoi
   return { step, epoch, batchInEpoch, window, epochWindow, lastValidation };
 }
 
-/** The number of data-parallel processes a checkpoint's run had (1 for runs saved before data parallelism). */
+/**
+ * The number of data-parallel processes a checkpoint's run had (runs from before data parallelism are
+ * migrated to 1, run/migrations.ts). A state too broken to hold it counts as 1 here, so that the trainer's
+ * check before loading passes it on to restoreTrainingState, which names what is missing.
+ */
 export const savedWorld = (state: any): number => state?.dataParallel?.world ?? 1;

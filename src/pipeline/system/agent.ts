@@ -35,11 +35,10 @@ export interface AgentConfig {
   /**
    * Weight of the input prior: every step's logits are head(z_t) + inputPrior * one-hot(input), with the
    * head initialised small, so an untrained agent predicts the input itself (ARC's outputs share most
-   * cells with their inputs: copying scores 0.66 cell accuracy on ARC-AGI-2's evaluation set) and
-   * training learns the change. The trainer's default is 2 (`--agent_input_prior`): after 300 smoke
-   * batches on synthetic tasks it still scored the identity's held-out cell accuracy, where 1 fell below
-   * it and 0 (no prior) reached 0.34 against the identity's 0.55. Absent or 0 (checkpoints from before
-   * the prior load so): no prior.
+   * cells with their inputs) and training learns the change. The trainer's default is 2
+   * (`--agent_input_prior`): the smallest weight whose training did not fall below copying the input,
+   * where no prior fell far below it (docs/pipeline.md, "Measurements behind the design"). Absent or 0:
+   * no prior (a run from before the flag is migrated to 0, run/migrations.ts).
    */
   inputPrior?: number;
   /**

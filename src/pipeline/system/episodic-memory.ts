@@ -329,7 +329,10 @@ export class EpisodicMemory {
     };
   }
 
-  /** Restores entries, theta, hyperparameters and counters (the tensors are copied; the caller keeps its own). */
+  /**
+   * Restores entries, theta, hyperparameters and counters (the tensors are copied; the caller keeps its own).
+   * `json` is a whole stateJson(): a checkpoint's is brought to that shape when it loads (run/migrations.ts).
+   */
   loadState(tensors: Record<string, Tensor>, json: EpisodicMemoryState): void {
     if (json?.version !== 1) throw new RangeError(`EpisodicMemory: unsupported state version ${json?.version}`);
     if (json.keyDim !== this.keyDim || json.actionDim !== this.actionDim)
@@ -344,7 +347,7 @@ export class EpisodicMemory {
       if (!shapeIs(actions, [n, this.actionDim])) throw new RangeError(`EpisodicMemory: checkpoint actions must be [${n}, ${this.actionDim}], got ${actions ? `[${actions.shape}]` : "none"}`);
       if (!shapeIs(rewards, [n])) throw new RangeError(`EpisodicMemory: checkpoint rewards must be [${n}], got ${rewards ? `[${rewards.shape}]` : "none"}`);
     }
-    const stamps = json.stamps ?? Array.from({ length: n }, (_, i) => i);
+    const stamps = json.stamps;
     if (stamps.length !== n) throw new RangeError(`EpisodicMemory: checkpoint has ${stamps.length} stamps for ${n} entries`);
     const rewardValues = n === 0 ? [] : torch.scope(() => Array.from(rewards.to({ dtype: "float64", device: "cpu" }).data() as Float64Array));
     torch.noGrad(() =>
@@ -359,13 +362,13 @@ export class EpisodicMemory {
     );
     this.rewards = rewardValues;
     this.stamps = [...stamps];
-    this.clock = json.clock ?? n;
+    this.clock = json.clock;
     this._theta = json.theta;
     this.thetaInit = json.thetaInit;
     this.thetaDecay = json.thetaDecay;
     this.topK = json.topK;
     this.minSimilarity = json.minSimilarity;
-    for (const k of Object.keys(this.counters) as (keyof Counters)[]) this.counters[k] = json[k] ?? 0;
+    for (const k of Object.keys(this.counters) as (keyof Counters)[]) this.counters[k] = json[k];
   }
 
   /** A memory rebuilt from stateTensors() + stateJson() (capacity and hyperparameters from the JSON). */

@@ -26,7 +26,7 @@ export interface PrompterConfig {
    * Largest share of padded positions in one Qwen pass (0..1). Default: 1 on CUDA (one pass per batch:
    * launches are the cost); 0 on the CPU, where arithmetic is the cost and attention's grows with the
    * square of the padded length, so each length gets its own pass (the hints' decode steps stay shared;
-   * bench/train.ts on a 2-core VM: 3.9 examples/s at share 0, 3.2 at 0.1, 3.0 at 0.2).
+   * share 0 was the fastest measured: docs/pipeline.md, "Measurements behind the design").
    */
   maxPadShare?: number;
   /** Decode the hints' steps as CUDA graphs where supported (generate's cudaGraphs; default auto). */

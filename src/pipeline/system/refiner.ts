@@ -413,7 +413,10 @@ export class PromptRefiner extends nn.Module {
     };
   }
 
-  /** Restores the baseline and hyperparameters; the shapes must match this refiner's. */
+  /**
+   * Restores the baseline and hyperparameters; the shapes must match this refiner's. `s` is a whole
+   * stateJson(): a checkpoint's is brought to that shape when it loads (run/migrations.ts).
+   */
   loadStateJson(s: PromptRefinerState): void {
     if (s?.version !== 1) throw new RangeError(`PromptRefiner: unsupported state version ${s?.version}`);
     for (const key of ["promptDim", "stateDim", "actionDim", "hidden"] as const) {
@@ -425,9 +428,9 @@ export class PromptRefiner extends nn.Module {
     this.baselineDecay = s.baselineDecay;
     this.logStdMin = s.logStdMin;
     this.logStdMax = s.logStdMax;
-    this.logStdBound = s.logStdBound ?? "clamp";
+    this.logStdBound = s.logStdBound;
     this._baseline = s.baseline;
-    this._updates = s.updates ?? 0;
+    this._updates = s.updates;
   }
 
   /** Frees the parameters and the optimizer's state. */

@@ -16,9 +16,8 @@ import { Rng, seedOf } from "../../arc/rng";
 
 /**
  * Examples per sorting window, rounded to a multiple of the batch: wide enough that each batch finds
- * neighbours of its length (on ARC-AGI-2's training pairs the padding share falls from 0.47 to 0.03 at
- * batch 8 and from 0.52 to 0.06 at 16; a window of 128 leaves twice that, 512 half), narrow enough that
- * the epoch's shuffle still decides which examples meet.
+ * neighbours of its length, narrow enough that the epoch's shuffle still decides which examples meet
+ * (docs/pipeline.md, "Measurements behind the design").
  */
 export const GROUP_WINDOW = 256;
 

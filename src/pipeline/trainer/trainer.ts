@@ -1,20 +1,18 @@
 // A training run from its flags to its first batch: the data-parallel group, one trainer per run (a lock),
 // the resume point, checks that fail before any work is spent, the system and its optimizers, and the
 // parts the loop runs with (loop.ts); a stop on SIGINT/SIGTERM checkpoints first.
-import { readFileSync } from "node:fs";
 import { totalmem } from "node:os";
-import { join } from "node:path";
 import { ArcDataError, BadTaskFilesError, type Dataset, loadDataset, splitTasks } from "../../arc/index";
 import * as torch from "../../torch";
 import { autocastFor, runExamples, systemConfig, useThreads } from "../config/run-setup";
 import { DEFAULTS, type TrainConfig, UsageError, checkCheckpointInterval } from "../config/train-config";
 import { RunMonitor, runSinks } from "../observe/monitor";
-import { STATE, checkpointBytes, checkpointsDir, listCheckpoints, loadCheckpoint } from "../run/checkpoint";
+import { checkpointBytes, listCheckpoints, loadCheckpoint, readCheckpointState } from "../run/checkpoint";
 import { type DataIdentity, dataChange, dataIdentity, recordedDataPath, sameDataPath, savedDataIdentity } from "../run/data-identity";
 import { type RunLock, acquireRunLock } from "../run/lock";
 import { checkActivationMemory, checkSplit, diskSpaceWarning, estimateCheckpointBytes, modelFolderConfig, probeWritable } from "../run/preflight";
 import { type Candidate, ResumeCandidates, resumeDir, resumedConfig, savedConfig } from "../run/resume";
-import { appendMetrics, createRun, trimMetrics } from "../run/run-folder";
+import { appendMetrics, checkpointsDir, createRun, trimMetrics } from "../run/run-folder";
 import { type RankGenerators, type TrainingParts, restoreTrainingState, savedWorld } from "../run/training-state";
 import { modelTensors } from "../system/state";
 import { type System, buildSystem } from "../system/system";
@@ -137,7 +135,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
 function newestWorld(dir: string): number | null {
   for (const ck of listCheckpoints(dir).reverse()) {
     try {
-      return savedWorld(JSON.parse(readFileSync(join(ck.dir, STATE), "utf8")));
+      return savedWorld(readCheckpointState(ck.dir));
     } catch {
       // unreadable: the candidates' own checks will say why; try an older one
     }
@@ -227,7 +225,7 @@ async function trainRun(
   const sys = await buildSystem(systemConfig(cfg), { quiet: cfg.quiet || !lead });
   // --group_by_length: each training example's prompt tokens, once per run (the prompter keeps each build
   // for the steps). Under --augment these are the unaugmented prompts' lengths, good enough: a dihedral
-  // transform or a colour permutation moves most lengths little (docs/pipeline.md, "Batches").
+  // transform or a colour permutation moves most lengths little (docs/pipeline.md, "Measurements behind the design").
   const promptLengths = cfg.group_by_length === "true" ? trainEx.map((ex) => sys.prompter.build(ex).ids.length) : null;
   // DDP's start: every rank from rank 0's weights (the same seed made them equal; this makes it certain).
   if (dp) broadcastParameters([...new Set(Object.values(modelTensors(sys)))]);
