@@ -4,10 +4,12 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { duplicateFlag, joinNegativeValues, parseDecimal, parseInteger } from "../../util/flags";
+import { ConfigFileError, readConfigFile } from "../../util/config-file";
+import { duplicateFlag, joinNegativeValues, parseArgsErrorLine, parseDecimal, parseInteger } from "../../util/flags";
 import type { Device } from "../../torch";
 import type { QwenTrain } from "../system/system";
 import { TTT_DEFAULTS } from "../eval/ttt-defaults";
+import { LR_SCHEDULE_DEFAULTS, LR_SCHEDULE_FLAGS, type LrSchedulerKind, lrScheduleProblem } from "./lr-schedule";
 
 export type AmpDtype = "fp16" | "bf16" | "none";
 export type GradCheckpointing = "off" | "layer" | "mlp";
@@ -26,11 +28,13 @@ export interface TrainConfig {
   data: string;
   seed: number;
   run_dir: string;
+  run_name: string | null;
   batch_size: number;
   max_batch_tokens: number;
   group_by_length: "true" | "false";
   grad_accum: number;
   ckpt_every: number;
+  eval_every: number;
   keep_last: number;
   log_every: number;
   best_metric: BestMetric;
@@ -38,6 +42,9 @@ export interface TrainConfig {
   amp_dtype: AmpDtype;
   grad_checkpointing: GradCheckpointing;
   clip: number;
+  lr_scheduler: LrSchedulerKind;
+  warmup_steps: number;
+  warmup_ratio: number;
   max_prompt_tokens: number;
   hint_tokens: number;
   lora_rank: number;
@@ -87,19 +94,22 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   model: { type: "string", kind: "string", help: "Hub id, local folder, or tiny (a small random Qwen2 for tests)" },
   data: { type: "string", kind: "string", help: "a folder (training/ + evaluation/), a task file, arc-agi-1, arc-agi-2 or synthetic" },
   seed: { type: "string", kind: "int", min: 0, max: Number.MAX_SAFE_INTEGER, help: "seed of initialisation, data order and sampling" },
-  run_dir: { type: "string", kind: "string", help: "where run folders (arc_YYYYMMDD_HHMMSS) go" },
+  run_dir: { type: "string", kind: "string", help: "where run folders go" },
+  run_name: { type: "string", kind: "string", help: "the run's folder under --run_dir and TensorBoard's run name (letters, digits, _ . -; default arc_YYYYMMDD_HHMMSS)" },
   batch_size: { type: "string", kind: "int", min: 1, help: "examples per batch (one Qwen pass, one agent pass)" },
   max_batch_tokens: { type: "string", kind: "int", min: 0, help: "cap on a pass's padded prompt tokens (examples x longest prompt): a batch over it runs as several passes, gradients accumulated (0 = no cap)" },
   group_by_length: { type: "string", kind: "string", choices: ["true", "false"], help: "batch examples of similar prompt length (windows of 256 of the epoch's shuffle, sorted, cut into batches, batches shuffled: less padding); false: the plain shuffled order" },
   grad_accum: { type: "string", kind: "int", min: 1, help: "batches per optimizer step" },
-  ckpt_every: { type: "string", kind: "int", min: 1, help: "checkpoint every N batches (and at each epoch's end)" },
+  ckpt_every: { type: "string", kind: "int", min: 0, help: "checkpoint every N batches (and at each epoch's end; 0 = only at epoch ends and on stop)" },
+  eval_every: { type: "string", kind: "int", min: 0, help: "validate every N batches too, with a checkpoint so best/ can follow, report.html refreshed (0 = at epoch ends only)" },
   keep_last: { type: "string", kind: "int", min: 1, help: "step checkpoints kept (best/ is kept apart)" },
   log_every: { type: "string", kind: "int", min: 1, help: "print the batch line every N batches" },
   best_metric: { type: "string", kind: "string", choices: ["val_exact", "val_pass2", "val_cell_acc", "accuracy_delta"], help: "what best/ follows" },
   qwen_train: { type: "string", kind: "string", choices: ["lora", "full", "frozen"], help: "how Qwen trains" },
-  amp_dtype: { type: "string", kind: "string", choices: ["fp16", "bf16", "none"], help: "CUDA autocast dtype (fp16 uses a GradScaler; CPU: none or bf16)" },
+  amp_dtype: { type: "string", kind: "string", choices: ["fp16", "bf16", "none"], help: "autocast dtype (fp16: CUDA only, with a GradScaler; bf16 on CUDA or the CPU; none: full precision)" },
   grad_checkpointing: { type: "string", kind: "string", choices: ["off", "layer", "mlp"], help: "Qwen's activation recomputation: layer keeps only each decoder layer's input and reruns the layer in backward, mlp only the MLP block (most of the memory); each costs one more forward of what it recomputes" },
   clip: { type: "string", kind: "float", help: "gradient clipping max norm" },
+  ...LR_SCHEDULE_FLAGS,
   max_prompt_tokens: { type: "string", kind: "int", min: 64, help: "prompt budget; whole demonstrations are dropped to fit" },
   hint_tokens: { type: "string", kind: "int", min: 0, help: "greedy hint tokens Qwen generates before encoding (0 = off)" },
   lora_rank: { type: "string", kind: "int", min: 1, help: "LoRA rank" },
@@ -140,18 +150,21 @@ export const DEFAULTS: TrainConfig = {
   data: "arc-agi-2",
   seed: 0,
   run_dir: "runs",
+  run_name: null,
   batch_size: 4,
   max_batch_tokens: 0,
   group_by_length: "true",
   grad_accum: 1,
   ckpt_every: 50,
+  eval_every: 0,
   keep_last: 5,
   log_every: 50,
   best_metric: "val_exact",
   qwen_train: "lora",
-  amp_dtype: "fp16",
+  amp_dtype: "none",
   grad_checkpointing: "off",
   clip: 1.0,
+  ...LR_SCHEDULE_DEFAULTS,
   max_prompt_tokens: 2048,
   hint_tokens: 16,
   lora_rank: 16,
@@ -229,9 +242,11 @@ export function helpText(): string {
   for (const [name, spec] of Object.entries(FLAGS)) {
     const d = DEFAULTS[name as keyof TrainConfig];
     const choices = spec.choices ? ` {${spec.choices.join("|")}}` : "";
-    const onCuda = name in CUDA_DEFAULTS ? ` (on CUDA: ${CUDA_DEFAULTS[name as keyof TrainConfig]})` : "";
-    lines.push(`  --${name.padEnd(18)} ${spec.help}${choices} [${d === null ? "none" : d}]${onCuda}`);
+    // A flag whose default depends on the device says both: [the CPU's] (on CUDA: the GPU's).
+    const shown = name in CUDA_DEFAULTS ? `[${d === null ? "none" : d} on the CPU] (on CUDA: ${CUDA_DEFAULTS[name as keyof TrainConfig]})` : `[${d === null ? "none" : d}]`;
+    lines.push(`  --${name.padEnd(18)} ${spec.help}${choices} ${shown}`);
   }
+  lines.push("", "  --config FILE        flags from a JSON or YAML file (a run's own config.json too); flags on the command line win");
   lines.push("", "Examples:", "  bun scripts/train.ts --epochs 20 --agent_lr 1e-4 --qwen_lr 1e-4 --device cuda", "  bun scripts/train.ts --preset smoke --max_batches 10 --device cpu", "  bun scripts/train.ts --resume            # continue the latest run");
   return lines.join("\n");
 }
@@ -266,7 +281,7 @@ export interface ParsedArgs {
 
 /** Parses argv (without the runtime and script). `--resume` alone means the latest run. */
 export function parseTrainArgs(argv: string[]): ParsedArgs {
-  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
+  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" }, config: { type: "string" } };
   for (const [k, v] of Object.entries(FLAGS)) options[k] = { type: v.type };
   // `--resume` alone means the latest run; `--resume ""` (an unset shell variable) is an error below.
   const args = [...argv];
@@ -279,9 +294,11 @@ export function parseTrainArgs(argv: string[]): ParsedArgs {
   try {
     ({ values } = parseArgs({ args: joined, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
   } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0].replace(/^.*?Unknown option/, "unknown flag").replace(/\. To specify.*$/, ""));
+    throw new UsageError(parseArgsErrorLine(e, Object.keys(options)));
   }
-  const explicit: Partial<TrainConfig> = {};
+  // --config FILE: its flags count as given (for the CUDA defaults and a resume's checks); the command line's win.
+  const fromFile = typeof values.config === "string" ? configFileFlags(values.config) : {};
+  const explicit: Partial<TrainConfig> = { ...fromFile };
   for (const [k, spec] of Object.entries(FLAGS)) {
     const raw = values[k];
     if (raw === undefined) continue;
@@ -292,14 +309,37 @@ export function parseTrainArgs(argv: string[]): ParsedArgs {
   return { config, explicit, help: values.help === true };
 }
 
+/** Keys a run's config.json may hold with null (the flag not given). */
+const NULLABLE = Object.keys(DEFAULTS).filter((k) => DEFAULTS[k as keyof TrainConfig] === null);
+
+/** The flags a --config file sets (JSON or YAML; a run's own config.json included); a bad key or value is a UsageError naming it. */
+function configFileFlags(path: string): Partial<TrainConfig> {
+  if (path === "") throw new UsageError("--config was given an empty value (an unset shell variable?)");
+  try {
+    // A run's config.json records `resume` as null; giving it in a file would be a resume, which --resume says.
+    const values = readConfigFile(path, FLAGS, { nullable: NULLABLE, ignore: ["resume"] });
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(values)) out[k] = parseValue(k, FLAGS[k as keyof TrainConfig], typeof v === "boolean" ? v : String(v));
+    return out as Partial<TrainConfig>;
+  } catch (e) {
+    if (e instanceof ConfigFileError) throw new UsageError(`--config ${e.message}`);
+    if (e instanceof UsageError) throw new UsageError(`--config ${path}: ${e.message}`);
+    throw e;
+  }
+}
+
 /**
- * Checkpoints are written only at optimizer steps, so --ckpt_every must be a multiple of --grad_accum
- * (otherwise the interval would silently stretch to a common multiple of the two).
+ * Checkpoints and validations happen only at optimizer steps, so --ckpt_every and --eval_every must be
+ * multiples of --grad_accum (otherwise the interval would silently stretch to a common multiple of the two).
  */
-export function checkCheckpointInterval(c: Pick<TrainConfig, "ckpt_every" | "grad_accum">): void {
-  if (c.ckpt_every % c.grad_accum === 0) return;
-  const up = Math.ceil(c.ckpt_every / c.grad_accum) * c.grad_accum;
-  throw new UsageError(`--ckpt_every ${c.ckpt_every} is not a multiple of --grad_accum ${c.grad_accum}: checkpoints are written only at optimizer steps (every ${c.grad_accum} batches); give --ckpt_every ${up}${up - c.grad_accum > 0 ? ` or ${up - c.grad_accum}` : ""}`);
+export function checkCheckpointInterval(c: Pick<TrainConfig, "ckpt_every" | "grad_accum"> & Partial<Pick<TrainConfig, "eval_every">>): void {
+  for (const flag of ["ckpt_every", "eval_every"] as const) {
+    const n = c[flag] ?? 0;
+    if (n % c.grad_accum === 0) continue;
+    const up = Math.ceil(n / c.grad_accum) * c.grad_accum;
+    const what = flag === "ckpt_every" ? "checkpoints are written" : "validation runs";
+    throw new UsageError(`--${flag} ${n} is not a multiple of --grad_accum ${c.grad_accum}: ${what} only at optimizer steps (every ${c.grad_accum} batches); give --${flag} ${up}${up - c.grad_accum > 0 ? ` or ${up - c.grad_accum}` : ""}`);
+  }
 }
 
 /** Checks what can be checked before loading anything (devices, data paths, numbers). */
@@ -314,6 +354,13 @@ export function validateConfig(c: TrainConfig, env: { cudaAvailable: boolean; cu
   if (!(c.weight_decay >= 0)) throw new UsageError(`--weight_decay must be >= 0, got ${c.weight_decay}`);
   if (!(c.clip > 0)) throw new UsageError(`--clip must be positive, got ${c.clip}`);
   if (!c.resume) checkCheckpointInterval(c);
+  const schedule = lrScheduleProblem(c);
+  if (schedule) throw new UsageError(schedule);
+  if (c.run_name !== null) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(c.run_name)) throw new UsageError(`--run_name ${JSON.stringify(c.run_name)} is not a plain folder name (letters, digits, "_", ".", "-", not starting with "." or "-")`);
+    if (c.resume) throw new UsageError(`--run_name names a new run; --resume ${c.resume} continues an existing one (leave --run_name out)`);
+    if (existsSync(join(c.run_dir, c.run_name))) throw new UsageError(`--run_name ${c.run_name}: ${join(c.run_dir, c.run_name)} already exists; --resume ${join(c.run_dir, c.run_name)} continues it, or choose another name`);
+  }
   if (!(c.dist_timeout > 0)) throw new UsageError(`--dist_timeout must be positive (seconds), got ${c.dist_timeout}`);
   if (!(c.val_fraction >= 0 && c.val_fraction < 1)) throw new UsageError(`--val_fraction must be in [0, 1), got ${c.val_fraction}`);
   if (!(c.lora_dropout >= 0 && c.lora_dropout < 1)) throw new UsageError(`--lora_dropout must be in [0, 1), got ${c.lora_dropout}`);

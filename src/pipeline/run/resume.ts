@@ -17,7 +17,7 @@ import { checkpointsDir, latestRun } from "./run-folder";
  */
 export const RESUMABLE_OVERRIDES: readonly string[] = [
   "epochs", "max_batches", "log_every", "ckpt_every", "keep_last", "device", "quiet", "backup_dir", "num_threads",
-  "run_dir", "validate_on_stop", "tensorboard", "dist_timeout", "dist_backend", "max_nonfinite_steps", "allow_data_change",
+  "run_dir", "validate_on_stop", "tensorboard", "dist_timeout", "dist_backend", "max_nonfinite_steps", "allow_data_change", "eval_every",
 ];
 
 export interface Candidate {

@@ -25,6 +25,8 @@ export interface TrainingParts {
   world?: number;
   /** The data's identity (data-identity.ts), recorded so a resume can tell the same data from changed data. */
   data?: unknown;
+  /** The learning-rate schedule (state.json's lr_schedule), so a resume continues on the same curve. */
+  lrSchedule?: { state(): unknown };
 }
 
 /** Every rank's generator states, in rank order (a data-parallel run's rank 0 saves them all). */
@@ -95,6 +97,7 @@ export function captureTrainingState<W>(
       config: p.savedConfig ?? cfg,
       dataParallel: { world: p.world ?? 1 },
       ...(p.data ? { data: p.data } : {}),
+      ...(p.lrSchedule ? { lr_schedule: p.lrSchedule.state() } : {}),
     },
   };
 }

@@ -49,9 +49,10 @@ export class Checkpointing {
     this.last = resumedFrom;
   }
 
-  /** After an optimizer step: a checkpoint when --ckpt_every says so (the epoch's last step saves after validation instead). */
+  /** After an optimizer step: a checkpoint when --ckpt_every says so (0: none; the epoch's last step saves after validation instead). */
   onOptimizerStep(pos: Position, batchesPerEpoch: number): void {
-    if (pos.batchInEpoch < batchesPerEpoch && pos.step % this.o.cfg.ckpt_every === 0) this.save(pos);
+    const every = this.o.cfg.ckpt_every;
+    if (every > 0 && pos.batchInEpoch < batchesPerEpoch && pos.step % every === 0) this.save(pos);
   }
 
   /** Refuses non-finite weights, naming the first bad tensor and the last finite checkpoint. */

@@ -19,6 +19,7 @@ import type { Checkpointing, Position } from "./checkpointing";
 import { type DataParallel, anyRank, averageGradients, rankRows } from "./ddp";
 import { NonFiniteGuard } from "./nonfinite-guard";
 import { type Optimizers, optimizerStep } from "./optimizer-step";
+import type { LrSchedule } from "../config/lr-schedule";
 import { lengthGroupedOrder } from "./sampler";
 import { type StopRequest, type StopSignal, yieldToSignals } from "./stop";
 import type { Validation } from "./validation";
@@ -40,6 +41,8 @@ export interface Loop {
   runDir: string;
   sys: System;
   optimizers: Optimizers;
+  /** Each group's learning rate per optimizer step (restored on resume). */
+  schedule: LrSchedule;
   autocast: Autocast;
   trainExamples: Example[];
   /** Each training example's prompt length (--group_by_length), or null for the plain permutation. */
@@ -53,6 +56,12 @@ export interface Loop {
   monitor: RunMonitor | null;
   stop: StopRequest;
   err: (line: string) => void;
+}
+
+/** Sets each optimizer group's learning rate (the refiner's Adam is the "refiner" group). */
+function setLearningRates(o: Optimizers, lrs: Record<string, number>): void {
+  for (const g of o.opt.paramGroups) g.lr = lrs[g.name] ?? g.lr;
+  for (const g of o.refinerOpt.paramGroups) g.lr = lrs.refiner ?? g.lr;
 }
 
 export async function trainingLoop(l: Loop): Promise<TrainResult> {
@@ -124,7 +133,9 @@ export async function trainingLoop(l: Loop): Promise<TrainResult> {
         const boundary = pos.step % cfg.grad_accum === 0 || pos.batchInEpoch === batchesPerEpoch;
         if (boundary) {
           if (dp) averageGradients([...optimizers.opt.params(), ...optimizers.refinerParams]);
+          setLearningRates(optimizers, l.schedule.lrs());
           const update = optimizerStep(optimizers, cfg.clip);
+          l.schedule.advance();
           const qwenNorm = Number.isFinite(update.qwenGradNorm) ? update.qwenGradNorm : 0;
           addOptimizerStep(pos.window, qwenNorm);
           addOptimizerStep(pos.epochWindow, qwenNorm);
@@ -137,7 +148,10 @@ export async function trainingLoop(l: Loop): Promise<TrainResult> {
           pos.window = emptyWindow();
         }
         bar.update(pos.step, `epoch ${pos.epoch + 1}/${cfg.epochs} efe (epoch mean) ${windowStats(pos.epochWindow).efe.toFixed(3)} ${monitor?.barExtra() ?? ""}`);
-        if (boundary) checkpoints.onOptimizerStep(pos, batchesPerEpoch);
+        // --eval_every: validation inside the epoch (its end validates anyway), with the checkpoint best/ needs.
+        const inEpoch = pos.batchInEpoch < batchesPerEpoch;
+        if (boundary && inEpoch && cfg.eval_every > 0 && pos.step % cfg.eval_every === 0) await validateAndSave();
+        else if (boundary) checkpoints.onOptimizerStep(pos, batchesPerEpoch);
       }
       if (stopped !== "done") break;
 

@@ -20,6 +20,7 @@ import { Checkpointing, type Position } from "./checkpointing";
 import { type DataParallel, allGatherAnywhere, broadcastParameters, dataParallelFromEnv, shareFrom } from "./ddp";
 import { type TrainResult, trainingLoop } from "./loop";
 import { buildOptimizers } from "./optimizer-step";
+import { LrSchedule, lrScheduleWarning, totalOptimizerSteps } from "../config/lr-schedule";
 import { listenForStop } from "./stop";
 import { Validation } from "./validation";
 import { type Window, emptyWindow } from "./window";
@@ -120,7 +121,7 @@ export async function train(config: TrainConfig, explicit: Partial<TrainConfig> 
     const openRun = (): { dir: string } => {
       if (resumed) return { dir: resumed };
       if (!lead) return { dir: shareFrom("") };
-      const run = createRun(cfg.run_dir, { ...cfg, resume: null });
+      const run = createRun(cfg.run_dir, { ...cfg, resume: null }, cfg.run_name ? { name: cfg.run_name } : {});
       lock = takeLock(run.dir);
       if (dp) shareFrom(run.dir);
       return run;
@@ -170,23 +171,27 @@ async function loadRunData(cfg: TrainConfig, io: TrainIO): Promise<Dataset> {
  * skipped like a corrupt one; each load replaces every piece of state, so a failed attempt leaves nothing
  * behind that the next one keeps.
  */
-function loadResumePoint(candidates: ResumeCandidates, first: Candidate, parts: TrainingParts, runDir: string): { pos: Position; dir: string } {
+function loadResumePoint(candidates: ResumeCandidates, first: Candidate, parts: TrainingParts, runDir: string): { pos: Position; dir: string; lrSchedule: unknown } {
   const world = parts.world ?? 1;
   for (let ck: Candidate | null = first; ck; ck = candidates.next()) {
     try {
-      const pos = torch.scope(() => {
+      return torch.scope(() => {
         // The candidate was hashed when it was verified: no second pass over (possibly GBs of) weights.
         const loaded = loadCheckpoint(ck!.dir, { device: parts.config.device as torch.Device, verify: false });
         if (savedWorld(loaded.state) !== world) throw worldSizeError(runDir, savedWorld(loaded.state), world);
-        return restoreTrainingState<Window>(parts, loaded);
+        return { pos: restoreTrainingState<Window>(parts, loaded), dir: ck!.dir, lrSchedule: loaded.state.lr_schedule };
       });
-      return { pos, dir: ck.dir };
     } catch (e) {
       if (e instanceof UsageError) throw e;
       candidates.reject(ck.dir, `it verifies but cannot be loaded: ${(e as Error).message.split("\n")[0]}`);
     }
   }
   throw new Error(`--resume ${runDir}: no checkpoint could be loaded (${candidates.rejected.join("; ")})`);
+}
+
+/** Optimizer steps a run had taken at `pos`: one every --grad_accum batches and one at each epoch's end. */
+function optimizerStepsBefore(pos: Position, batchesPerEpoch: number, gradAccum: number): number {
+  return totalOptimizerSteps({ epochs: pos.epoch, batchesPerEpoch, gradAccum }) + Math.floor(pos.batchInEpoch / gradAccum);
 }
 
 async function trainRun(
@@ -232,11 +237,23 @@ async function trainRun(
   const run = openRun();
   const optimizers = buildOptimizers(sys, { agentLr: cfg.agent_lr, qwenLr: cfg.qwen_lr, weightDecay: cfg.weight_decay, scaleLoss: cfg.device.startsWith("cuda") && cfg.amp_dtype === "fp16" });
   const parts: TrainingParts = { config: cfg, savedConfig: savedCfg, sys, opt: optimizers.opt, refinerOpt: optimizers.refinerOpt, scaler: optimizers.scaler, rank, world, data: data.identity };
+  const warn = lrScheduleWarning(cfg, totalOptimizerSteps({ epochs: cfg.epochs, batchesPerEpoch, gradAccum: cfg.grad_accum }));
+  if (warn && lead && !candidates) io.err(warn);
 
+  // The learning-rate schedule spans the whole planned run, as λ_size does (--max_batches only stops early).
+  const totalSteps = totalOptimizerSteps({ epochs: cfg.epochs, batchesPerEpoch, gradAccum: cfg.grad_accum });
+  const baseLrs = { agent: cfg.agent_lr, qwen: cfg.qwen_lr, refiner: cfg.rl_lr };
+  let schedule = LrSchedule.fromFlags(cfg, totalSteps, baseLrs);
   let pos: Position = { step: 0, epoch: 0, batchInEpoch: 0, window: emptyWindow(), epochWindow: emptyWindow(), lastValidation: null };
   let resumeFrom: string | null = null;
   if (candidates && first) {
-    ({ pos, dir: resumeFrom } = loadResumePoint(candidates, first, parts, run.dir));
+    let savedSchedule: unknown;
+    ({ pos, dir: resumeFrom, lrSchedule: savedSchedule } = loadResumePoint(candidates, first, parts, run.dir));
+    // A checkpoint from before schedules trained at constant rates: the same curve (the flags' defaults), at
+    // the optimizer steps it had taken. A raised --epochs stretches the curve to the new total, at the same step.
+    schedule = savedSchedule === undefined
+      ? new LrSchedule(schedule.kind, schedule.shape, baseLrs, optimizerStepsBefore(pos, batchesPerEpoch, cfg.grad_accum))
+      : LrSchedule.fromState(savedSchedule, `${resumeFrom}/state.json`).withTotalSteps(totalSteps);
     // A finished run resumed with nothing left to do says so and writes nothing (no validation, no metrics).
     const done = pos.epoch >= cfg.epochs ? `it finished its ${cfg.epochs} epoch(s)` : cfg.max_batches > 0 && pos.step >= cfg.max_batches ? `it is at step ${pos.step}, --max_batches ${cfg.max_batches}` : null;
     if (done) {
@@ -255,6 +272,7 @@ async function trainRun(
     const dev = cfg.device as torch.Device;
     return { cpu: allGatherAnywhere(torch.getRngState()), cuda: dev.startsWith("cuda") ? allGatherAnywhere(torch.getRngState(dev).to({ device: "cpu" })) : null };
   };
+  parts.lrSchedule = schedule;
   const checkpoints = new Checkpointing({ runDir: run.dir, cfg, parts, lead, rankGenerators, err: io.err }, resumeFrom);
   const autocast = autocastFor(cfg);
   const validation = new Validation({ sys, examples: valEx, cfg, dp, autocast, err: io.err, stopSignal: () => stop.signal, lastCheckpoint: () => checkpoints.last });
@@ -273,7 +291,7 @@ async function trainRun(
     io.err(`--allow_data_change: the training tasks changed since the checkpoint: ${data.change}; training goes on with them as they are now`);
     if (lead) appendMetrics(run.dir, { type: "data_change", step: pos.step, change: data.change, path: data.identity.path, tasks: data.identity.count, sha256: data.identity.sha256, time: new Date().toISOString() });
   }
-  const result = await trainingLoop({ cfg, runDir: run.dir, sys, optimizers, autocast, trainExamples: trainEx, promptLengths, dp, pos, checkpoints, validation, monitor, stop, err: io.err });
+  const result = await trainingLoop({ cfg, runDir: run.dir, sys, optimizers, schedule, autocast, trainExamples: trainEx, promptLengths, dp, pos, checkpoints, validation, monitor, stop, err: io.err });
   io.onFinish?.(sys);
   const { stopped, signal, step, lastCheckpoint } = result;
   io.err(`${stopped === "done" ? "finished" : stopped === "max_batches" ? `stopped after --max_batches ${cfg.max_batches}` : `stopped by ${signal}`}: ${step} batches; checkpoint ${lastCheckpoint}`);

@@ -13,7 +13,7 @@ import {
   lrScheduleWarning,
   totalOptimizerSteps,
   warmupStepsOf,
-} from "../../../src/pipeline/trainer/lr-schedule";
+} from "../../../src/pipeline/config/lr-schedule";
 
 interface Golden {
   transformers: string;
