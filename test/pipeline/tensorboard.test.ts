@@ -156,10 +156,12 @@ describe("event files", () => {
     for (const got of readers(path)) expect(got.scalars["train/efe"].map((p) => p[0])).toEqual(Array.from({ length: whole + 1 }, (_, i) => i + 1));
   });
 
-  test("metricScalars: finite numbers but the position, tagged by record kind", () => {
-    expect(metricScalars({ type: "epoch", step: 9, epoch: 2, efe: 1.5, note: "x", bad: NaN, skipped: 0 })).toEqual([
-      { tag: "epoch/efe", value: 1.5 },
-      { tag: "epoch/skipped", value: 0 },
+  test("metricScalars: finite numbers but the position, counts and durations, tagged by record kind and metric name", () => {
+    expect(metricScalars({ type: "epoch", step: 9, epoch: 2, efe: 1.5, note: "x", bad: NaN, skipped: 0 })).toEqual([{ tag: "epoch/efe", value: 1.5 }]);
+    // A validation record from before the names were unified: today's tags, its counts and seconds left out.
+    expect(metricScalars({ type: "val", step: 9, exactFirst: 0.5, exactFirstCount: 1, examples: 2, cellAcc: 0.7, seconds: 3 })).toEqual([
+      { tag: "val/exact", value: 0.5 },
+      { tag: "val/cell_acc", value: 0.7 },
     ]);
   });
 });

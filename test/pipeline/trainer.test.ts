@@ -8,7 +8,7 @@ import { loadavg, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { resizeNearest, syntheticDataset, testExamples, writeSplitFolder } from "../../src/arc";
 import { cellAccuracy } from "../../src/pipeline/objective/reward";
-import { DEFAULTS, FLAGS } from "../../src/pipeline/config/train-config";
+import { CUDA_DEFAULTS, DEFAULTS, FLAGS } from "../../src/pipeline/config/train-config";
 import { latestVerifiedCheckpoint, listCheckpoints, verifyCheckpoint } from "../../src/pipeline/run/checkpoint";
 import { readBest } from "../../src/pipeline/run/retention";
 import { readMetrics } from "../../src/pipeline/run/run-folder";
@@ -68,14 +68,15 @@ function smallDataFolder(tasks: number, seed: number): string {
 // ---- the command line ---------------------------------------------------------------------------------
 
 describe("scripts/train.ts command line", () => {
-  test("--help lists every flag with its default", () => {
+  test("--help lists every flag with its default (the CPU's and CUDA's where they differ)", () => {
     const r = train(["--help"]);
     expect(r.code).toBe(0);
     for (const [name, spec] of Object.entries(FLAGS)) {
       const d = DEFAULTS[name as keyof typeof DEFAULTS];
       const line = r.out.split("\n").find((l) => l.trimStart().startsWith(`--${name} `));
       expect(line).toBeDefined();
-      expect(line!).toContain(`[${d === null ? "none" : d}]`);
+      const onCuda = CUDA_DEFAULTS[name as keyof typeof CUDA_DEFAULTS];
+      expect(line!).toContain(onCuda === undefined ? `[${d === null ? "none" : d}]` : `[${d} on the CPU] (on CUDA: ${onCuda})`);
       if (spec.choices) for (const c of spec.choices) expect(line!).toContain(c);
     }
     expect(r.out).toContain("--preset smoke");

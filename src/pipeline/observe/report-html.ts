@@ -111,8 +111,9 @@ export interface ChartData {
   y: (number | null)[][];
 }
 
-/** The charts of a run's records; charts with no data are left out. */
-export function chartData(records: Record<string, unknown>[]): ChartData[] {
+/** The charts of a run's records (runs written before the metric names were unified included); charts with no data are left out. */
+export function chartData(written: Record<string, unknown>[]): ChartData[] {
+  const records = written.map(withCurrentNames);
   const out: ChartData[] = [];
   for (const c of CHARTS) {
     const present = c.series.filter((s) => records.some((r) => r.type === s.kind && typeof r[s.key] === "number" && Number.isFinite(r[s.key])));
