@@ -73,6 +73,17 @@ async function main(argv: string[]): Promise<number> {
   if ("error" in modes) return usage(modes.error);
   for (const k of ["checkpoint", "run", "run_dir", "data", "out", "batch_size"] as const)
     if (values[k] === "") return usage(`--${k} was given an empty value (an unset shell variable?)`);
+  // The output folder is probed before anything loads (LibTorch included): an unwritable --out costs nothing.
+  if (values.out !== undefined) {
+    const { probeWritable } = await import("../src/pipeline/run/probe");
+    const { UsageError } = await import("../src/pipeline/config/train-config");
+    try {
+      probeWritable(values.out as string, `--out ${values.out}`);
+    } catch (e) {
+      if (e instanceof UsageError) return usage(e.message);
+      throw e;
+    }
+  }
   // The device is checked before any checkpoint or model loads (asking about CUDA loads LibTorch only).
   const device = values.device as string | undefined;
   if (device !== undefined) {

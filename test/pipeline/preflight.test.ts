@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { splitTasks, syntheticDataset } from "../../src/arc";
 import { DEFAULTS, PRESETS, type TrainConfig, UsageError } from "../../src/pipeline/config/train-config";
-import { checkActivationMemory, checkSplit, diskSpaceWarning, estimateActivationBytes, estimateCheckpointBytes, freeBytes, modelFolderConfig, probeWritable } from "../../src/pipeline/run/preflight";
+import { checkActivationMemory, checkSplit, diskSpaceWarning, estimateActivationBytes, estimateCheckpointBytes, freeBytes, modelFolderConfig } from "../../src/pipeline/run/preflight";
+import { probeWritable } from "../../src/pipeline/run/probe";
 import { QWEN25_1_5B_CONFIG, TINY_CONFIG } from "../../src/models/qwen2";
 
 const root = mkdtempSync(join(tmpdir(), "preflight-"));

@@ -12,7 +12,7 @@ import { exactMatch } from "../objective/reward";
 import { MANIFEST, type TensorFiles, loadCheckpoint } from "../run/checkpoint";
 import { type ResolvedCheckpoint, resolveCheckpoint } from "../run/resolve";
 import { NonFiniteError, describeTensors, nonFiniteTensors } from "../system/nonfinite";
-import { probeWritable } from "../run/preflight";
+import { probeWritable } from "../run/probe";
 import { autocastFor, runExamples, systemConfig, useThreads } from "../config/run-setup";
 import { buildSystem } from "../system/system";
 import { restoreSystem } from "../run/training-state";

@@ -10,7 +10,7 @@ import type { TrainConfig } from "../config/train-config";
 import { type EvalOptions as EvalOptionsOf, type ExampleEval, evaluate } from "../eval/evaluate";
 import { attemptSources, submissionOf } from "../eval/output";
 import { type HtmlItem, evaluationPage } from "../eval/html";
-import { probeWritable } from "../run/preflight";
+import { probeWritable } from "../run/probe";
 import { evalSettings, loadForEvaluation, settingsLabel } from "./eval-checkpoint";
 import { autocastFor, systemConfig, useThreads } from "../config/run-setup";
 import { buildSystem } from "../system/system";

@@ -2,50 +2,13 @@
 // probe write: permission bits say nothing about a read-only mount or, for root, nothing at all), the
 // disk can hold the checkpoints it will keep, the model folder's config.json parses, and the split
 // leaves tasks on both sides. Each failure is a UsageError: one line, exit code 2, no run folder made.
-import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, statfsSync, unlinkSync, writeSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, readFileSync, statSync, statfsSync } from "node:fs";
+import { join } from "node:path";
 import type { Task } from "../../arc/index";
 import { QWEN2_LORA_TARGETS } from "../../models/lora";
 import { type Qwen2Config, TINY_CONFIG, parseQwen2Config } from "../../models/qwen2";
 import { type TrainConfig, UsageError } from "../config/train-config";
-
-/** The nearest folder at or above `path` that exists (what a `mkdir -p path` would start from). */
-function nearestExisting(path: string): string {
-  let p = resolve(path);
-  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
-  return p;
-}
-
-/**
- * Makes `dir` (mkdir -p) and writes, fsyncs and removes a small probe file in it. `what` names the flag
- * or folder in the error, e.g. "--backup_dir /mnt/b".
- */
-export function probeWritable(dir: string, what: string): void {
-  const at = nearestExisting(dir);
-  if (!statSync(at).isDirectory()) throw new UsageError(`${what}: ${at} is a file, not a folder`);
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw new UsageError(`${what}: cannot create ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  const probe = join(dir, `.write-probe-${process.pid}-${randomBytes(4).toString("hex")}`);
-  try {
-    const fd = openSync(probe, "wx");
-    try {
-      writeSync(fd, "probe\n");
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch (e) {
-    throw new UsageError(`${what}: ${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  } finally {
-    try {
-      unlinkSync(probe);
-    } catch {}
-  }
-}
+import { nearestExisting } from "./probe";
 
 /** Free bytes for an unprivileged writer on the file system holding `path`, or null if unknown. */
 export function freeBytes(path: string): number | null {
