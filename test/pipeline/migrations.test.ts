@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULTS } from "../../src/pipeline/config/train-config";
 import { CHECKPOINT_VERSION, readCheckpointState, readManifest, verifyCheckpoint } from "../../src/pipeline/run/checkpoint";
-import { MIGRATIONS, OLDEST_VERSION, migrateConfig, migrateState, migrationsFrom, savedRunConfig } from "../../src/pipeline/run/migrations";
+import { DEFAULTED_SINCE_V2, MIGRATIONS, OLDEST_VERSION, migrateConfig, migrateState, migrationsFrom, savedRunConfig } from "../../src/pipeline/run/migrations";
 import { FIXTURES } from "../helpers/fixtures";
 
 const tmp = mkdtempSync(join(tmpdir(), "migrations-"));
@@ -20,6 +20,8 @@ const FIRST_FLAGS = [
   "val_fraction", "val_max", "backup_dir", "num_threads", "preset", "quiet",
 ] as const;
 const firstConfig = () => Object.fromEntries(FIRST_FLAGS.map((k) => [k, DEFAULTS[k]]));
+/** Every flag but those whose absence means their default (savedRunConfig fills them from DEFAULTS). */
+const stepFilled = () => Object.keys(DEFAULTS).filter((k) => !(DEFAULTED_SINCE_V2 as readonly string[]).includes(k)).sort();
 
 /** A state.json as the first trainers wrote it: no data parallelism, memory and refiner without the later fields. */
 const v1State = () => ({
@@ -35,12 +37,14 @@ const v1State = () => ({
 describe("checkpoint migrations", () => {
   test("a version-1 config gets every flag added since, as the run had it", () => {
     const c = migrateConfig(firstConfig());
-    expect(Object.keys(c).sort()).toEqual(Object.keys(DEFAULTS).sort());
+    expect(Object.keys(c).sort()).toEqual(stepFilled());
     expect(c).toMatchObject({ agent_input_prior: 0, group_by_length: "false", grad_checkpointing: "off" });
     // What the run recorded is kept, and a second pass changes nothing.
     expect(migrateConfig({ ...firstConfig(), agent_input_prior: 2, group_by_length: "true" })).toMatchObject({ agent_input_prior: 2, group_by_length: "true" });
     expect(migrateConfig(c)).toEqual(c);
     expect(savedRunConfig(firstConfig())).toEqual({ ...DEFAULTS, ...c } as never);
+    // Those flags read as their defaults: a run before --agent_context conditioned its agent on the prompt.
+    expect(savedRunConfig(firstConfig())).toMatchObject({ agent_context: "prompt", demo_channels: 64, demo_layers: 3, demo_pooling: "mean" });
   });
 
   test("a version-1 state.json becomes the current shape", () => {
@@ -49,7 +53,7 @@ describe("checkpoint migrations", () => {
     expect(s.memory).toMatchObject({ stamps: [0, 1, 2], clock: 3, updates: 5, writes: 0, evictions: 0, rejected: 0, reads: 0, hitReads: 0 });
     expect(s.refiner).toMatchObject({ logStdBound: "clamp", updates: 0, baseline: 0.1 });
     expect(s.config).toMatchObject({ agent_input_prior: 0, group_by_length: "false" });
-    expect(Object.keys(s.config).sort()).toEqual(Object.keys(DEFAULTS).sort());
+    expect(Object.keys(s.config).sort()).toEqual(stepFilled());
     // A state of the current version is left as it is; what is not an object is left for the readers to name.
     expect(migrateState(s, { version: CHECKPOINT_VERSION, step: 2 }, CHECKPOINT_VERSION)).toBe(s);
     expect(migrateState([1], { version: 1, step: 2 }, CHECKPOINT_VERSION)).toEqual([1]);

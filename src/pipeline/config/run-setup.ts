@@ -28,6 +28,10 @@ export function systemConfig(c: TrainConfig): SystemConfig {
     agent_steps,
     // A saved run's config has every flag: run/migrations.ts fills the ones older runs lacked.
     agent_input_prior: c.agent_input_prior,
+    agent_context: c.agent_context,
+    demo_channels: c.demo_channels,
+    demo_layers: c.demo_layers,
+    demo_pooling: c.demo_pooling,
     rl_lr,
     memory_capacity,
     seed,

@@ -7,7 +7,8 @@ import { parseArgs } from "node:util";
 import { ConfigFileError, readConfigFile } from "../../util/config-file";
 import { duplicateFlag, joinNegativeValues, parseArgsErrorLine, parseDecimal, parseInteger } from "../../util/flags";
 import type { Device } from "../../torch";
-import type { QwenTrain } from "../system/system";
+import type { AgentContext, QwenTrain } from "../system/system";
+import type { DemoPooling } from "../system/demo-encoder";
 import { TTT_DEFAULTS } from "../eval/ttt-defaults";
 import { LR_SCHEDULE_DEFAULTS, LR_SCHEDULE_FLAGS, type LrSchedulerKind, lrScheduleProblem } from "./lr-schedule";
 
@@ -53,6 +54,10 @@ export interface TrainConfig {
   agent_channels: number;
   agent_steps: number;
   agent_input_prior: number;
+  agent_context: AgentContext;
+  demo_channels: number;
+  demo_layers: number;
+  demo_pooling: DemoPooling;
   memory_capacity: number;
   val_fraction: number;
   val_max: number;
@@ -118,6 +123,10 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   agent_channels: { type: "string", kind: "int", min: 8, help: "grid agent channels d" },
   agent_steps: { type: "string", kind: "int", min: 1, help: "refinement steps T" },
   agent_input_prior: { type: "string", kind: "float", help: "add this times the input's one-hot to every step's logits, head initialised small: the agent starts as the identity and training learns the change (0 = off)" },
+  agent_context: { type: "string", kind: "string", choices: ["prompt", "demos", "both"], help: "what conditions the agent: prompt, Qwen's prompt vector p (the agent of before); demos, the demonstration encoder's c in place of p (Qwen does not run); both, c beside p" },
+  demo_channels: { type: "string", kind: "int", min: 8, help: "demonstration encoder channels (the width of c; --agent_context demos or both)" },
+  demo_layers: { type: "string", kind: "int", min: 0, help: "demonstration encoder conv layers after its stem" },
+  demo_pooling: { type: "string", kind: "string", choices: ["mean", "attention"], help: "how a task's demonstration vectors become c: their mean, or attention from the test input" },
   memory_capacity: { type: "string", kind: "int", min: 1, help: "episodic memory entries" },
   val_fraction: { type: "string", kind: "float", help: "share of training tasks held out for validation" },
   val_max: { type: "string", kind: "int", min: 0, help: "validation examples at most (0 = no validation)" },
@@ -173,6 +182,10 @@ export const DEFAULTS: TrainConfig = {
   agent_channels: 128,
   agent_steps: 5,
   agent_input_prior: 2,
+  agent_context: "prompt",
+  demo_channels: 64,
+  demo_layers: 3,
+  demo_pooling: "mean",
   memory_capacity: 2048,
   val_fraction: 0.05,
   val_max: 256,
@@ -365,6 +378,7 @@ export function validateConfig(c: TrainConfig, env: { cudaAvailable: boolean; cu
   if (!(c.val_fraction >= 0 && c.val_fraction < 1)) throw new UsageError(`--val_fraction must be in [0, 1), got ${c.val_fraction}`);
   if (!(c.lora_dropout >= 0 && c.lora_dropout < 1)) throw new UsageError(`--lora_dropout must be in [0, 1), got ${c.lora_dropout}`);
   if (c.agent_channels % Math.min(8, c.agent_channels) !== 0) throw new UsageError(`--agent_channels must be a multiple of 8, got ${c.agent_channels}`);
+  if (c.demo_channels % 8 !== 0) throw new UsageError(`--demo_channels must be a multiple of 8, got ${c.demo_channels}`);
   let device = c.device;
   if (device === "auto") device = env.cudaAvailable ? "cuda" : "cpu";
   const m = /^cuda(?::(\d+))?$/.exec(device);

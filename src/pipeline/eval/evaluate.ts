@@ -199,7 +199,7 @@ export function evaluate(
   opts: EvalOptions & { onExample?: (r: ExampleEval, i: number) => void } = {},
 ): { summary: EvalSummary; results: ExampleEval[] } {
   const t0 = performance.now();
-  const modes = [sys.qwen, sys.agent, sys.refiner].map((m) => [m, m.training] as const);
+  const modes = [sys.qwen, sys.agent, sys.refiner, ...(sys.demoEncoder ? [sys.demoEncoder] : [])].map((m) => [m, m.training] as const);
   for (const [m] of modes) m.eval();
   const results: ExampleEval[] = [];
   try {

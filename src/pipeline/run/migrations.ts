@@ -53,6 +53,13 @@ const FLAGS_ADDED_IN_V1: Partial<TrainConfig> = {
   allow_data_change: false,
 };
 
+/**
+ * Flags added while checkpoints are version 2 whose absence means their default, so they need no step:
+ * savedRunConfig fills them from DEFAULTS (a run before --agent_context conditioned its agent on the
+ * prompt alone, which is `prompt`, the default). A flag whose absence means anything else needs a step.
+ */
+export const DEFAULTED_SINCE_V2: readonly (keyof TrainConfig)[] = ["agent_context", "demo_channels", "demo_layers", "demo_pooling"];
+
 /** The episodic memory's counters (system/episodic-memory.ts stateJson). */
 const MEMORY_COUNTERS = ["updates", "writes", "evictions", "rejected", "reads", "hitReads"] as const;
 

@@ -103,10 +103,11 @@ export function estimateActivationBytes(c: TrainConfig, q: Qwen2Config | null, a
  * The memory check before the first batch: an error naming the flags to lower when the largest batch's
  * activations alone would exceed the memory there is (the machine's RAM on the CPU; on CUDA the check is
  * left to the out-of-memory handler, which names the same flags, as no figure of the card's memory is read
- * here).
+ * here). `--agent_context demos` runs no encoding pass, so there is nothing to check; the demonstration
+ * encoder's own activations (a few channels over a batch's demonstration cells, tens of MB) are left out.
  */
 export function checkActivationMemory(c: TrainConfig, q: Qwen2Config | null, device: string, totalBytes: number): void {
-  if (device !== "cpu") return;
+  if (device !== "cpu" || c.agent_context === "demos") return;
   const need = estimateActivationBytes(c, q, c.amp_dtype === "bf16");
   if (need === null || need <= totalBytes) return;
   const cap = c.max_batch_tokens > 0 ? ` (--max_batch_tokens ${c.max_batch_tokens})` : "";

@@ -1,5 +1,7 @@
 // The system's forward over a batch, in the pipeline's order, as training and evaluation both run it:
 //   prompt (B hints in one generate, one encoding pass) -> p
+//   with a demonstration encoder (--agent_context demos|both): the batch's demonstrations in one padded
+//   pass -> c [B, C]; `both` gives c to both agent passes beside p; `demos` skips the prompt: c is p
 //   agent on p (no graph: no loss flows through it) -> attempt 1 (before refinement)
 //   memory read + refiner's action on [LN(sg p), sg pooled z_T, the agent's confidence] -> p' = p + W_up a
 //   agent on p' -> attempt 2 (after refinement; the graph the training loss uses)
@@ -11,10 +13,11 @@ import type { Tensor } from "../../torch";
 import { type StageTimer, untimed } from "../../util/stage-timer";
 import { type AgentBatchOutput, confidences } from "./agent";
 import type { MemoryBatchRead } from "./episodic-memory";
+import { demoBatch } from "./demo-batch";
 import type { PromptBatch } from "./prompt";
 import type { RefinerAction } from "./refiner";
 import { resizeHard } from "./resize";
-import type { System } from "./system";
+import { type System, agentContext } from "./system";
 
 /** Mixed precision for Qwen and the agent: CUDA float16/bfloat16 or CPU bfloat16; null: full precision. */
 export type Autocast = { device: "cpu" | "cuda"; dtype: torch.DType } | null;
@@ -39,7 +42,13 @@ export interface ForwardOptions {
 export interface SystemForward {
   /** The test inputs the agent read. */
   queries: Grid[];
+  /**
+   * The prompt's batch; in `demos` mode (no Qwen pass) p is c, with no hint and no tokens (`shown` counts
+   * the demonstrations the encoder read).
+   */
   prompt: PromptBatch;
+  /** The demonstrations' encoding c [B, C] (with gradient in training); null without an encoder. */
+  context: Tensor | null;
   /** The agent's passes before and after refinement. */
   before: AgentBatchOutput;
   after: AgentBatchOutput;
@@ -53,16 +62,43 @@ export function systemForward(sys: System, examples: Example[], opts: ForwardOpt
   const timer = opts.timer ?? untimed;
   const agentOpts = { maxPadShare: opts.agentPadShare ?? defaultPadShare(sys) };
   const queries = examples.map((ex) => context(ex).query);
-  const prompt = withAutocast(ac, () => sys.prompter.embedBatch(examples, { timer }));
+  const enc = sys.demoEncoder;
+  // One padded pass over every demonstration of the batch (leave-one-out: context() drops the example's own pair).
+  const c = enc
+    ? timer.time("demos", () => withAutocast(ac, () => enc.forward(demoBatch(examples.map(context), { device: sys.config.device, withQueries: enc.config.pooling === "attention" }))))
+    : null;
+  const demosOnly = agentContext(sys.config) === "demos";
+  const prompt = demosOnly ? contextAsPrompt(c!, examples) : withAutocast(ac, () => sys.prompter.embedBatch(examples, { timer }));
   const p = prompt.p;
-  const before = timer.time("agent", () => torch.noGrad(() => withAutocast(ac, () => sys.agent.forwardBatch(queries, p, agentOpts))));
+  // `both`: c beside p in both passes (the no-grad pass reads it detached); `demos`: c is p itself.
+  const withContext = !demosOnly && c;
+  const beforeOpts = withContext ? { ...agentOpts, context: c.detach() } : agentOpts;
+  const afterOpts = withContext ? { ...agentOpts, context: c } : agentOpts;
+  const before = timer.time("agent", () => torch.noGrad(() => withAutocast(ac, () => sys.agent.forwardBatch(queries, p, beforeOpts))));
   // The confidence stands in for R_before in the refiner's input: evaluation cannot compute R_before.
   return timer.time("agent", () => {
     const memory = sys.memory.readBatch(p);
     const action = sys.refiner.act(p, before.pooled, confidences(before), { memoryBias: memory.bias, noise: opts.noise ?? undefined, deterministic: opts.deterministic });
-    const after = withAutocast(ac, () => sys.agent.forwardBatch(queries, p.add(sys.refiner.delta(action.action)), agentOpts));
-    return { queries, prompt, before, after, memory, action };
+    const after = withAutocast(ac, () => sys.agent.forwardBatch(queries, p.add(sys.refiner.delta(action.action)), afterOpts));
+    return { queries, prompt, context: c, before, after, memory, action };
   });
+}
+
+/** `demos` mode's prompt batch: p is c; Qwen did not run, so no hint, no token. */
+function contextAsPrompt(c: Tensor, examples: Example[]): PromptBatch {
+  const B = examples.length;
+  const none = <T>(v: T): T[] => Array.from({ length: B }, () => v);
+  return {
+    p: c,
+    hints: none(""),
+    hintIds: Array.from({ length: B }, () => []),
+    tokens: none(0),
+    shown: examples.map((ex) => context(ex).demos.length),
+    dropped: none(0),
+    cached: none(false),
+    paddedTokens: 0,
+    realTokens: 0,
+  };
 }
 
 /** The hard prediction of the last refinement step [H, W] (int64), resized (nearest) to h x w. */

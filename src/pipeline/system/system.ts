@@ -7,6 +7,7 @@ import { QWEN2_LORA_TARGETS, applyLora, loraParameters } from "../../models/lora
 import * as torch from "../../torch";
 import type { Device, Tensor } from "../../torch";
 import { GridAgent } from "./agent";
+import { DemoEncoder, type DemoPooling } from "./demo-encoder";
 import { DEFAULT_EFE, type EfeConfig } from "../objective/efe";
 import { EpisodicMemory } from "./episodic-memory";
 import { PromptRefiner } from "./refiner";
@@ -14,6 +15,14 @@ import { HybridPrompter } from "./prompt";
 import { DEFAULT_REWARD_WEIGHTS, type RewardWeights } from "../objective/reward";
 
 export type QwenTrain = "lora" | "full" | "frozen";
+
+/**
+ * What conditions the agent (--agent_context): `prompt`, Qwen's prompt vector p (the agent of before, no
+ * demonstration encoder); `both`, the demonstration encoder's c beside p (AgentConfig.contextDim); `demos`,
+ * c in place of p: the agent, the refiner and the memory are built for vectors of demo_channels and read
+ * c where they read p, and Qwen does not run in the forward (forward.ts).
+ */
+export type AgentContext = "prompt" | "demos" | "both";
 
 export interface SystemConfig {
   model: string;
@@ -30,6 +39,12 @@ export interface SystemConfig {
   agent_steps: number;
   /** The agent's input prior (AgentConfig.inputPrior; 0 = none). */
   agent_input_prior?: number;
+  /** What conditions the agent (AgentContext); absent: prompt. */
+  agent_context?: AgentContext;
+  /** The demonstration encoder's width, conv layers after its stem, and pooling (absent: 64, 3, mean). */
+  demo_channels?: number;
+  demo_layers?: number;
+  demo_pooling?: DemoPooling;
   action_dim: number;
   rl_lr: number;
   memory_capacity: number;
@@ -49,13 +64,24 @@ export interface System {
   tokenizer: QwenTokenizer;
   prompter: HybridPrompter;
   agent: GridAgent;
+  /** The demonstration encoder (agent_context demos or both); null for prompt. */
+  demoEncoder: DemoEncoder | null;
   refiner: PromptRefiner;
   memory: EpisodicMemory;
 }
 
-/** Qwen's trainable parameters for the configured mode (LoRA adapters, all, or none). */
+/** What conditions the agent: the config's agent_context, prompt when absent. */
+export const agentContext = (cfg: Pick<SystemConfig, "agent_context">): AgentContext => cfg.agent_context ?? "prompt";
+
+/** Whether the forward runs Qwen: not in `demos` mode, where c stands in for p. */
+export const usesPrompt = (cfg: Pick<SystemConfig, "agent_context">): boolean => agentContext(cfg) !== "demos";
+
+/**
+ * Qwen's trainable parameters for the configured mode (LoRA adapters, all, or none). None in `demos`
+ * mode: Qwen is not in its forward, so nothing of it could learn (its tensors are still checkpointed).
+ */
 export function qwenTrainable(s: System): Tensor[] {
-  if (s.config.qwen_train === "frozen") return [];
+  if (s.config.qwen_train === "frozen" || !usesPrompt(s.config)) return [];
   if (s.config.qwen_train === "lora") return loraParameters(s.qwen);
   return s.qwen.parameters();
 }
@@ -80,15 +106,28 @@ export async function buildSystem(cfg: SystemConfig, opts: BuildOptions = {}): P
     qwen.unfreeze();
   }
   qwen.model.gradientCheckpointing = cfg.grad_checkpointing ?? "off";
-  const P = qwen.hiddenSize;
-  const agent = new GridAgent({ promptDim: P, channels: cfg.agent_channels, steps: cfg.agent_steps, groups: Math.min(8, cfg.agent_channels), inputPrior: cfg.agent_input_prior ?? 0 });
+  const mode = agentContext(cfg);
+  const C = cfg.demo_channels ?? 64;
+  // p's width: Qwen's hidden size, or in `demos` mode c's, which the agent, the refiner and the memory read in its place.
+  const P = mode === "demos" ? C : qwen.hiddenSize;
+  const agent = new GridAgent({
+    promptDim: P,
+    channels: cfg.agent_channels,
+    steps: cfg.agent_steps,
+    groups: Math.min(8, cfg.agent_channels),
+    inputPrior: cfg.agent_input_prior ?? 0,
+    ...(mode === "both" ? { contextDim: C } : {}),
+  });
   const refiner = new PromptRefiner({ promptDim: P, stateDim: cfg.agent_channels, actionDim: cfg.action_dim, lr: cfg.rl_lr, device: cfg.device });
+  // After the agent and the refiner, so that `prompt` mode draws their initialisation as before.
+  const demoEncoder = mode === "prompt" ? null : new DemoEncoder({ channels: C, layers: cfg.demo_layers ?? 3, groups: Math.min(8, C), pooling: cfg.demo_pooling ?? "mean" });
   torch.setRngState(saved);
   saved.dispose();
   agent.to(cfg.device);
+  demoEncoder?.to(cfg.device);
   const memory = new EpisodicMemory({ keyDim: P, actionDim: cfg.action_dim, capacity: cfg.memory_capacity, device: cfg.device });
   const prompter = new HybridPrompter(qwen, tokenizer, { maxPromptTokens: cfg.max_prompt_tokens, hintTokens: cfg.hint_tokens, cache: cfg.qwen_train === "frozen", cudaGraphs: cfg.cuda_graphs ?? "auto" });
-  return { config: cfg, qwen, tokenizer, prompter, agent, refiner, memory };
+  return { config: cfg, qwen, tokenizer, prompter, agent, demoEncoder, refiner, memory };
 }
 
 export const defaultEfe = (): EfeConfig => ({ ...DEFAULT_EFE });
