@@ -1,4 +1,4 @@
-// Training throughput of the trainer's own step (src/pipeline/trainer/optimizer-step.ts: trainBatch's passes, backward of
+// Training throughput of the trainer's own step (src/pipeline/trainer/backward.ts: trainBatch's passes, backward of
 // both losses, unscale, clip, AdamW/GradScaler, the refiner's Adam, the memory): examples/s, ms per
 // example by stage, host transfers per optimizer step, padding shares and peak memory, and the epoch of
 // ARC-AGI-2's 3232 training pairs extrapolated from the examples measured. One JSON object on stdout.
@@ -26,7 +26,8 @@ import { lengthGroupedOrder, paddingShare } from "../src/pipeline/trainer/sample
 import { autocastFor, systemConfig } from "../src/pipeline/config/run-setup";
 import type { BatchStats } from "../src/pipeline/system/training-step";
 import { buildSystem } from "../src/pipeline/system/system";
-import { backwardBatch, buildOptimizers, emptyStats, optimizerStep } from "../src/pipeline/trainer/optimizer-step";
+import { backwardBatch, emptyStats } from "../src/pipeline/trainer/backward";
+import { buildOptimizers, optimizerStep } from "../src/pipeline/trainer/optimizers";
 import { QwenTokenizer } from "../src/tokenizer";
 import * as torch from "../src/torch";
 import type { Device } from "../src/torch";

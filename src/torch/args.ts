@@ -12,11 +12,11 @@ export type ShapeArgs = (number | number[])[];
 export const flatShape = (s: ShapeArgs): number[] => (s.length === 1 && Array.isArray(s[0]) ? (s[0] as number[]) : (s as number[]));
 
 /** The native handle of a tensor argument; a clear error for anything else. */
-export function h(x: Handle | null | undefined, what = "argument"): number {
+export function handleOf(x: Handle | null | undefined, what = "argument"): number {
   if (x instanceof Handle) return x._h;
   throw new TorchError(`${what} must be a Tensor, got ${x === null ? "null" : typeof x}`);
 }
-export const hOpt = (x: Handle | null | undefined, what?: string): number | undefined => (x == null ? undefined : h(x, what));
+export const handleOrNone = (x: Handle | null | undefined, what?: string): number | undefined => (x == null ? undefined : handleOf(x, what));
 
 // "(got T)" names the type of the handle found in the value, as the addon's decoder words it: for
 // anything but a Tensor that is undefined.

@@ -9,7 +9,7 @@ import { fromTypedArray } from "./creation";
 import type { Device } from "./dtype";
 import { scope } from "./memory";
 import { N, TorchError } from "./native";
-import { h } from "./args";
+import { handleOf } from "./args";
 import { type Tensor, wrapAll } from "./tensor";
 
 export type Backend = "gloo" | "nccl";
@@ -158,14 +158,14 @@ const bucketArg = (b: number | undefined, op: string): number => {
  */
 export function allReduce(tensors: Tensor[], opts: AllReduceOptions = {}): void {
   if (tensors.length === 0) return;
-  const hs = tensors.map((t) => h(t, "allReduce tensor"));
+  const hs = tensors.map((t) => handleOf(t, "allReduce tensor"));
   call("allReduce", () => N.distAllReduce(hs, opts.op ?? "sum", bucketArg(opts.bucketBytes, "allReduce")));
 }
 
 /** Copies rank src's tensors into every rank's tensors of the same shapes and dtypes, in place. */
 export function broadcast(tensors: Tensor[], src = 0, opts: { bucketBytes?: number } = {}): void {
   if (tensors.length === 0) return;
-  const hs = tensors.map((t) => h(t, "broadcast tensor"));
+  const hs = tensors.map((t) => handleOf(t, "broadcast tensor"));
   call("broadcast", () => N.distBroadcast(hs, src, bucketArg(opts.bucketBytes, "broadcast")));
 }
 
@@ -174,7 +174,7 @@ export const barrier = (): void => call("barrier", () => N.distBarrier());
 
 /** Every rank's t, in rank order. All ranks must pass the same shape and dtype (an error otherwise). */
 export function allGather(t: Tensor): Tensor[] {
-  const ht = h(t, "allGather tensor");
+  const ht = handleOf(t, "allGather tensor");
   return wrapAll(call("allGather", () => N.distAllGather(ht)));
 }
 

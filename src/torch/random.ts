@@ -1,7 +1,7 @@
 // Random number generators: seeding and the generator states needed for exact resume.
 import { type Device, deviceCode } from "./dtype";
 import { N } from "./native";
-import { h } from "./args";
+import { handleOf } from "./args";
 import { type Tensor, wrap } from "./tensor";
 
 /** Seeds the CPU generator and every CUDA generator (torch.manual_seed). */
@@ -13,5 +13,5 @@ export function manualSeed(seed: number): void {
 export const getRngState = (device: Device = "cpu"): Tensor => wrap(N.getRngState(deviceCode(device)));
 
 export function setRngState(state: Tensor, device: Device = "cpu"): void {
-  N.setRngState(deviceCode(device), h(state, "state"));
+  N.setRngState(deviceCode(device), handleOf(state, "state"));
 }

@@ -4,7 +4,7 @@
 // so that it needs nothing from this file; what is here adds meaning: metadata, values out, conversion
 // by name, autograd, overloads.
 import { type DType, type Device, deviceCode, deviceName, dtypeCode, dtypeName } from "./dtype";
-import { h, hOpt } from "./args";
+import { handleOf, handleOrNone } from "./args";
 import { track } from "./memory";
 import { N, TorchError } from "./native";
 import { TensorOps } from "./tensor.generated";
@@ -195,7 +195,7 @@ export class Tensor extends TensorOps<Tensor> {
     return t;
   }
   set grad(g: Tensor | null) {
-    N.setGrad(this._h, hOpt(g, "grad"));
+    N.setGrad(this._h, handleOrNone(g, "grad"));
     this._grad = undefined;
   }
   /**
@@ -203,12 +203,12 @@ export class Tensor extends TensorOps<Tensor> {
    * (torch.checkpoint): segments whose outputs got gradients are recomputed and backpropagated too.
    */
   backward(gradient?: Tensor | null, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
-    N.backward(this._h, hOpt(gradient, "backward: gradient"), opts.retainGraph, opts.createGraph ?? false);
+    N.backward(this._h, handleOrNone(gradient, "backward: gradient"), opts.retainGraph, opts.createGraph ?? false);
     afterBackward?.(opts.retainGraph ?? opts.createGraph ?? false, opts.createGraph ?? false);
   }
   /** `param.data = src` in PyTorch: replaces the data, keeps the tensor (and its leaf status). */
   setData(src: Tensor): this {
-    N.setData(this._h, h(src, "setData: src"));
+    N.setData(this._h, handleOf(src, "setData: src"));
     this._invalidate();
     return this;
   }

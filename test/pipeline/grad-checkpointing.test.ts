@@ -7,7 +7,8 @@ import { DEFAULTS, parseTrainArgs } from "../../src/pipeline/config/train-config
 import { systemConfig } from "../../src/pipeline/config/run-setup";
 import { type System, buildSystem, qwenTrainable } from "../../src/pipeline/system/system";
 import { snapshotSystem } from "../../src/pipeline/system/state";
-import { backwardBatch, buildOptimizers } from "../../src/pipeline/trainer/optimizer-step";
+import { backwardBatch } from "../../src/pipeline/trainer/backward";
+import { buildOptimizers } from "../../src/pipeline/trainer/optimizers";
 import * as torch from "../../src/torch";
 import { FIXTURE_ARC } from "../helpers/fixtures";
 import { tinySystemConfig } from "../helpers/system";

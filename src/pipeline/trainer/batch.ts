@@ -6,7 +6,7 @@ import * as torch from "../../torch";
 import { type ExampleLogs, applyStateUpdates } from "../system/training-step";
 import type { System } from "../system/system";
 import { type DataParallel, gatherRows, gatherStateUpdates, rowCounts } from "./ddp";
-import { type BackwardOptions, backwardBatch } from "./optimizer-step";
+import { type BackwardOptions, backwardBatch } from "./backward";
 
 export type BatchOptions = BackwardOptions & { step: number };
 

@@ -18,7 +18,7 @@ import { dataParallelBatch, runBatch } from "./batch";
 import type { Checkpointing, Position } from "./checkpointing";
 import { type DataParallel, anyRank, averageGradients, rankRows } from "./ddp";
 import { NonFiniteGuard } from "./nonfinite-guard";
-import { type Optimizers, optimizerStep } from "./optimizer-step";
+import { type Optimizers, optimizerStep } from "./optimizers";
 import type { LrSchedule } from "../config/lr-schedule";
 import { lengthGroupedOrder } from "./sampler";
 import { type StopRequest, type StopSignal, yieldToSignals } from "./stop";

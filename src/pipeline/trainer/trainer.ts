@@ -20,7 +20,7 @@ import { type System, buildSystem } from "../system/system";
 import { Checkpointing, type Position } from "./checkpointing";
 import { type DataParallel, allGatherAnywhere, broadcastParameters, dataParallelFromEnv, shareFrom } from "./ddp";
 import { type TrainResult, trainingLoop } from "./loop";
-import { buildOptimizers } from "./optimizer-step";
+import { buildOptimizers } from "./optimizers";
 import { LrSchedule, lrScheduleWarning, totalOptimizerSteps } from "../config/lr-schedule";
 import { listenForStop } from "./stop";
 import { Validation } from "./validation";
