@@ -464,6 +464,7 @@ export const groups: OpGroup[] = [
       ext("runtime.cc", "cudaDeviceCount() -> int"),
       ext("runtime.cc", "cudaSynchronize(device: int?) -> void"),
       ext("runtime.cc", "cudaMemoryStats(device: int?) -> int[]"),
+      ext("runtime.cc", "cudaMemInfo(device: int?) -> int[]"),
       ext("runtime.cc", "cudaResetPeakMemoryStats(device: int?) -> void"),
       ext("runtime.cc", "cudaEmptyCache() -> void"),
       ext("graphs.cc", "cudaGraphsSupported() -> bool"),

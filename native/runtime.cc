@@ -6,6 +6,9 @@
 
 #ifdef ARC_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
 #endif
 
 using arc::Args;
@@ -37,11 +40,19 @@ void cudaResetPeak(int64_t device) {
 void cudaEmptyCache() {
   if (torch::cuda::is_available()) c10::cuda::CUDACachingAllocator::emptyCache();
 }
+std::vector<int64_t> cudaMemInfo(int64_t device) {
+  if (!torch::cuda::is_available()) return {0, 0};
+  c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+  size_t free = 0, total = 0;
+  C10_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return {static_cast<int64_t>(free), static_cast<int64_t>(total)};
+}
 #else
 constexpr bool kWithCuda = false;
 std::vector<int64_t> cudaStats(int64_t) { return {0, 0, 0, 0}; }
 void cudaResetPeak(int64_t) {}
 void cudaEmptyCache() {}
+std::vector<int64_t> cudaMemInfo(int64_t) { return {0, 0}; }
 #endif
 }  // namespace
 
@@ -74,3 +85,5 @@ OP(cudaSynchronize, if (torch::cuda::is_available()) torch::cuda::synchronize(a.
 OP(cudaMemoryStats, return cudaStats(a.i64(0, 0));)
 OP(cudaResetPeakMemoryStats, cudaResetPeak(a.i64(0, 0));)
 OP(cudaEmptyCache, cudaEmptyCache();)
+// [free, total] bytes of one device as the driver reports them (cudaMemGetInfo); zeros without CUDA.
+OP(cudaMemInfo, return cudaMemInfo(a.i64(0, 0));)

@@ -17,6 +17,11 @@ export function memoryStats(device = 0): MemoryStats {
   const [allocated, reserved, peakAllocated, peakReserved] = N.cudaMemoryStats(device) as number[];
   return { allocated, reserved, peakAllocated, peakReserved };
 }
+/** The device's free and total memory in bytes, as the driver reports them (zeros without CUDA). */
+export function memInfo(device = 0): { free: number; total: number } {
+  const [free, total] = N.cudaMemInfo(device) as number[];
+  return { free, total };
+}
 export const resetPeakMemoryStats = (device = 0): void => N.cudaResetPeakMemoryStats(device);
 export const emptyCache = (): void => N.cudaEmptyCache();
 

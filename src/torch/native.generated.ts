@@ -494,6 +494,8 @@ export interface NativeAddon {
   cudaSynchronize(device?: number | null): void;
   /** cudaMemoryStats(device: int?) -> int[] (runtime.cc). */
   cudaMemoryStats(device?: number | null): number[];
+  /** cudaMemInfo(device: int?) -> int[] (runtime.cc). */
+  cudaMemInfo(device?: number | null): number[];
   /** cudaResetPeakMemoryStats(device: int?) -> void (runtime.cc). */
   cudaResetPeakMemoryStats(device?: number | null): void;
   /** cudaEmptyCache() -> void (runtime.cc). */
@@ -566,7 +568,7 @@ export const nativeOpNames: readonly (keyof NativeAddon)[] = [
   "clipGradNorm", "adamStep", "adamKernel", "ampUnscale", "ampUpdateScale", "safetensorsLoad", "safetensorsSave", "manualSeed",
   "getRngState", "setRngState", "autocastEnabled", "autocastDtype", "setAutocast", "autocastIncrementNesting", "autocastDecrementNesting", "autocastClearCache",
   "setNumThreads", "getNumThreads", "version", "builtWithCuda", "cudaIsAvailable", "cudaDeviceCount", "cudaSynchronize", "cudaMemoryStats",
-  "cudaResetPeakMemoryStats", "cudaEmptyCache", "cudaGraphsSupported", "cudaGraphBegin", "cudaGraphCaptureStart", "cudaGraphEnd", "cudaGraphAbort", "cudaGraphReplay",
-  "cudaGraphFree", "distInit", "distDestroy", "distIsInitialized", "distRank", "distWorldSize", "distBackends", "distAllReduce",
-  "distBroadcast", "distBarrier", "distAllGather",
+  "cudaMemInfo", "cudaResetPeakMemoryStats", "cudaEmptyCache", "cudaGraphsSupported", "cudaGraphBegin", "cudaGraphCaptureStart", "cudaGraphEnd", "cudaGraphAbort",
+  "cudaGraphReplay", "cudaGraphFree", "distInit", "distDestroy", "distIsInitialized", "distRank", "distWorldSize", "distBackends",
+  "distAllReduce", "distBroadcast", "distBarrier", "distAllGather",
 ];

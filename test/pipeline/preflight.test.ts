@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { splitTasks, syntheticDataset } from "../../src/arc";
-import { DEFAULTS, PRESETS, type TrainConfig, UsageError } from "../../src/pipeline/config/train-config";
+import { CUDA_DEFAULTS, DEFAULTS, PRESETS, type TrainConfig, UsageError } from "../../src/pipeline/config/train-config";
 import { checkActivationMemory, checkSplit, diskSpaceWarning, estimateActivationBytes, estimateCheckpointBytes, freeBytes, modelFolderConfig } from "../../src/pipeline/run/preflight";
 import { probeWritable } from "../../src/pipeline/run/probe";
 import { QWEN25_1_5B_CONFIG, TINY_CONFIG } from "../../src/models/qwen2";
@@ -84,7 +84,17 @@ describe("preflight", () => {
     expect(() => checkActivationMemory(huge, TINY_CONFIG, "cpu", 24 * GiB)).toThrow(UsageError);
     expect(() => checkActivationMemory(huge, TINY_CONFIG, "cpu", 24 * GiB)).toThrow(/^--batch_size 100000 x \(--max_prompt_tokens 2048 \+ --hint_tokens 16\) prompt tokens need about .* GiB .*; lower --batch_size/);
     expect(() => checkActivationMemory({ ...DEFAULTS, device: "cpu" }, TINY_CONFIG, "cpu", 24 * GiB)).not.toThrow();
-    expect(() => checkActivationMemory(huge, TINY_CONFIG, "cuda", 24 * GiB)).not.toThrow(); // left to the OOM handler there
+    // On CUDA against the card's memory (the estimate runs high there): a batch that cannot fit is refused,
+    // one that may not is a warning. The CUDA defaults (about 46 GB estimated, 37.4 GiB measured on an H200).
+    expect(() => checkActivationMemory(huge, TINY_CONFIG, "cuda", 24 * GiB)).toThrow(/more than cuda's .*; lower --batch_size .*--grad_checkpointing mlp or layer\)$/);
+    const onCuda: TrainConfig = { ...DEFAULTS, ...CUDA_DEFAULTS, device: "cuda" };
+    const warned: string[] = [];
+    checkActivationMemory(onCuda, QWEN25_1_5B_CONFIG, "cuda", 80 * GiB, (l) => warned.push(l));
+    expect(warned).toEqual([]);
+    checkActivationMemory(onCuda, QWEN25_1_5B_CONFIG, "cuda", 40 * GiB, (l) => warned.push(l));
+    expect(warned).toEqual([expect.stringMatching(/^warning: --batch_size 16 .*more than cuda's /)]);
+    expect(() => checkActivationMemory(onCuda, QWEN25_1_5B_CONFIG, "cuda:0", 24 * GiB)).toThrow(/more than cuda:0's /);
+    expect(() => checkActivationMemory(huge, TINY_CONFIG, "cuda", 0)).not.toThrow(); // no CUDA here: nothing to compare with
     expect(() => checkActivationMemory(huge, null, "cpu", 24 * GiB)).not.toThrow(); // shape unknown before download
   });
 

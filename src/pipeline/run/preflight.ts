@@ -100,20 +100,25 @@ export function estimateActivationBytes(c: TrainConfig, q: Qwen2Config | null, a
 }
 
 /**
- * The memory check before the first batch: an error naming the flags to lower when the largest batch's
- * activations alone would exceed the memory there is (the machine's RAM on the CPU; on CUDA the check is
- * left to the out-of-memory handler, which names the same flags, as no figure of the card's memory is read
- * here). `--agent_context demos` runs no encoding pass, so there is nothing to check; the demonstration
- * encoder's own activations (a few channels over a batch's demonstration cells, tens of MB) are left out.
+ * The memory check before the first batch, against the memory there is: the machine's RAM on the CPU, the
+ * card's total memory on CUDA. The largest batch's activations alone over it is an error naming the flags
+ * to lower. On CUDA the estimate runs high (an H200 at batch 16 without recomputation: 144 GiB estimated,
+ * 116 GiB measured), so only a batch that cannot fit (over 1.5 times the card) is refused; one that may
+ * not is a warning, and the out-of-memory handler names the same flags if it happens.
+ * `--agent_context demos` runs no encoding pass, so there is nothing to check; the demonstration encoder's
+ * own activations (a few channels over a batch's demonstration cells, tens of MB) are left out.
  */
-export function checkActivationMemory(c: TrainConfig, q: Qwen2Config | null, device: string, totalBytes: number): void {
-  if (device !== "cpu" || c.agent_context === "demos") return;
-  const need = estimateActivationBytes(c, q, c.amp_dtype === "bf16");
+export function checkActivationMemory(c: TrainConfig, q: Qwen2Config | null, device: string, totalBytes: number, warn: (line: string) => void = () => {}): void {
+  if (c.agent_context === "demos" || !(totalBytes > 0)) return;
+  const cuda = device.startsWith("cuda");
+  const need = estimateActivationBytes(c, q, c.amp_dtype === "bf16" || (cuda && c.amp_dtype === "fp16"));
   if (need === null || need <= totalBytes) return;
   const cap = c.max_batch_tokens > 0 ? ` (--max_batch_tokens ${c.max_batch_tokens})` : "";
-  throw new UsageError(
-    `--batch_size ${c.batch_size} x (--max_prompt_tokens ${c.max_prompt_tokens} + --hint_tokens ${c.hint_tokens}) prompt tokens${cap} need about ${formatBytes(need)} of activations in Qwen's encoding, more than this machine's ${formatBytes(totalBytes)}; lower --batch_size (or set --max_batch_tokens, lower --max_prompt_tokens, or use --grad_checkpointing layer)`,
-  );
+  const where = cuda ? `${device}'s ${formatBytes(totalBytes)}` : `this machine's ${formatBytes(totalBytes)}`;
+  const lower = cuda ? "lower --batch_size (or set --max_batch_tokens, lower --max_prompt_tokens, or use --grad_checkpointing mlp or layer)" : "lower --batch_size (or set --max_batch_tokens, lower --max_prompt_tokens, or use --grad_checkpointing layer)";
+  const message = `--batch_size ${c.batch_size} x (--max_prompt_tokens ${c.max_prompt_tokens} + --hint_tokens ${c.hint_tokens}) prompt tokens${cap} need about ${formatBytes(need)} of activations in Qwen's encoding, more than ${where}; ${lower}`;
+  if (cuda && need <= 1.5 * totalBytes) warn(`warning: ${message}`);
+  else throw new UsageError(message);
 }
 
 /** The validation split must leave a training task, and a validation task when validation is asked for. */

@@ -48,6 +48,8 @@ export interface TrainingPosition<W = unknown> {
   window: W;
   epochWindow: W;
   lastValidation: EvalSummary | null;
+  /** The non-finite guard's count of skipped optimizer steps and its first cause (absent: none yet). */
+  nonFinite?: { steps: number; first: string | null };
 }
 
 /** Restores the whole system (weights, memory, refiner baseline) from a checkpoint, for evaluation. */
@@ -83,11 +85,11 @@ export function captureTrainingState<W>(
   ranks?.cuda?.forEach((t, r) => {
     if (r > 0) rng[`cuda.rank${r}`] = t;
   });
-  const { step, epoch, batchInEpoch, window, epochWindow, lastValidation } = position;
+  const { step, epoch, batchInEpoch, window, epochWindow, lastValidation, nonFinite } = position;
   return {
     tensors: { model: modelTensors(sys), optimizer, memory: sys.memory.stateTensors(), rng },
     state: {
-      position: { step, epoch, batchInEpoch, window, epochWindow, lastValidation },
+      position: { step, epoch, batchInEpoch, window, epochWindow, lastValidation, ...(nonFinite?.steps ? { nonFinite } : {}) },
       optimizer: optState.meta,
       policyOptimizer: refinerOptState.meta,
       scaler: scaler.stateDict(),
@@ -126,8 +128,8 @@ export function restoreTrainingState<W>(p: TrainingParts, loaded: Pick<LoadedChe
   if (!own("cpu")) throw new Error(`the generator state of rank ${rank} is missing`);
   torch.setRngState(own("cpu")!);
   if (cfg.device.startsWith("cuda") && own("cuda")) torch.setRngState(own("cuda")!, cfg.device as torch.Device);
-  const { step, epoch, batchInEpoch, window, epochWindow, lastValidation } = st.position;
-  return { step, epoch, batchInEpoch, window, epochWindow, lastValidation };
+  const { step, epoch, batchInEpoch, window, epochWindow, lastValidation, nonFinite } = st.position;
+  return { step, epoch, batchInEpoch, window, epochWindow, lastValidation, ...(nonFinite ? { nonFinite } : {}) };
 }
 
 /**

@@ -78,7 +78,7 @@ export async function trainingLoop(l: Loop): Promise<TrainResult> {
   const barTotal = cfg.max_batches > 0 ? Math.min(cfg.max_batches, totalBatches) : totalBatches;
   const bar = progress(barTotal, { label: "train", quiet: cfg.quiet || !lead, rateAs: { per: globalBatch, name: "ex" } });
   bar.update(pos.step);
-  const guard = new NonFiniteGuard(cfg.max_nonfinite_steps, l.err);
+  const guard = new NonFiniteGuard(cfg.max_nonfinite_steps, l.err, pos.nonFinite);
   const perUpdate = cfg.batch_size * cfg.grad_accum;
   const stopAsked = () => (dp ? anyRank(stop.signal !== null) : stop.signal !== null);
   let stopped: TrainResult["stopped"] = "done";
@@ -141,6 +141,7 @@ export async function trainingLoop(l: Loop): Promise<TrainResult> {
           addOptimizerStep(pos.epochWindow, qwenNorm);
           monitor?.optimizerStep(update.gradNorms);
           guard.afterOptimizerStep(pos.step, update.nonFinite, checkpoints.last);
+          pos.nonFinite = guard.state;
         }
         if (pos.step % cfg.log_every === 0) {
           const s = windowStats(pos.window);
@@ -173,8 +174,8 @@ export async function trainingLoop(l: Loop): Promise<TrainResult> {
     if (stopped !== "done" && validatedStep !== pos.step) {
       if (stopped === "max_batches" || cfg.validate_on_stop) await validateAndSave();
       else checkpoints.save(pos);
-      // A stop during that validation is a stop, not a finished run (exit 130/143).
-      if (stop.signal && !dp) stopped = "interrupted";
+      // A stop during that validation is a stop, not a finished run (exit 130/143); every rank asks.
+      if (stopAsked()) stopped = "interrupted";
     }
     // No rank ends before rank 0's last checkpoint is written.
     if (dp) torch.distributed.barrier();

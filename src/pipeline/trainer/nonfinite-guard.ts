@@ -1,15 +1,24 @@
 // The non-finite guard: an optimizer step whose examples' losses or whose gradients were non-finite is
 // skipped (its non-finite examples never reach the loss; a non-finite gradient skips the update) and
-// counted; --max_nonfinite_steps of them stop the run (exit code 3) with the first cause.
+// counted; --max_nonfinite_steps of them stop the run (exit code 3) with the first cause. The count is
+// part of the checkpoint's position, so a resumed run does not start counting afresh.
 import { NonFiniteError, nonFiniteTerm } from "../system/nonfinite";
 import type { ExampleLogs } from "../system/training-step";
 
 export class NonFiniteGuard {
-  private steps = 0;
-  private first: string | null = null;
+  private steps: number;
+  private first: string | null;
   private pending: string | null = null;
 
-  constructor(private readonly limit: number, private readonly err: (line: string) => void) {}
+  constructor(private readonly limit: number, private readonly err: (line: string) => void, saved?: { steps: number; first: string | null }) {
+    this.steps = saved?.steps ?? 0;
+    this.first = saved?.first ?? null;
+  }
+
+  /** What a checkpoint keeps of it. */
+  get state(): { steps: number; first: string | null } {
+    return { steps: this.steps, first: this.first };
+  }
 
   /** A trained example: the first non-finite one of the optimizer step is its cause. */
   example(l: ExampleLogs): void {

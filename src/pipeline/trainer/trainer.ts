@@ -224,7 +224,8 @@ async function trainRun(
   if (!candidates && cfg.batch_size > trainEx.length)
     throw new UsageError(`--batch_size ${cfg.batch_size} is more than the ${trainEx.length} training examples of --data ${cfg.data}; give --batch_size ${trainEx.length} or fewer`);
   // Bounds from the machine: the largest batch's activations must fit its memory at all (before the model loads).
-  checkActivationMemory(cfg, modelFolderConfig(cfg.model), cfg.device, totalmem());
+  const memory = cfg.device.startsWith("cuda") ? torch.cuda.memInfo(Number(cfg.device.split(":")[1] ?? 0)).total : totalmem();
+  checkActivationMemory(cfg, modelFolderConfig(cfg.model), cfg.device, memory, lead ? io.err : () => {});
   const globalBatch = cfg.batch_size * world;
   const batchesPerEpoch = Math.ceil(trainEx.length / globalBatch);
 

@@ -1,8 +1,8 @@
 // Validation during training: the held-out examples through evaluate() (the figures eval.ts reproduces),
 // sharded over data-parallel ranks (rank r takes examples r, r + W, ...; rank 0 summarises them all in
-// their order). In one process it runs a batch of examples (a task's, under test-time training) at a
-// time and gives signal handlers their turn between them: a stop is acknowledged at once and ends
-// validation at the next batch, unrecorded.
+// their order). It runs a batch of examples (a task's, under test-time training) at a time and gives
+// signal handlers their turn between them: a stop is acknowledged at once and ends validation at the next
+// batch, unrecorded. Data-parallel ranks agree on it at each batch (a stop that reached any rank ends all).
 import type { Example } from "../../arc/index";
 import * as torch from "../../torch";
 import type { TrainConfig } from "../config/train-config";
@@ -11,7 +11,7 @@ import { TTT_DEFAULTS } from "../eval/ttt-defaults";
 import type { Autocast } from "../system/forward";
 import { NonFiniteError } from "../system/nonfinite";
 import type { System } from "../system/system";
-import { type DataParallel, gatherRows, rankRows, rowCounts } from "./ddp";
+import { type DataParallel, anyRank, gatherRows, rankRows, rowCounts } from "./ddp";
 import { type StopSignal, yieldToSignals } from "./stop";
 
 export interface ValidationOptions {
@@ -54,29 +54,29 @@ export class Validation {
     const world = dp?.world ?? 1;
     const shard = dp ? rankRows(examples.length, rank, world).map((i) => examples[i]) : examples;
     const opts = { autocast: this.o.autocast, batchSize: cfg.batch_size, ...(ttt ? { ttt: { steps: cfg.val_ttt_steps, lr: TTT_DEFAULTS.lr, batch: TTT_DEFAULTS.batch, seed: cfg.seed } } : {}) };
-    let s: EvalSummary;
     let results: ExampleEval[] = [];
-    if (dp) ({ summary: s, results } = this.refuseNonFinite(step, () => evaluate(sys, shard, opts)));
-    else {
-      const t0 = performance.now();
-      // The validation --validate_on_stop asks for after a stop runs whole (a second signal quits at once).
-      const asked = this.o.stopSignal() !== null;
-      this.running = true;
-      try {
-        for (const part of validationParts(shard, cfg.batch_size, ttt)) {
-          await yieldToSignals();
-          const signal = this.o.stopSignal();
-          if (signal && !asked) {
-            this.o.err(`${signal}: validation at step ${step} stopped after ${results.length} of ${shard.length} examples (not recorded)`);
-            return null;
-          }
-          results.push(...this.refuseNonFinite(step, () => evaluate(sys, part, opts)).results);
+    const t0 = performance.now();
+    // The validation --validate_on_stop asks for after a stop runs whole (a second signal quits at once).
+    const asked = this.o.stopSignal() !== null;
+    const parts = validationParts(shard, cfg.batch_size, ttt);
+    // Every rank takes part in as many stop checks (collectives) as the rank with the most parts.
+    const rounds = dp ? Math.max(...(torch.distributed.allGatherObject(parts.length) as number[])) : parts.length;
+    this.running = true;
+    try {
+      for (let k = 0; k < rounds; k++) {
+        await yieldToSignals();
+        const signal = this.o.stopSignal();
+        const stopHere = !asked && (dp ? anyRank(signal !== null) : signal !== null);
+        if (stopHere) {
+          this.o.err(`${signal ?? "a stop on another rank"}: validation at step ${step} stopped after ${results.length} of ${shard.length} examples (not recorded)`);
+          return null;
         }
-      } finally {
-        this.running = false;
+        if (parts[k]) results.push(...this.refuseNonFinite(step, () => evaluate(sys, parts[k], opts)).results);
       }
-      s = summarizeEval(results, (performance.now() - t0) / 1000, ttt);
+    } finally {
+      this.running = false;
     }
+    let s = summarizeEval(results, (performance.now() - t0) / 1000, ttt);
     if (dp) {
       const seconds = Math.max(...(torch.distributed.allGatherObject(s.seconds) as number[]));
       results = gatherRows(results, rowCounts(examples.length, world));
