@@ -82,6 +82,16 @@ describe.skipIf(!cuda)("CUDA", () => {
     expect(torch.cuda.memoryStats().peakAllocated).toBeGreaterThanOrEqual(mem);
   });
 
+  test("memInfo: the card's total memory, and free memory that falls while a large tensor lives", () => {
+    const before = torch.cuda.memInfo(0);
+    expect(before.total).toBeGreaterThan(1 << 30);
+    expect(before.free).toBeLessThanOrEqual(before.total);
+    const big = torch.empty([256, 1024, 1024], { device: "cuda", dtype: "float32" }); // 1 GiB
+    torch.cuda.synchronize();
+    expect(torch.cuda.memInfo(0).free).toBeLessThan(before.free);
+    big.dispose();
+  });
+
   test("CUDA RNG state round-trips; safetensors load onto the GPU", () => {
     torch.manualSeed(5);
     const st = torch.getRngState("cuda");
