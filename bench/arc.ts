@@ -97,7 +97,7 @@ function trainingSummary(run: string, args: string[] | null, wallSeconds: number
     examplesPerSecond: batches.length ? batches.reduce((n, r) => n + (r.examples_per_s ?? 0), 0) / batches.length : null,
     efeFirst: batches[0]?.efe,
     efeLast: batches.at(-1)?.efe,
-    val: metrics.filter((r) => r.type === "val").map((v) => ({ step: v.step, pass2Count: v.pass2Count, examples: v.examples, cellAcc: v.cellAcc, cellAccBefore: v.cellAccBefore })),
+    val: metrics.filter((r) => r.type === "val").map((v) => ({ step: v.step, pass2_count: v.pass2_count, examples: v.examples, cell_acc: v.cell_acc, cell_acc_before: v.cell_acc_before })),
   };
 }
 
