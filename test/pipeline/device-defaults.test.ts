@@ -28,6 +28,6 @@ describe("device-dependent defaults", () => {
   });
   test("--help names the CUDA default beside the plain one", () => {
     const line = helpText().split("\n").find((l) => l.trimStart().startsWith("--batch_size"))!;
-    expect(line).toContain(`[${DEFAULTS.batch_size}] (on CUDA: 16)`);
+    expect(line).toContain(`[${DEFAULTS.batch_size} on the CPU] (on CUDA: 16)`);
   });
 });
