@@ -139,7 +139,7 @@ const given: Partial<TrainConfig> = {
   ...(v.qwen_train ? { qwen_train: v.qwen_train as TrainConfig["qwen_train"] } : {}),
   ...(v.grad_checkpointing ? { grad_checkpointing: v.grad_checkpointing as TrainConfig["grad_checkpointing"] } : {}),
 };
-// The trainer's defaults, its CUDA ones included (config.ts, CUDA_DEFAULTS), under what was given.
+// The trainer's defaults, its CUDA ones included (config/train-config.ts, CUDA_DEFAULTS), under what was given.
 const cfg: TrainConfig = withDeviceDefaults({ ...DEFAULTS, ...given, device, model: modelName, data: v.data ?? defaultData, seed: int("seed", v.seed, 0) }, given);
 if (!["fp16", "bf16", "none"].includes(cfg.amp_dtype)) fail(`--amp_dtype must be fp16, bf16 or none`);
 if (!["lora", "full", "frozen"].includes(cfg.qwen_train)) fail(`--qwen_train must be lora, full or frozen`);

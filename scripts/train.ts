@@ -24,7 +24,7 @@ async function main(argv: string[]): Promise<number> {
       const torch = await import("../src/torch");
       env = { cudaAvailable: torch.cuda.isAvailable(), cudaDevices: torch.cuda.deviceCount() };
     }
-    // Batch size, AMP dtype, checkpointing and token cap have their own defaults on CUDA (config.ts, CUDA_DEFAULTS).
+    // Batch size, AMP dtype, checkpointing and token cap have their own defaults on CUDA (config/train-config.ts, CUDA_DEFAULTS).
     parsed.config = withDeviceDefaults(validateConfig(parsed.config, env), parsed.explicit);
   } catch (e) {
     if (e instanceof UsageError) {

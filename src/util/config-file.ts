@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { closestFlag } from "./flags";
 
-/** What the file reader needs of a flag's spec (config.ts's FLAGS entries have this shape). */
+/** What the file reader needs of a flag's spec (config/train-config.ts's FLAGS entries have this shape). */
 export interface ConfigKeySpec {
   kind: "int" | "float" | "string" | "bool";
   choices?: readonly string[];

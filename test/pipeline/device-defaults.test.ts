@@ -1,4 +1,4 @@
-// CUDA's own defaults (config.ts, CUDA_DEFAULTS): applied on CUDA where neither the command line nor a
+// CUDA's own defaults (config/train-config.ts, CUDA_DEFAULTS): applied on CUDA where neither the command line nor a
 // preset sets the flag; never on the CPU; listed as such by --help.
 import { describe, expect, test } from "bun:test";
 import { CUDA_DEFAULTS, DEFAULTS, helpText, parseTrainArgs, withDeviceDefaults } from "../../src/pipeline/config/train-config";

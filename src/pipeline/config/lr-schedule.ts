@@ -53,7 +53,7 @@ export interface LrScheduleFlags {
 /** Defaults that leave a run as it trained before schedules existed: a constant rate, no warmup. */
 export const LR_SCHEDULE_DEFAULTS: LrScheduleFlags = { lr_scheduler: "constant", warmup_steps: 0, warmup_ratio: 0 };
 
-/** Entries for config.ts's FLAGS table (same shape as its FlagSpec). */
+/** Entries for train-config.ts's FLAGS table (same shape as its FlagSpec). */
 export const LR_SCHEDULE_FLAGS = {
   lr_scheduler: { type: "string", kind: "string", choices: LR_SCHEDULER_KINDS, help: "learning-rate schedule of every group (agent, qwen, refiner), as transformers': constant, linear decay to 0, or cosine decay to 0, each after the warmup" },
   warmup_steps: { type: "string", kind: "int", min: 0, help: "optimizer steps of linear warmup from 0 to each group's rate (0 = none; not with --warmup_ratio)" },
@@ -62,7 +62,7 @@ export const LR_SCHEDULE_FLAGS = {
 
 /**
  * What is wrong with the schedule's flags, as one line naming the flag, or null. (A string, not a throw,
- * so config.ts raises it as its UsageError.)
+ * so train-config.ts raises it as its UsageError.)
  */
 export function lrScheduleProblem(f: { lr_scheduler: string; warmup_steps: number; warmup_ratio: number }): string | null {
   if (!(LR_SCHEDULER_KINDS as readonly string[]).includes(f.lr_scheduler)) return `--lr_scheduler must be one of ${LR_SCHEDULER_KINDS.join(", ")}, got "${f.lr_scheduler}"`;

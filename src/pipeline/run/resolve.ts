@@ -1,5 +1,5 @@
 // What `--checkpoint best|latest|PATH` (with `--run DIR`) names: a verified checkpoint folder, found
-// through the run folders (runs.ts) and checked with checkpoint.ts. Separate from checkpoint.ts, which
+// through the run folders (run-folder.ts) and checked with checkpoint.ts. Separate from checkpoint.ts, which
 // knows one folder: this file knows the flags' names and which folder each means, and the errors that
 // tell a user what to pass instead.
 import { existsSync } from "node:fs";
