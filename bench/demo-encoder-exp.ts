@@ -57,8 +57,6 @@ export interface ExperimentOptions {
   encoderChannels: number;
   encoderLayers: number;
   pooling: DemoPooling;
-  /** The encoder's correspondence heads (0: none). */
-  corrHeads?: number;
   /** Diagnostic only: weight of a family-probe cross entropy on c (uses the family labels). */
   auxFamily?: number;
   /**
@@ -169,7 +167,7 @@ export function streamBatch(o: ExperimentOptions, step: number): Example[] {
 export function buildModel(o: ExperimentOptions): Model {
   torch.manualSeed(o.seed);
   const withEncoder = o.context === "demos" || o.context === "both";
-  const encoder = withEncoder ? new DemoEncoder({ channels: o.encoderChannels, layers: o.encoderLayers, groups: Math.min(8, o.encoderChannels), pooling: o.pooling, correspondenceHeads: o.corrHeads ?? 0 }) : null;
+  const encoder = withEncoder ? new DemoEncoder({ channels: o.encoderChannels, layers: o.encoderLayers, groups: Math.min(8, o.encoderChannels), pooling: o.pooling }) : null;
   const agent = new GridAgent({
     promptDim: o.context === "demos" ? o.encoderChannels : PROMPT_DIM,
     channels: o.agentChannels,
@@ -333,7 +331,6 @@ if (import.meta.main) {
       seed: { type: "string" },
       stream: { type: "boolean", default: false },
       film_init: { type: "string" },
-      corr_heads: { type: "string" },
       aux_family: { type: "string" },
       contrastive: { type: "string" },
       encoder_channels: { type: "string" },
@@ -355,7 +352,6 @@ if (import.meta.main) {
     seed: num(values.seed, DEFAULT_EXPERIMENT.seed),
     stream: values.stream,
     filmInit: num(values.film_init, 0),
-    corrHeads: num(values.corr_heads, 0),
     auxFamily: num(values.aux_family, 0),
     contrastive: num(values.contrastive, 0),
     encoderChannels: num(values.encoder_channels, DEFAULT_EXPERIMENT.encoderChannels),

@@ -16,18 +16,10 @@ import { COLOURS, MAX_SIDE } from "./agent";
 export const PAIR_CHANNELS = 2 * COLOURS + 3;
 /** Per pair: H, W, h, w over 30, and whether the heights, the widths agree. */
 export const SIZE_FEATURES = 6;
-/** Per cell: the input's (r, c, r^2, c^2, 1) and the output's (DemoBatch.coords). */
-export const COORD_CHANNELS = 10;
 
 export interface DemoBatch {
   /** [N + Q, 23, Hmax, Wmax] every task's demonstrations in task order, then the Q test inputs (Q = 0 or B). */
   pairs: Tensor;
-  /**
-   * [N + Q, 10, Hmax, Wmax] each cell's place in its own grids, for the correspondence attention:
-   * channels 0..4 the input's (r, c, r^2, c^2, 1) with r = i / (H - 1), c = j / (W - 1) (0 for a side of
-   * 1), on the input's cells only; 5..9 the output's, on the output's cells only.
-   */
-  coords: Tensor;
   /** [N + Q, 1, Hmax, Wmax] 1 on each row's cells (the union of its two grids), float32. */
   mask: Tensor;
   /** [N + Q, 1] each row's cell count, float32. */
@@ -87,13 +79,6 @@ export function demoBatch(contexts: readonly Context[], opts: { device?: torch.D
   const feats = new Float32Array(Math.max(R, 1) * PAIR_CHANNELS * plane);
   const mask = new Float32Array(Math.max(R, 1) * plane);
   const sizes = new Float32Array(Math.max(R, 1) * SIZE_FEATURES);
-  const coords = new Float32Array(Math.max(R, 1) * COORD_CHANNELS * plane);
-  const place = (n: number, first: number, i: number, j: number, H: number, W: number) => {
-    const r = H > 1 ? i / (H - 1) : 0;
-    const c = W > 1 ? j / (W - 1) : 0;
-    const base = (n * COORD_CHANNELS + first) * plane + i * Wmax + j;
-    [r, c, r * r, c * c, 1].forEach((v, k) => (coords[base + k * plane] = v));
-  };
   rows.forEach(({ input, output }, n) => {
     const base = n * PAIR_CHANNELS * plane;
     const [H, W] = side(input);
@@ -105,7 +90,6 @@ export function demoBatch(contexts: readonly Context[], opts: { device?: torch.D
         feats[base + v * plane + at] = 1;
         feats[base + 21 * plane + at] = 1;
         mask[n * plane + at] = 1;
-        place(n, 0, i, j, H, W);
         if (same && output![i]![j] !== v) feats[base + 20 * plane + at] = 1;
       }),
     );
@@ -115,7 +99,6 @@ export function demoBatch(contexts: readonly Context[], opts: { device?: torch.D
         feats[base + (COLOURS + v) * plane + at] = 1;
         feats[base + 22 * plane + at] = 1;
         mask[n * plane + at] = 1;
-        place(n, 5, i, j, h, w);
       }),
     );
     sizes.set([H / MAX_SIDE, W / MAX_SIDE, h / MAX_SIDE, w / MAX_SIDE, output && H === h ? 1 : 0, output && W === w ? 1 : 0], n * SIZE_FEATURES);
@@ -129,7 +112,6 @@ export function demoBatch(contexts: readonly Context[], opts: { device?: torch.D
   const maskT = torch.fromTypedArray(mask, [rowsAlloc, 1, Hmax, Wmax], { device });
   return {
     pairs: torch.fromTypedArray(feats, [rowsAlloc, PAIR_CHANNELS, Hmax, Wmax], { device }).to(dtype),
-    coords: torch.fromTypedArray(coords, [rowsAlloc, COORD_CHANNELS, Hmax, Wmax], { device }).to(dtype),
     mask: maskT,
     // An empty row (no demonstration at all) counts one cell, so its mean is 0 and not 0/0.
     cellCounts: maskT.sum([2, 3]).clamp(1),

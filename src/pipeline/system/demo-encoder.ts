@@ -13,8 +13,8 @@
 import * as nn from "../../nn/index";
 import * as torch from "../../torch";
 import type { Tensor } from "../../torch";
-import { COLOURS, type CellMask, cellMean, maskedGroupNorm, zeroPadding } from "./agent";
-import { COORD_CHANNELS, type DemoBatch, PAIR_CHANNELS, SIZE_FEATURES } from "./demo-batch";
+import { type CellMask, cellMean, maskedGroupNorm, zeroPadding } from "./agent";
+import { type DemoBatch, PAIR_CHANNELS, SIZE_FEATURES } from "./demo-batch";
 
 export type DemoPooling = "mean" | "attention";
 
@@ -27,12 +27,6 @@ export interface DemoEncoderConfig {
   groups: number;
   /** How a task's pair vectors become one. */
   pooling: DemoPooling;
-  /**
-   * Heads of the correspondence attention (0: none, the encoder of before): within each pair, every
-   * output cell attends over the input's cells (see Correspondence), and the pooled result joins the
-   * pair's vector.
-   */
-  correspondenceHeads?: number;
 }
 
 export const defaultDemoEncoderConfig = (channels = 64): DemoEncoderConfig => ({ channels, layers: 3, groups: Math.min(8, channels), pooling: "mean" });
@@ -52,57 +46,6 @@ class TrunkLayer extends nn.Module {
   }
 }
 
-/** Key/query width per head of the correspondence attention. */
-const CORR_KEY = 16;
-/** Per cell of one grid: one-hot colour and (r, c, r^2, c^2, 1). */
-const CELL_FEATURES = COLOURS + COORD_CHANNELS / 2;
-
-/**
- * Where each output cell of a pair could have come from. Per head, an output cell (its colour and place
- * (r, c, r^2, c^2, 1)) attends over the input's cells (theirs): the scores are bilinear, so a head can
- * match colours and prefer any quadratic relation of places (a flip, a rotation, a shift); it reads the
- * attended cells' colours and places and how well the attended colour agrees with its own. An MLP of all
- * heads' readings and the cell's own features, averaged over the output's cells, is the pair's vector.
- * Every pair attends within itself only, in one batched pass: [rows, heads, cells, cells].
- */
-class Correspondence extends nn.Module {
-  readonly query: nn.Linear;
-  readonly key: nn.Linear;
-  readonly mlp: nn.Sequential;
-  constructor(readonly heads: number, channels: number) {
-    super();
-    this.query = this.registerModule("query", new nn.Linear(CELL_FEATURES, heads * CORR_KEY));
-    this.key = this.registerModule("key", new nn.Linear(CELL_FEATURES, heads * CORR_KEY));
-    this.mlp = this.registerModule("mlp", new nn.Sequential(new nn.Linear(heads * (CELL_FEATURES + 1) + CELL_FEATURES, channels), new nn.GELU(), new nn.Linear(channels, channels)));
-  }
-  /** [rows, C]: each row's output cells' mean (0 for a row with no output, a test input). */
-  forward(batch: DemoBatch, dtype: torch.DType): Tensor {
-    const [R, , H, W] = batch.pairs.shape;
-    const HW = H * W;
-    const Hh = this.heads;
-    const pairs = batch.pairs.to(dtype);
-    const coords = batch.coords.to(dtype);
-    // [R, HW, 15] per grid: colours then places (zero off the grid's cells).
-    const cells = (colours: number, place: number) => torch.cat([pairs.narrow(1, colours, COLOURS), coords.narrow(1, place, COORD_CHANNELS / 2)], 1).view(R, CELL_FEATURES, HW).transpose(1, 2);
-    const fin = cells(0, 0);
-    const fout = cells(COLOURS, COORD_CHANNELS / 2);
-    const heads = (t: Tensor) => t.view(R, HW, Hh, CORR_KEY).permute(0, 2, 1, 3); // [R, Hh, HW, k]
-    const q = heads(this.query.forward(fout));
-    const k = heads(this.key.forward(fin));
-    const scores = q.matmul(k.transpose(2, 3)).div(Math.sqrt(CORR_KEY)); // [R, Hh, HWout, HWin]
-    // Keys: the input's cells (a row without any, the empty canvas, keeps all: its values are zero).
-    const inCells = pairs.narrow(1, PAIR_CHANNELS - 2, 1).view(R, 1, 1, HW);
-    const none = inCells.sum(3, true).eq(0);
-    const attn = scores.maskedFill(inCells.eq(0).logicalAnd(none.logicalNot()), -Infinity).softmax(3);
-    const read = attn.matmul(fin.unsqueeze(1)); // [R, Hh, HW, 15]
-    const agree = read.narrow(3, 0, COLOURS).mul(fout.narrow(2, 0, COLOURS).unsqueeze(1)).sum(3, true);
-    const perCell = torch.cat([torch.cat([read, agree], 3).permute(0, 2, 1, 3).reshape(R, HW, Hh * (CELL_FEATURES + 1)), fout], 2);
-    const outCells = pairs.narrow(1, PAIR_CHANNELS - 1, 1).view(R, HW, 1);
-    const v = this.mlp.forward(perCell).mul(outCells); // [R, HW, C]
-    return v.sum(1, false, "float32").div(outCells.sum(1, false, "float32").clamp(1)).to(dtype);
-  }
-}
-
 export class DemoEncoder extends nn.Module {
   readonly stem: nn.Conv2d;
   readonly trunk: nn.ModuleList<TrunkLayer>;
@@ -110,7 +53,6 @@ export class DemoEncoder extends nn.Module {
   readonly query: nn.Linear | null;
   readonly key: nn.Linear | null;
   readonly outNorm: nn.LayerNorm;
-  readonly correspondence: Correspondence | null;
 
   constructor(readonly config: DemoEncoderConfig) {
     super();
@@ -119,10 +61,7 @@ export class DemoEncoder extends nn.Module {
     this.stem = this.registerModule("stem", new nn.Conv2d(PAIR_CHANNELS, C, 3, { padding: 1 }));
     this.trunk = this.registerModule("trunk", new nn.ModuleList(Array.from({ length: config.layers }, () => new TrunkLayer(config))));
     // Sizes enter after the pooling: the mean over cells cannot see how large the grids were.
-    const corrHeads = config.correspondenceHeads ?? 0;
-    this.correspondence = corrHeads > 0 ? this.registerModule("correspondence", new Correspondence(corrHeads, C)) : null;
-    const pairIn = C + (corrHeads > 0 ? C : 0) + SIZE_FEATURES;
-    this.pairMlp = this.registerModule("pair_mlp", new nn.Sequential(new nn.Linear(pairIn, C), new nn.GELU(), new nn.Linear(C, C)));
+    this.pairMlp = this.registerModule("pair_mlp", new nn.Sequential(new nn.Linear(C + SIZE_FEATURES, C), new nn.GELU(), new nn.Linear(C, C)));
     const attention = config.pooling === "attention";
     this.query = attention ? this.registerModule("query", new nn.Linear(C, C)) : null;
     this.key = attention ? this.registerModule("key", new nn.Linear(C, C)) : null;
@@ -136,10 +75,7 @@ export class DemoEncoder extends nn.Module {
     const cm: CellMask = { mask: batch.mask, cellCounts: batch.cellCounts };
     let h = zeroPadding(this.stem.forward(batch.pairs.to(dtype)), cm);
     for (const layer of this.trunk) h = h.add(layer.forward(h, cm));
-    const parts = [cellMean(h, cm)];
-    if (this.correspondence) parts.push(this.correspondence.forward(batch, dtype));
-    parts.push(batch.sizes.to(dtype));
-    return this.pairMlp.forward(torch.cat(parts, 1));
+    return this.pairMlp.forward(torch.cat([cellMean(h, cm), batch.sizes.to(dtype)], 1));
   }
 
   /** c [B, C] for the batch's tasks (in the batch's order). Attention pooling needs the test inputs in the batch. */
