@@ -7,6 +7,12 @@
 //   bun bench/demo-encoder-exp.ts                                  flip_h / flip_v / rotate90, small square inputs, each context
 //   bun bench/demo-encoder-exp.ts --families all --max_side 0      the generator's own tasks, all 18 families
 //   bun bench/demo-encoder-exp.ts --contexts prompt,demos --steps 400 --out bench/results/x.json
+//   bun bench/demo-encoder-exp.ts --families flip_h,flip_v --max_side 2 --stream --contexts prompt,oracle,demos
+//
+// Diagnostics: --stream (fresh tasks every step: nothing to memorise); the `oracle` context (p = one-hot of
+// the task's family: what a perfect encoder could hand the agent); --aux_family W (a family-probe cross
+// entropy on c, with labels: shows whether a separable c gets used); --contrastive W (label-free: c must
+// pick its own pair's encoding, colours permuted, among the batch's); --film_init S (random FiLM weights).
 //
 // Tasks: with --max_side S > 0, each family's rule (its `apply`, with its parameters) on inputs of our own
 // drawing: square random patterns of side 2..S, the same for every family, so the test inputs of two
@@ -31,7 +37,8 @@ import { resizeHard, resizeLogits, gridTensor, toGrid } from "../src/pipeline/sy
 import * as torch from "../src/torch";
 import type { Tensor } from "../src/torch";
 
-export type AgentContext = "prompt" | "demos" | "both";
+/** oracle: a diagnostic, p = one-hot of the task's family (what a perfect encoder could say). */
+export type AgentContext = "prompt" | "demos" | "both" | "oracle";
 
 export interface ExperimentOptions {
   context: AgentContext;
@@ -50,7 +57,22 @@ export interface ExperimentOptions {
   encoderChannels: number;
   encoderLayers: number;
   pooling: DemoPooling;
+  /** Diagnostic only: weight of a family-probe cross entropy on c (uses the family labels). */
+  auxFamily?: number;
+  /**
+   * Weight of a label-free contrastive loss (training only): c from a task's demonstrations must pick,
+   * among the batch's examples, the encoding of its own (input, target) pair, whose colours 1..9 are
+   * permuted at random (so a shared palette cannot answer). InfoNCE both ways, temperature 0.1.
+   */
+  contrastive?: number;
+  /** Std of a random FiLM weight init (0: the agent's own zero init). */
+  filmInit?: number;
   seed: number;
+  /**
+   * Fresh tasks every step (an endless stream: `batch` new tasks per step, one example each), so no
+   * training input can be memorised with its rule; trainTasks then only sizes the training-task score.
+   */
+  stream?: boolean;
 }
 
 export const DEFAULT_EXPERIMENT: ExperimentOptions = {
@@ -125,11 +147,26 @@ export interface Model {
   agent: GridAgent;
   encoder: DemoEncoder | null;
   context: AgentContext;
+  families: readonly string[];
+}
+
+/** The family index of a task made by makeTasks / streamBatch (its id starts with the family's name). */
+const familyOf = (families: readonly string[], id: string): number => families.findIndex((f) => id.startsWith(`${f}-`));
+
+/** Step `step`'s fresh tasks: one example (a random train pair, the others as demonstrations) of each. */
+export function streamBatch(o: ExperimentOptions, step: number): Example[] {
+  const rng = new Rng(seedOf(o.seed, "stream-order", step));
+  return Array.from({ length: o.batch }, (_, i) => {
+    const family = o.families[rng.int(0, o.families.length - 1)]!;
+    const seed = seedOf(o.seed, "stream", step, i);
+    const task = o.maxSide > 0 ? smallTask(family, seed, o.maxSide) : generateTask(family, seed);
+    return { task, index: rng.int(0, task.train.length - 1) };
+  });
 }
 
 export function buildModel(o: ExperimentOptions): Model {
   torch.manualSeed(o.seed);
-  const withEncoder = o.context !== "prompt";
+  const withEncoder = o.context === "demos" || o.context === "both";
   const encoder = withEncoder ? new DemoEncoder({ channels: o.encoderChannels, layers: o.encoderLayers, groups: Math.min(8, o.encoderChannels), pooling: o.pooling }) : null;
   const agent = new GridAgent({
     promptDim: o.context === "demos" ? o.encoderChannels : PROMPT_DIM,
@@ -139,7 +176,8 @@ export function buildModel(o: ExperimentOptions): Model {
     inputPrior: o.inputPrior,
     ...(o.context === "both" ? { contextDim: o.encoderChannels } : {}),
   });
-  return { agent, encoder, context: o.context };
+  if (o.filmInit) torch.noGrad(() => agent.block.film.weight.normal_(0, o.filmInit!));
+  return { agent, encoder, context: o.context, families: o.families };
 }
 
 /** The agent's batched pass over examples, conditioned as the model's context says. */
@@ -147,14 +185,43 @@ export function forwardExamples(m: Model, examples: readonly Example[]) {
   const ctxs = examples.map(context);
   const queries = ctxs.map((c) => c.query);
   const zeroP = torch.zeros([examples.length, PROMPT_DIM]);
+  if (m.context === "oracle") {
+    const oneHot = new Float32Array(examples.length * PROMPT_DIM);
+    examples.forEach((ex, i) => (oneHot[i * PROMPT_DIM + (familyOf(m.families, ex.task.id) % PROMPT_DIM)] = 1));
+    return m.agent.forwardBatch(queries, torch.fromTypedArray(oneHot, [examples.length, PROMPT_DIM]));
+  }
   if (!m.encoder) return m.agent.forwardBatch(queries, zeroP);
   const c = m.encoder.forward(demoBatch(ctxs, { withQueries: m.encoder.config.pooling === "attention" }));
   return m.context === "demos" ? m.agent.forwardBatch(queries, c) : m.agent.forwardBatch(queries, zeroP, { context: c });
 }
 
+let probe: nn.Linear | null = null;
+let contrastiveW = 0;
+let contrastiveStep = 0;
 /** Cross entropy of every step's logits (resized to the target) plus the size head's, averaged over examples. */
-function loss(m: Model, examples: readonly Example[]): Tensor {
+function loss(m: Model, examples: readonly Example[], aux = 0): Tensor {
   const out = forwardExamples(m, examples);
+  let auxLoss: Tensor | null = null;
+  if (contrastiveW > 0 && m.encoder) {
+    const withQueries = m.encoder.config.pooling === "attention";
+    const ctxs = examples.map(context);
+    const c = m.encoder.forward(demoBatch(ctxs, { withQueries }));
+    const rng = new Rng(seedOf("contrastive", contrastiveStep++));
+    const own = examples.map((ex, i) => {
+      const perm = [0, ...rng.shuffle([1, 2, 3, 4, 5, 6, 7, 8, 9])];
+      const recolour = (g: Grid) => g.map((row) => row.map((v) => perm[v]!));
+      return { demos: [{ input: recolour(ctxs[i]!.query), output: recolour(target(ex)!) }], query: recolour(ctxs[i]!.query) };
+    });
+    const z = m.encoder.forward(demoBatch(own, { withQueries }));
+    const norm = (t: Tensor) => t.div(t.square().sum(1, true).sqrt().clamp(1e-6));
+    const sims = norm(c).matmul(norm(z).t()).div(0.1);
+    const labels = torch.arange(examples.length, undefined, 1).long();
+    auxLoss = torch.F.crossEntropy(sims, labels).add(torch.F.crossEntropy(sims.t(), labels)).mul(contrastiveW / 2);
+  }
+  if (aux > 0 && m.encoder) {
+    const c = m.encoder.forward(demoBatch(examples.map(context), { withQueries: m.encoder.config.pooling === "attention" }));
+    auxLoss = torch.F.crossEntropy(probe!.forward(c), torch.tensor(examples.map((e) => familyOf(m.families, e.task.id)), { dtype: "int64" })).mul(aux);
+  }
   let total = torch.zeros([]);
   examples.forEach((ex, i) => {
     const t = target(ex)!;
@@ -167,7 +234,8 @@ function loss(m: Model, examples: readonly Example[]): Tensor {
       .add(torch.F.crossEntropy(out.widthLogits.narrow(0, i, 1), torch.tensor([w - 1], { dtype: "int64" })));
     total = total.add(cells).add(size.mul(0.1));
   });
-  return total.div(examples.length);
+  total = total.div(examples.length);
+  return auxLoss ? total.add(auxLoss) : total;
 }
 
 /** Attempt 1 for each example: the last step's argmax, at the demonstrations' size when they decide it, else the size head's. */
@@ -206,17 +274,24 @@ export function runExperiment(o: ExperimentOptions, log: (s: string) => void = (
   const trainTasks = makeTasks(o, "train", o.trainTasks);
   const heldOut = testExamples(makeTasks(o, "held-out", o.heldOutTasks));
   const train = trainingExamples(trainTasks);
-  const params = [...m.agent.parameters(), ...(m.encoder?.parameters() ?? [])];
+  contrastiveW = o.contrastive ?? 0;
+  contrastiveStep = 0;
+  probe = o.auxFamily ? new nn.Linear(o.encoderChannels, o.families.length) : null;
+  const params = [...m.agent.parameters(), ...(m.encoder?.parameters() ?? []), ...(probe?.parameters() ?? [])];
   const opt = new torch.AdamW(params, { lr: o.lr, weightDecay: 0 });
   const rng = new Rng(seedOf(o.seed, "order"));
   let order: number[] = [];
   const losses: number[] = [];
   for (let step = 0; step < o.steps; step++) {
-    if (order.length < o.batch) order = order.concat(rng.shuffle(train.map((_, i) => i)));
-    const batch = order.splice(0, o.batch).map((i) => train[i]!);
+    let batch: Example[];
+    if (o.stream) batch = streamBatch(o, step);
+    else {
+      if (order.length < o.batch) order = order.concat(rng.shuffle(train.map((_, i) => i)));
+      batch = order.splice(0, o.batch).map((i) => train[i]!);
+    }
     losses.push(
       torch.scope(() => {
-        const l = loss(m, batch);
+        const l = loss(m, batch, o.auxFamily ?? 0);
         l.backward();
         opt.step();
         opt.zeroGrad();
@@ -254,6 +329,11 @@ if (import.meta.main) {
       lr: { type: "string" },
       pooling: { type: "string" },
       seed: { type: "string" },
+      stream: { type: "boolean", default: false },
+      film_init: { type: "string" },
+      aux_family: { type: "string" },
+      contrastive: { type: "string" },
+      encoder_channels: { type: "string" },
       out: { type: "string" },
     },
   });
@@ -270,6 +350,11 @@ if (import.meta.main) {
     lr: num(values.lr, DEFAULT_EXPERIMENT.lr),
     pooling: (values.pooling as DemoPooling | undefined) ?? DEFAULT_EXPERIMENT.pooling,
     seed: num(values.seed, DEFAULT_EXPERIMENT.seed),
+    stream: values.stream,
+    filmInit: num(values.film_init, 0),
+    auxFamily: num(values.aux_family, 0),
+    contrastive: num(values.contrastive, 0),
+    encoderChannels: num(values.encoder_channels, DEFAULT_EXPERIMENT.encoderChannels),
   };
   torch.setNumThreads?.(2);
   const results = (values.contexts!.split(",") as AgentContext[]).map((context) => {
