@@ -229,6 +229,38 @@ describe("data-parallel training (2 ranks over Gloo on 127.0.0.1)", () => {
   );
 
   test(
+    "a SIGINT that reaches one rank during validation stops every rank's validation at its next batch of examples, unrecorded; rank 0 checkpoints",
+    async () => {
+      const base = fresh("val-stop");
+      const port = await freePort();
+      const TRAIN = join(ROOT, "scripts", "train.ts");
+      // Test-time training in validation (20 steps a task) makes it last long enough to be stopped in.
+      const args = [TRAIN, ...COMMON, ...TIMEOUT, "--batch_size", "2", "--max_batches", "2", "--val_fraction", "0.3", "--val_max", "400", "--val_ttt_steps", "20", "--run_dir", base];
+      const env = (rank: number) => ({ ...process.env, WORLD_SIZE: "2", RANK: String(rank), LOCAL_RANK: String(rank), MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port) });
+      const procs = [0, 1].map((r) => Bun.spawn([process.execPath, ...args], { cwd: ROOT, env: env(r), stdout: "pipe", stderr: "pipe" }));
+      const out0 = lineWatcher(procs[0].stdout);
+      const errs = procs.map((p) => new Response(p.stderr).text());
+      try {
+        if ((await out0.next("[batch    2]", 0)) === null) throw new Error(`rank 0 exited early: ${(await errs[0]).slice(-2000)}`);
+        await Bun.sleep(500); // validating by now (108 examples with test-time training take far longer)
+        procs[1].kill("SIGINT"); // only rank 1 is told
+        const codes = await Promise.race([Promise.all(procs.map((p) => p.exited)), Bun.sleep(BOUND_MS).then(() => "hung" as const)]);
+        expect(codes).toEqual([143, 130]); // rank 0 was not signalled itself: it reports the stop as SIGTERM's
+      } finally {
+        for (const p of procs) p.kill("SIGKILL");
+      }
+      // Rank 0 speaks for the run (the other ranks print only their errors).
+      const m = /a stop on another rank: validation at step 2 stopped after (\d+) of (\d+) examples \(not recorded\)/.exec(await errs[0]);
+      expect(m).not.toBeNull();
+      expect(Number(m![1])).toBeLessThan(Number(m![2])); // ended early, not after the whole shard
+      const run = onlyRun(base);
+      expect(readMetrics(run).filter((r) => r.type === "val")).toEqual([]);
+      expect(latestVerifiedCheckpoint(run)?.step).toBe(2);
+    },
+    2 * BOUND_MS,
+  );
+
+  test(
     "a rank killed mid-run: the other exits with an error within the timeout; rank 0's last checkpoint is intact and --resume continues",
     async () => {
       const base = fresh("killed");

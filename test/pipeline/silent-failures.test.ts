@@ -221,13 +221,13 @@ describe("stops and finished runs (findings 8, 10)", () => {
     const err = lineWatcher(proc.stderr);
     expect(await out.next("[batch    2]", 0)).not.toBeNull();
     await Bun.sleep(500); // validating by now (400 examples take far longer)
-    const t0 = performance.now();
     proc.kill("SIGINT");
     expect(await err.next("SIGINT: stopping validation at the next batch of examples", 0)).not.toBeNull();
     expect(await proc.exited).toBe(130);
-    expect(performance.now() - t0).toBeLessThan(15_000);
     expect(out.lines.some((l) => l.startsWith("val: "))).toBe(false);
-    expect(err.lines.join("\n")).toMatch(/SIGINT: validation at step 2 stopped after \d+ of \d+ examples \(not recorded\)/);
+    const stopped = /SIGINT: validation at step 2 stopped after (\d+) of (\d+) examples \(not recorded\)/.exec(err.lines.join("\n"));
+    expect(stopped).not.toBeNull();
+    expect(Number(stopped![1])).toBeLessThan(Number(stopped![2])); // ended at the next batch, not after all 400
     expect(err.lines.at(-1)).toMatch(/^stopped by SIGINT: 2 batches; checkpoint .*step_000000002$/);
     const runDir = onlyRun(base);
     expect(listCheckpoints(runDir).map((c) => c.step)).toEqual([2]);
