@@ -92,7 +92,7 @@ describe.skipIf(!CHROMIUM)("reports in headless Chromium", () => {
     const { page, errors, requests } = await open(browser, path);
     const img = await screenshot(page, "training-report-known");
     await expectCharts(page, {
-      loss: 3, efe_terms: 4, accuracy: 2, validation: 4, mask: 2, size: 1, reward: 1, qwen_grad: 1, memory: 2, lr: 3, scale: 1, throughput: 1, resources: 3,
+      loss: 3, loss_terms: 4, accuracy: 2, validation: 4, mask: 2, size: 1, reward: 1, grad_norms: 1, memory: 2, lr: 3, scale: 1, throughput: 1, resources: 3,
     });
     const example = 'section[data-example="0"] .arc-pair > figure';
     await expectGridColours(page, img, `${example}:nth-of-type(2) .arc-grid`, KNOWN_GRID); // the target
@@ -114,7 +114,7 @@ describe.skipIf(!CHROMIUM)("reports in headless Chromium", () => {
     // A CPU run: process memory only; the refiner's learning rate next to the agent's and Qwen's.
     const trainImg = await screenshot(train.page, "training-report-smoke");
     await expectCharts(train.page, {
-      loss: 2, efe_terms: 4, accuracy: 2, validation: 4, mask: 2, size: 1, reward: 1, qwen_grad: 1, memory: 2, lr: 3, scale: 1, throughput: 1, resources: 1,
+      loss: 2, loss_terms: 4, accuracy: 2, validation: 4, mask: 2, size: 1, reward: 1, grad_norms: 5, memory: 2, lr: 3, scale: 1, throughput: 1, resources: 1,
     });
     await expectGridColours(train.page, trainImg, 'section[data-example="0"] .arc-pair > figure:nth-of-type(2) .arc-grid', gallery.results[0].target);
     expect(train.errors).toEqual([]);
