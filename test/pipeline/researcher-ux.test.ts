@@ -80,6 +80,8 @@ describe("--eval_every and one name per metric", () => {
     // One name: the console's "exact" and "efe", metrics.jsonl's keys, TensorBoard's tags, report.html's labels.
     expect(r.out).toMatch(/^val: exact \d\.\d{4} /m);
     expect(r.out).toMatch(/^\[batch +\d+\] window means: efe \d/m);
+    // Each optimizer group's gradient norm before clipping, and their total, in every batch record.
+    for (const b of records.filter((x) => x.type === "batch")) for (const g of ["agent", "qwen", "refiner", "total"]) expect(Number.isFinite(b[`grad_norm_${g}`])).toBe(true);
     const val = records.find((x) => x.type === "val")!;
     expect(Object.keys(val)).toEqual(expect.arrayContaining(["exact", "pass2", "cell_acc", "accuracy_delta"]));
     const tags = Object.keys(readEventsWithTestReader(latestEventFile(run)!).scalars);
@@ -87,6 +89,19 @@ describe("--eval_every and one name per metric", () => {
     expect(tags.filter((t) => /val\/(examples|seconds|exact_count)$/.test(t))).toEqual([]); // counts and durations are not curves
     const html = readFileSync(join(run, "report.html"), "utf8");
     for (const label of ["val/exact", "val/pass2", "val/cell_acc", "efe"]) expect(html).toContain(`"${label}"`);
+  }, 600_000);
+});
+
+describe("--run_name", () => {
+  test("names the run's folder (and so TensorBoard's run); a name already taken is refused before any work", () => {
+    const dir = fresh("named");
+    train([...SMOKE, "--max_batches", "1", "--run_name", "lr1e-3_seed0", "--run_dir", dir]);
+    expect(readdirSync(dir)).toEqual(["lr1e-3_seed0"]);
+    expect(latestEventFile(join(dir, "lr1e-3_seed0"))).toContain(join(dir, "lr1e-3_seed0", "tb"));
+    const again = runScript(TRAIN, [...SMOKE, "--max_batches", "1", "--run_name", "lr1e-3_seed0", "--run_dir", dir], LIMIT_MS);
+    expect(again.code).toBe(2);
+    expect(again.err.trim()).toBe(`train: --run_name lr1e-3_seed0: ${join(dir, "lr1e-3_seed0")} already exists; --resume ${join(dir, "lr1e-3_seed0")} continues it, or choose another name (see --help)`);
+    expect(runScript(TRAIN, [...SMOKE, "--run_name", "../up", "--run_dir", dir], LIMIT_MS).err).toMatch(/--run_name "\.\.\/up" is not a plain folder name/);
   }, 600_000);
 });
 
