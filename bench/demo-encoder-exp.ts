@@ -12,7 +12,9 @@
 // Diagnostics: --stream (fresh tasks every step: nothing to memorise); the `oracle` context (p = one-hot of
 // the task's family: what a perfect encoder could hand the agent); --aux_family W (a family-probe cross
 // entropy on c, with labels: shows whether a separable c gets used); --contrastive W (label-free: c must
-// pick its own pair's encoding, colours permuted, among the batch's); --film_init S (random FiLM weights).
+// pick its own pair's encoding, colours permuted, among the batch's); --film_init S (random FiLM weights);
+// --encoder_lr_mult M (the encoder's lr, M x the agent's); --cell_attention, and the context `cells` (the
+// per-cell route of system/demo-attention.ts: test-input cells attend over demonstration cells, p = 0, no c).
 //
 // Tasks: with --max_side S > 0, each family's rule (its `apply`, with its parameters) on inputs of our own
 // drawing: square random patterns of side 2..S, the same for every family, so the test inputs of two
