@@ -12,7 +12,9 @@
 // Diagnostics: --stream (fresh tasks every step: nothing to memorise); the `oracle` context (p = one-hot of
 // the task's family: what a perfect encoder could hand the agent); --aux_family W (a family-probe cross
 // entropy on c, with labels: shows whether a separable c gets used); --contrastive W (label-free: c must
-// pick its own pair's encoding, colours permuted, among the batch's); --film_init S (random FiLM weights).
+// pick its own pair's encoding, colours permuted, among the batch's); --film_init S (random FiLM weights);
+// --encoder_lr_mult M (the encoder's lr, M x the agent's); --cell_attention, and the context `cells` (the
+// per-cell route of system/demo-attention.ts: test-input cells attend over demonstration cells, p = 0, no c).
 //
 // Tasks: with --max_side S > 0, each family's rule (its `apply`, with its parameters) on inputs of our own
 // drawing: square random patterns of side 2..S, the same for every family, so the test inputs of two
@@ -32,13 +34,14 @@ import type { Grid, Pair, Task } from "../src/arc/types";
 import * as nn from "../src/nn";
 import { GridAgent } from "../src/pipeline/system/agent";
 import { demoBatch } from "../src/pipeline/system/demo-batch";
+import { DemoCellAttention } from "../src/pipeline/system/demo-attention";
 import { type DemoPooling, DemoEncoder } from "../src/pipeline/system/demo-encoder";
 import { resizeHard, resizeLogits, gridTensor, toGrid } from "../src/pipeline/system/resize";
 import * as torch from "../src/torch";
 import type { Tensor } from "../src/torch";
 
 /** oracle: a diagnostic, p = one-hot of the task's family (what a perfect encoder could say). */
-export type AgentContext = "prompt" | "demos" | "both" | "oracle";
+export type AgentContext = "prompt" | "demos" | "both" | "oracle" | "cells";
 
 export interface ExperimentOptions {
   context: AgentContext;
@@ -67,6 +70,14 @@ export interface ExperimentOptions {
   contrastive?: number;
   /** Std of a random FiLM weight init (0: the agent's own zero init). */
   filmInit?: number;
+  /**
+   * The per-cell route (system/demo-attention.ts): each test-input cell attends over the demonstrations'
+   * cells and the result is added to the agent's per-cell input. Context `cells` is this route alone
+   * (p = 0, no c); with demos or both it runs beside c.
+   */
+  cellAttention?: boolean;
+  /** The encoder's learning rate as a multiple of lr (default 1). */
+  encoderLrMult?: number;
   seed: number;
   /**
    * Fresh tasks every step (an endless stream: `batch` new tasks per step, one example each), so no
@@ -146,6 +157,7 @@ export function makeTasks(o: Pick<ExperimentOptions, "families" | "maxSide" | "s
 export interface Model {
   agent: GridAgent;
   encoder: DemoEncoder | null;
+  cellAttention: DemoCellAttention | null;
   context: AgentContext;
   families: readonly string[];
 }
@@ -166,7 +178,8 @@ export function streamBatch(o: ExperimentOptions, step: number): Example[] {
 
 export function buildModel(o: ExperimentOptions): Model {
   torch.manualSeed(o.seed);
-  const withEncoder = o.context === "demos" || o.context === "both";
+  const withCells = o.context === "cells" || (!!o.cellAttention && (o.context === "demos" || o.context === "both"));
+  const withEncoder = o.context === "demos" || o.context === "both" || withCells;
   const encoder = withEncoder ? new DemoEncoder({ channels: o.encoderChannels, layers: o.encoderLayers, groups: Math.min(8, o.encoderChannels), pooling: o.pooling }) : null;
   const agent = new GridAgent({
     promptDim: o.context === "demos" ? o.encoderChannels : PROMPT_DIM,
@@ -177,7 +190,8 @@ export function buildModel(o: ExperimentOptions): Model {
     ...(o.context === "both" ? { contextDim: o.encoderChannels } : {}),
   });
   if (o.filmInit) torch.noGrad(() => agent.block.film.weight.normal_(0, o.filmInit!));
-  return { agent, encoder, context: o.context, families: o.families };
+  const cellAttention = withCells ? new DemoCellAttention({ channels: o.encoderChannels, agentChannels: o.agentChannels }) : null;
+  return { agent, encoder, cellAttention, context: o.context, families: o.families };
 }
 
 /** The agent's batched pass over examples, conditioned as the model's context says. */
@@ -191,8 +205,12 @@ export function forwardExamples(m: Model, examples: readonly Example[]) {
     return m.agent.forwardBatch(queries, torch.fromTypedArray(oneHot, [examples.length, PROMPT_DIM]));
   }
   if (!m.encoder) return m.agent.forwardBatch(queries, zeroP);
-  const c = m.encoder.forward(demoBatch(ctxs, { withQueries: m.encoder.config.pooling === "attention" }));
-  return m.context === "demos" ? m.agent.forwardBatch(queries, c) : m.agent.forwardBatch(queries, zeroP, { context: c });
+  const batch = demoBatch(ctxs, { withQueries: m.encoder.config.pooling === "attention" || !!m.cellAttention });
+  const h = m.encoder.cellFeatures(batch);
+  const cells = m.cellAttention ? m.cellAttention.forward(h, batch, queries.map((q) => [q.length, q[0]!.length] as const)) : undefined;
+  if (m.context === "cells") return m.agent.forwardBatch(queries, zeroP, { cells });
+  const c = m.encoder.forward(batch, h);
+  return m.context === "demos" ? m.agent.forwardBatch(queries, c, { cells }) : m.agent.forwardBatch(queries, zeroP, { context: c, cells });
 }
 
 let probe: nn.Linear | null = null;
@@ -277,8 +295,11 @@ export function runExperiment(o: ExperimentOptions, log: (s: string) => void = (
   contrastiveW = o.contrastive ?? 0;
   contrastiveStep = 0;
   probe = o.auxFamily ? new nn.Linear(o.encoderChannels, o.families.length) : null;
-  const params = [...m.agent.parameters(), ...(m.encoder?.parameters() ?? []), ...(probe?.parameters() ?? [])];
-  const opt = new torch.AdamW(params, { lr: o.lr, weightDecay: 0 });
+  const groups = [
+    { name: "agent", params: [...m.agent.parameters(), ...(probe?.parameters() ?? [])] },
+    ...(m.encoder ? [{ name: "encoder", params: [...m.encoder.parameters(), ...(m.cellAttention?.parameters() ?? [])], lr: o.lr * (o.encoderLrMult ?? 1) }] : []),
+  ];
+  const opt = new torch.AdamW(groups, { lr: o.lr, weightDecay: 0 });
   const rng = new Rng(seedOf(o.seed, "order"));
   let order: number[] = [];
   const losses: number[] = [];
@@ -311,7 +332,7 @@ export function runExperiment(o: ExperimentOptions, log: (s: string) => void = (
     copyExact: heldOut.filter((ex) => gridsEqual(context(ex).query, target(ex)!)).length,
     lossFirst: mean(losses.slice(0, tenth)),
     lossLast: mean(losses.slice(-tenth)),
-    parameters: parameterCount([m.agent, m.encoder]),
+    parameters: parameterCount([m.agent, m.encoder, m.cellAttention]),
     seconds: (performance.now() - t0) / 1000,
   };
 }
@@ -334,6 +355,8 @@ if (import.meta.main) {
       aux_family: { type: "string" },
       contrastive: { type: "string" },
       encoder_channels: { type: "string" },
+      encoder_lr_mult: { type: "string" },
+      cell_attention: { type: "boolean", default: false },
       out: { type: "string" },
     },
   });
@@ -355,6 +378,8 @@ if (import.meta.main) {
     auxFamily: num(values.aux_family, 0),
     contrastive: num(values.contrastive, 0),
     encoderChannels: num(values.encoder_channels, DEFAULT_EXPERIMENT.encoderChannels),
+    encoderLrMult: num(values.encoder_lr_mult, 1),
+    cellAttention: values.cell_attention,
   };
   torch.setNumThreads?.(2);
   const results = (values.contexts!.split(",") as AgentContext[]).map((context) => {

@@ -213,7 +213,7 @@ export class GridAgent extends nn.Module {
    * of padding cells in a pass, trading passes for wasted compute. `context` [B, C] is required exactly
    * when the agent was built with a contextDim.
    */
-  forwardBatch(grids: number[][][], p: Tensor, opts: { maxPadShare?: number; context?: Tensor } = {}): AgentBatchOutput {
+  forwardBatch(grids: number[][][], p: Tensor, opts: { maxPadShare?: number; context?: Tensor; cells?: readonly Tensor[] } = {}): AgentBatchOutput {
     const B = grids.length;
     const P = this.config.promptDim;
     if (B < 1) throw new RangeError("agent batch is empty");
@@ -222,9 +222,11 @@ export class GridAgent extends nn.Module {
     const ctx = opts.context;
     if (C > 0 && (!ctx || ctx.dim() !== 2 || ctx.shape[0] !== B || ctx.shape[1] !== C)) throw new RangeError(`agent contexts are ${ctx ? `[${ctx.shape}]` : "missing"}; expected [${B}, ${C}]`);
     if (C === 0 && ctx) throw new RangeError("agent was built without a context (contextDim 0) but was given one");
+    const cells = opts.cells;
+    if (cells && cells.length !== B) throw new RangeError(`agent cell inputs are ${cells.length}; expected ${B}`);
     const maxPadShare = opts.maxPadShare ?? 1;
     if (!(maxPadShare >= 0 && maxPadShare <= 1)) throw new RangeError(`maxPadShare ${maxPadShare} must be in 0..1`);
-    const sizes = grids.map((g): [number, number] => {
+    const sizes = grids.map((g, gi): [number, number] => {
       const H = g.length;
       const W = g[0]?.length ?? 0;
       if (H < 1 || W < 1 || H > MAX_SIDE || W > MAX_SIDE) throw new RangeError(`agent input is ${H}x${W}; sides must be 1..${MAX_SIDE}`);
@@ -232,6 +234,8 @@ export class GridAgent extends nn.Module {
         if (row.length !== W) throw new RangeError(`agent input rows differ in length (${row.length} vs ${W})`);
         for (const v of row) if (!(Number.isInteger(v) && v >= 0 && v < COLOURS)) throw new RangeError(`agent input colour ${v} is not 0..${COLOURS - 1}`);
       }
+      const ci = cells?.[gi];
+      if (ci && (ci.dim() !== 3 || ci.shape[0] !== this.config.channels || ci.shape[1] !== H || ci.shape[2] !== W)) throw new RangeError(`agent cell input is [${ci.shape}]; expected [${this.config.channels}, ${H}, ${W}]`);
       return [H, W];
     });
     const dev = this.stem.weight.device;
@@ -263,6 +267,8 @@ export class GridAgent extends nn.Module {
       const posEmb = cm ? zeroPadding(e, cm) : e;
       const passGammaBeta = rowsOf(gammaBeta);
       let z = this.stem.forward(x);
+      // Per-cell inputs (the demonstrations' cell attention): each example's [d, h, w] padded to the pass.
+      if (cells) z = z.add(torch.stack(members.map((m) => torch.F.pad(cells[m]!.to(z.dtype), [0, W - sizes[m]![1], 0, H - sizes[m]![0]]))));
       if (cm) z = zeroPadding(z, cm);
       const steps: Tensor[] = [];
       const prior = this.config.inputPrior ?? 0;

@@ -69,18 +69,27 @@ export class DemoEncoder extends nn.Module {
     this.outNorm = this.registerModule("out_norm", new nn.LayerNorm(C));
   }
 
-  /** Every row's vector [rows, C]: the trunk over its cells, pooled, with its sizes. */
-  private rowVectors(batch: DemoBatch): Tensor {
+  /** The trunk's per-cell features [rows, C, Hmax, Wmax] of every row (zero off each row's cells). */
+  cellFeatures(batch: DemoBatch): Tensor {
     const dtype = this.stem.weight.dtype;
     const cm: CellMask = { mask: batch.mask, cellCounts: batch.cellCounts };
     let h = zeroPadding(this.stem.forward(batch.pairs.to(dtype)), cm);
     for (const layer of this.trunk) h = h.add(layer.forward(h, cm));
-    return this.pairMlp.forward(torch.cat([cellMean(h, cm), batch.sizes.to(dtype)], 1));
+    return h;
   }
 
-  /** c [B, C] for the batch's tasks (in the batch's order). Attention pooling needs the test inputs in the batch. */
-  forward(batch: DemoBatch): Tensor {
-    const rows = this.rowVectors(batch);
+  /** Every row's vector [rows, C]: the trunk over its cells, pooled, with its sizes. */
+  private rowVectors(batch: DemoBatch, h = this.cellFeatures(batch)): Tensor {
+    const cm: CellMask = { mask: batch.mask, cellCounts: batch.cellCounts };
+    return this.pairMlp.forward(torch.cat([cellMean(h, cm), batch.sizes.to(h.dtype)], 1));
+  }
+
+  /**
+   * c [B, C] for the batch's tasks (in the batch's order). Attention pooling needs the test inputs in the
+   * batch. `cells`: cellFeatures(batch) when the caller has them already (the cell attention reads them too).
+   */
+  forward(batch: DemoBatch, cells?: Tensor): Tensor {
+    const rows = this.rowVectors(batch, cells);
     const N = Math.max(batch.demos, 1); // the membership's width (one all-zero column when there are no demonstrations)
     const pairs = rows.narrow(0, 0, N);
     const member = batch.membership.to(rows.dtype); // [B, N]
