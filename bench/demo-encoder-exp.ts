@@ -76,6 +76,8 @@ export interface ExperimentOptions {
    * (p = 0, no c); with demos or both it runs beside c.
    */
   cellAttention?: boolean;
+  /** With the per-cell route: its read also added to every refinement step's block input (not only after the stem). */
+  cellsEveryStep?: boolean;
   /** The encoder's learning rate as a multiple of lr (default 1). */
   encoderLrMult?: number;
   seed: number;
@@ -160,6 +162,7 @@ export interface Model {
   cellAttention: DemoCellAttention | null;
   context: AgentContext;
   families: readonly string[];
+  cellsEveryStep?: boolean;
 }
 
 /** The family index of a task made by makeTasks / streamBatch (its id starts with the family's name). */
@@ -191,7 +194,7 @@ export function buildModel(o: ExperimentOptions): Model {
   });
   if (o.filmInit) torch.noGrad(() => agent.block.film.weight.normal_(0, o.filmInit!));
   const cellAttention = withCells ? new DemoCellAttention({ channels: o.encoderChannels, agentChannels: o.agentChannels }) : null;
-  return { agent, encoder, cellAttention, context: o.context, families: o.families };
+  return { agent, encoder, cellAttention, context: o.context, families: o.families, cellsEveryStep: !!o.cellsEveryStep };
 }
 
 /** The agent's batched pass over examples, conditioned as the model's context says. */
@@ -208,9 +211,10 @@ export function forwardExamples(m: Model, examples: readonly Example[]) {
   const batch = demoBatch(ctxs, { withQueries: m.encoder.config.pooling === "attention" || !!m.cellAttention });
   const h = m.encoder.cellFeatures(batch);
   const cells = m.cellAttention ? m.cellAttention.forward(h, batch, queries.map((q) => [q.length, q[0]!.length] as const)) : undefined;
-  if (m.context === "cells") return m.agent.forwardBatch(queries, zeroP, { cells });
+  const cellsEveryStep = m.cellsEveryStep;
+  if (m.context === "cells") return m.agent.forwardBatch(queries, zeroP, { cells, cellsEveryStep });
   const c = m.encoder.forward(batch, h);
-  return m.context === "demos" ? m.agent.forwardBatch(queries, c, { cells }) : m.agent.forwardBatch(queries, zeroP, { context: c, cells });
+  return m.context === "demos" ? m.agent.forwardBatch(queries, c, { cells, cellsEveryStep }) : m.agent.forwardBatch(queries, zeroP, { context: c, cells, cellsEveryStep });
 }
 
 let probe: nn.Linear | null = null;
@@ -357,6 +361,7 @@ if (import.meta.main) {
       encoder_channels: { type: "string" },
       encoder_lr_mult: { type: "string" },
       cell_attention: { type: "boolean", default: false },
+      cells_every_step: { type: "boolean", default: false },
       out: { type: "string" },
     },
   });
@@ -380,6 +385,7 @@ if (import.meta.main) {
     encoderChannels: num(values.encoder_channels, DEFAULT_EXPERIMENT.encoderChannels),
     encoderLrMult: num(values.encoder_lr_mult, 1),
     cellAttention: values.cell_attention,
+    cellsEveryStep: values.cells_every_step,
   };
   torch.setNumThreads?.(2);
   const results = (values.contexts!.split(",") as AgentContext[]).map((context) => {

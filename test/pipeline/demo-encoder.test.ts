@@ -217,7 +217,10 @@ describe("telling rules apart (bench/demo-encoder-exp.ts at small sizes)", () =>
   // also with a 10x encoder learning rate and a random FiLM init. The per-cell route (DemoCellAttention,
   // context `cells`) gets out on 2 seeds of 3 (42 and 48/60 vs prompt's 14 and 17; seed 2 stays at 8, and
   // 15 after 1000 steps), only after ~450 steps (~25 s at 2 threads, more under the tests' one): no setup
-  // well under a minute has a margin all three seeds support, so this stays skipped.
+  // well under a minute has a margin all three seeds support, so this stays skipped. Adding the read to
+  // every refinement step too (--cells_every_step, what --agent_context cells trains) gets 13, 36, 49, 51
+  // on seeds 0-3 (seed 2 out, seed 0 now stuck), and c beside it 39, 10, 42, 16: still no margin every
+  // seed supports (bench/results/demo-encoder-exp-2026-12-07.json, fourth pass).
   test.skip("held-out exact answers with the encoder exceed the control by at least 15/60", () => {
     const prompt = runExperiment({ ...small, steps: 1000, trainTasks: 3000, context: "prompt" });
     const demos = runExperiment({ ...small, steps: 1000, trainTasks: 3000, context: "demos" });

@@ -213,7 +213,7 @@ export class GridAgent extends nn.Module {
    * of padding cells in a pass, trading passes for wasted compute. `context` [B, C] is required exactly
    * when the agent was built with a contextDim.
    */
-  forwardBatch(grids: number[][][], p: Tensor, opts: { maxPadShare?: number; context?: Tensor; cells?: readonly Tensor[] } = {}): AgentBatchOutput {
+  forwardBatch(grids: number[][][], p: Tensor, opts: { maxPadShare?: number; context?: Tensor; cells?: readonly Tensor[]; cellsEveryStep?: boolean } = {}): AgentBatchOutput {
     const B = grids.length;
     const P = this.config.promptDim;
     if (B < 1) throw new RangeError("agent batch is empty");
@@ -267,14 +267,17 @@ export class GridAgent extends nn.Module {
       const posEmb = cm ? zeroPadding(e, cm) : e;
       const passGammaBeta = rowsOf(gammaBeta);
       let z = this.stem.forward(x);
-      // Per-cell inputs (the demonstrations' cell attention): each example's [d, h, w] padded to the pass.
-      if (cells) z = z.add(torch.stack(members.map((m) => torch.F.pad(cells[m]!.to(z.dtype), [0, W - sizes[m]![1], 0, H - sizes[m]![0]]))));
+      // Per-cell inputs (the demonstrations' cell attention): each example's [d, h, w] padded to the pass
+      // (zero on padding), added after the stem and, with cellsEveryStep, to every step's block input too.
+      const cellIn = cells ? torch.stack(members.map((m) => torch.F.pad(cells[m]!.to(z.dtype), [0, W - sizes[m]![1], 0, H - sizes[m]![0]]))) : null;
+      if (cellIn) z = z.add(cellIn);
       if (cm) z = zeroPadding(z, cm);
+      const blockIn = cellIn && opts.cellsEveryStep ? posEmb.add(cellIn) : posEmb;
       const steps: Tensor[] = [];
       const prior = this.config.inputPrior ?? 0;
       const priorLogits = prior !== 0 ? x.mul(prior) : null; // padding cells are all-zero one-hots: no prior there
       for (let t = 0; t < this.config.steps; t++) {
-        z = z.add(this.block.forward(z.add(posEmb), passGammaBeta, cm));
+        z = z.add(this.block.forward(z.add(blockIn), passGammaBeta, cm));
         if (cm) z = zeroPadding(z, cm);
         const out = this.head.forward(z);
         steps.push(priorLogits ? out.add(priorLogits) : out);
