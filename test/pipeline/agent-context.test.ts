@@ -3,7 +3,8 @@
 // batch through systemForward gives each example what it gets alone, values and the encoder's gradients
 // (both, demos, attention pooling); checkpoints carry demo_encoder.* strictly; TTT adapts the encoder and
 // puts it back; an augmented example's demonstrations turn with its test grid; and scripts/train.ts +
-// scripts/eval.ts run end to end with both and demos (checkpoint, --resume, evaluation).
+// scripts/eval.ts run end to end with both, demos and cells (checkpoint, --resume, evaluation); cells mode
+// (the per-cell read of the demonstrations) keeps p and checkpoints demo_cells.* strictly.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -19,7 +20,7 @@ import { latestVerifiedCheckpoint } from "../../src/pipeline/run/checkpoint";
 import { augmentExample } from "../../src/pipeline/system/augmentation";
 import { systemForward } from "../../src/pipeline/system/forward";
 import { loadModelTensors, modelTensors } from "../../src/pipeline/system/state";
-import { type System, type SystemConfig, buildSystem, qwenTrainable } from "../../src/pipeline/system/system";
+import { type System, type SystemConfig, buildSystem, demoModules, qwenTrainable } from "../../src/pipeline/system/system";
 import * as torch from "../../src/torch";
 import type { Tensor } from "../../src/torch";
 import { readHeader } from "../../src/torch/safetensors";
@@ -123,25 +124,53 @@ describe("the system by context", () => {
   });
 });
 
+describe("cells", () => {
+  test("p from Qwen as in prompt; demo_encoder.* and demo_cells.* beside the agent of prompt mode; strict loads; TTT adapts the cell attention", async () => {
+    const cells = await system({ agent_context: "cells" });
+    const prompt = await buildSystem(tinySystemConfig({ agent_context: "prompt" }));
+    expect(cells.agent.config.promptDim).toBe(prompt.agent.config.promptDim);
+    expect(cells.agent.config.contextDim ?? 0).toBe(0);
+    expect(qwenTrainable(cells).length).toBeGreaterThan(0);
+    const kc = keys(cells);
+    expect(kc.filter((k) => !k.startsWith("demo_encoder.") && !k.startsWith("demo_cells."))).toEqual(keys(prompt));
+    expect(kc.filter((k) => k.startsWith("demo_cells.")).length).toBeGreaterThan(0);
+    torch.scope(() => {
+      const saved = Object.fromEntries(Object.entries(modelTensors(cells)).map(([k, t]) => [k, t.clone().add(0.5)]));
+      loadModelTensors(cells, saved);
+      const back = modelTensors(cells);
+      for (const k of Object.keys(saved)) expect(back[k]!.equal(saved[k]!)).toBe(true);
+      expect(() => loadModelTensors(cells, Object.fromEntries(Object.entries(saved).filter(([k]) => !k.startsWith("demo_cells."))))).toThrow(/missing/);
+      const withCells = { ...modelTensors(prompt), ...Object.fromEntries(Object.entries(saved).filter(([k]) => k.startsWith("demo_cells."))) };
+      expect(() => loadModelTensors(prompt, withCells)).toThrow(/demo_cells/);
+    });
+    const ids = new Set(tttParameters(cells, false));
+    expect(cells.demoCells!.parameters().every((p) => ids.has(p))).toBe(true);
+  }, 120_000);
+});
+
 describe("systemForward with a context: a batch gives each example what it gets alone", () => {
   const cases: Partial<SystemConfig>[] = [
     { agent_context: "both" },
     { agent_context: "demos" },
     { agent_context: "both", demo_pooling: "attention" },
+    { agent_context: "cells" },
   ];
   for (const over of cases) {
     test(`${over.agent_context}${over.demo_pooling ? `, ${over.demo_pooling} pooling` : ""}: logits, sizes and the encoder's gradients (1e-5)`, async () => {
       const sys = await system(over);
-      const enc = sys.demoEncoder!;
+      // The demonstration side's parameters: the encoder (and in cells mode the cell attention).
+      const enc = { namedParameters: () => [...sys.demoEncoder!.namedParameters(), ...(sys.demoCells?.namedParameters().map(([n, p]) => [`cells.${n}`, p] as [string, Tensor]) ?? [])], zeroGrad: () => demoModules(sys).forEach((m) => m.zeroGrad()) };
+      const cellsMode = over.agent_context === "cells";
       torch.scope(() => {
         const B = examples.length;
         const w = examples.map((ex) => torch.randn(context(ex).query.length * context(ex).query[0]!.length * 10 * sys.agent.config.steps));
         const lossOf = (f: ReturnType<typeof systemForward>, rows: number[]) => torch.stack(rows.map((b, i) => f.after.logits[i]!.flatten().mul(w[b]!).sum())).sum();
         enc.zeroGrad();
         const batch = systemForward(sys, examples, { deterministic: true });
-        expect(batch.context!.shape).toEqual([B, 16]);
+        if (cellsMode) expect(batch.context).toBeNull();
+        else expect(batch.context!.shape).toEqual([B, 16]);
         lossOf(batch, examples.map((_, b) => b)).backward();
-        const gBatch = enc.namedParameters().map(([n, p]) => [n, p.grad!.clone()] as const);
+        const gBatch = enc.namedParameters().map(([n, p]) => [n, p.grad ? p.grad.clone() : torch.zeros([1])] as const);
         enc.zeroGrad();
         examples.forEach((ex, b) => {
           const alone = systemForward(sys, [ex], { deterministic: true });
@@ -149,16 +178,20 @@ describe("systemForward with a context: a batch gives each example what it gets 
             expect(relErr(batch[part].logits[b]!, alone[part].logits[0]!)).toBeLessThan(1e-5);
             expect(relErr(batch[part].heightLogits.select(0, b), alone[part].heightLogits.select(0, 0))).toBeLessThan(1e-5);
           }
-          expect(relErr(batch.context!.select(0, b), alone.context!.select(0, 0))).toBeLessThan(1e-5);
+          if (!cellsMode) expect(relErr(batch.context!.select(0, b), alone.context!.select(0, 0))).toBeLessThan(1e-5);
           lossOf(alone, [b]).backward();
         });
         const bad = gBatch.filter(([n, g]) => {
           const ref = enc.namedParameters().find(([m]) => m === n)![1];
+          if (!ref.grad) return g.abs().amax().item() > 0; // unused in this mode (cells: the pooling head)
+          // The keys' bias adds q . b, the same to every key of a query: the softmax cancels it, so its gradient is rounding noise.
+          if (n === "cells.key.bias") return torch.scope(() => g.abs().amax().item()) > 1e-6;
           return torch.scope(() => g.sub(ref.grad!).abs().amax().item() / Math.max(ref.grad!.abs().amax().item(), 1e-3)) >= 1e-5;
         });
         expect(bad.map(([n]) => n)).toEqual([]);
         // The encoder learns from the loss (the stem's gradient is not zero).
         expect(gBatch.find(([n]) => n === "stem.weight")![1].abs().amax().item()).toBeGreaterThan(0);
+        if (cellsMode) expect(gBatch.find(([n]) => n === "cells.value.weight")![1].abs().amax().item()).toBeGreaterThan(0);
         if (over.agent_context === "demos") {
           expect(batch.prompt.realTokens).toBe(0);
           expect(batch.prompt.shown).toEqual(examples.map((ex) => context(ex).demos.length));
@@ -208,7 +241,7 @@ describe("scripts/train.ts and scripts/eval.ts with a context (subprocesses)", (
   };
   const tensorNames = (dir: string) => [...readHeader(join(dir, "model.safetensors")).entries.keys()];
 
-  for (const mode of ["both", "demos"] as const) {
+  for (const mode of ["both", "demos", "cells"] as const) {
     test(`--agent_context ${mode}: 4 batches, the checkpoint's demo_encoder.*, --resume to 6, eval --split val`, () => {
       const base = fresh(mode);
       ok(TRAIN, ["--preset", "smoke", "--max_batches", "4", "--ckpt_every", "2", ...CPU, "--agent_context", mode, "--run_dir", base]);
@@ -219,6 +252,7 @@ describe("scripts/train.ts and scripts/eval.ts with a context (subprocesses)", (
       expect(first.step).toBe(4);
       const names = tensorNames(first.dir);
       expect(names.filter((n) => n.startsWith("demo_encoder.")).length).toBeGreaterThan(0);
+      expect(names.some((n) => n.startsWith("demo_cells."))).toBe(mode === "cells");
       expect(names.some((n) => n.startsWith("agent."))).toBe(true);
       const r = ok(TRAIN, ["--resume", run, "--max_batches", "6", ...CPU]);
       expect(r.err).toContain("(step 4,");

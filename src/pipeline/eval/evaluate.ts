@@ -12,7 +12,7 @@ import { type ForwardOptions, gridsFromHost, lastStepPrediction, systemForward }
 import { cellAccuracy, exactMatch } from "../objective/reward";
 import { type TttOptions, withTestTimeTraining } from "./ttt";
 import { augmentExample, rankCandidates, unaugmentGrid, voteAugmentations, votedAttempts } from "./vote";
-import type { System } from "../system/system";
+import { type System, demoModules } from "../system/system";
 import { NonFiniteError } from "../system/nonfinite";
 
 export interface ExampleEval {
@@ -199,7 +199,7 @@ export function evaluate(
   opts: EvalOptions & { onExample?: (r: ExampleEval, i: number) => void } = {},
 ): { summary: EvalSummary; results: ExampleEval[] } {
   const t0 = performance.now();
-  const modes = [sys.qwen, sys.agent, sys.refiner, ...(sys.demoEncoder ? [sys.demoEncoder] : [])].map((m) => [m, m.training] as const);
+  const modes = [sys.qwen, sys.agent, sys.refiner, ...demoModules(sys)].map((m) => [m, m.training] as const);
   for (const [m] of modes) m.eval();
   const results: ExampleEval[] = [];
   try {

@@ -15,7 +15,7 @@ import * as torch from "../../torch";
 import type { Tensor } from "../../torch";
 import { trainBatch } from "../system/training-step";
 import type { Autocast } from "../system/forward";
-import { type System, qwenTrainable, usesPrompt } from "../system/system";
+import { type System, demoModules, qwenTrainable, usesPrompt } from "../system/system";
 import { snapshotSystem } from "../system/state";
 import { NonFiniteError, nonFiniteTensors } from "../system/nonfinite";
 import { TTT_DEFAULTS } from "./ttt-defaults";
@@ -43,9 +43,9 @@ export interface TttReport {
   seconds: number;
 }
 
-/** The parameters test-time training adapts: the agent, the demonstration encoder (when there is one), W_up, and LoRA with `qwen`. */
+/** The parameters test-time training adapts: the agent, the demonstration encoder and cell attention (when there are), W_up, and LoRA with `qwen`. */
 export function tttParameters(sys: System, qwen: boolean): Tensor[] {
-  const ps = [...sys.agent.parameters(), ...(sys.demoEncoder?.parameters() ?? []), ...sys.refiner.upParameters()];
+  const ps = [...sys.agent.parameters(), ...demoModules(sys).flatMap((m) => m.parameters()), ...sys.refiner.upParameters()];
   if (qwen && sys.config.qwen_train === "lora" && usesPrompt(sys.config)) ps.push(...loraParameters(sys.qwen));
   return ps;
 }
@@ -101,7 +101,7 @@ export function withTestTimeTraining<T>(sys: System, task: Task, o: TttOptions, 
   } finally {
     saved.restore();
     saved.dispose();
-    for (const m of [sys.agent, sys.refiner, sys.qwen, ...(sys.demoEncoder ? [sys.demoEncoder] : [])]) m.zeroGrad();
+    for (const m of [sys.agent, sys.refiner, sys.qwen, ...demoModules(sys)]) m.zeroGrad();
     opt.dispose();
     for (const p of held) p.requiresGrad_(true);
   }

@@ -1,7 +1,9 @@
 // The system's forward over a batch, in the pipeline's order, as training and evaluation both run it:
 //   prompt (B hints in one generate, one encoding pass) -> p
-//   with a demonstration encoder (--agent_context demos|both): the batch's demonstrations in one padded
-//   pass -> c [B, C]; `both` gives c to both agent passes beside p; `demos` skips the prompt: c is p
+//   with a demonstration encoder (--agent_context demos|both|cells): the batch's demonstrations in one padded
+//   pass -> c [B, C]; `both` gives c to both agent passes beside p; `demos` skips the prompt: c is p;
+//   `cells` (no c): each test-input cell's read of its task's demonstration cells [d, H, W], added to the
+//   agent's per-cell features after the stem and at every refinement step of both passes
 //   agent on p (no graph: no loss flows through it) -> attempt 1 (before refinement)
 //   memory read + refiner's action on [LN(sg p), sg pooled z_T, the agent's confidence] -> p' = p + W_up a
 //   agent on p' -> attempt 2 (after refinement; the graph the training loss uses)
@@ -47,7 +49,7 @@ export interface SystemForward {
    * the demonstrations the encoder read).
    */
   prompt: PromptBatch;
-  /** The demonstrations' encoding c [B, C] (with gradient in training); null without an encoder. */
+  /** The demonstrations' encoding c [B, C] (with gradient in training); null without an encoder or in cells mode. */
   context: Tensor | null;
   /** The agent's passes before and after refinement. */
   before: AgentBatchOutput;
@@ -63,17 +65,26 @@ export function systemForward(sys: System, examples: Example[], opts: ForwardOpt
   const agentOpts = { maxPadShare: opts.agentPadShare ?? defaultPadShare(sys) };
   const queries = examples.map((ex) => context(ex).query);
   const enc = sys.demoEncoder;
-  // One padded pass over every demonstration of the batch (leave-one-out: context() drops the example's own pair).
-  const c = enc
-    ? timer.time("demos", () => withAutocast(ac, () => enc.forward(demoBatch(examples.map(context), { device: sys.config.device, withQueries: enc.config.pooling === "attention" }))))
-    : null;
+  const cellAttention = sys.demoCells;
+  // One padded pass over every demonstration of the batch (leave-one-out: context() drops the example's own pair):
+  // c in demos/both; in cells, the trunk's cell features read per test-input cell (no pooled c).
+  const demos = enc ? timer.time("demos", () => withAutocast(ac, () => {
+    const ctxs = examples.map(context);
+    const batch = demoBatch(ctxs, { device: sys.config.device, withQueries: !!cellAttention || enc.config.pooling === "attention" });
+    if (!cellAttention) return { c: enc.forward(batch), cells: null };
+    const sizes = ctxs.map((x) => [x.query.length, x.query[0]!.length] as const);
+    return { c: null, cells: cellAttention.forward(enc.cellFeatures(batch), batch, sizes) };
+  })) : null;
+  const c = demos?.c ?? null;
+  const cells = demos?.cells ?? null;
   const demosOnly = agentContext(sys.config) === "demos";
   const prompt = demosOnly ? contextAsPrompt(c!, examples) : withAutocast(ac, () => sys.prompter.embedBatch(examples, { timer }));
   const p = prompt.p;
-  // `both`: c beside p in both passes (the no-grad pass reads it detached); `demos`: c is p itself.
+  // `both`: c beside p in both passes (the no-grad pass reads it detached); `demos`: c is p itself;
+  // `cells`: the per-cell reads after the stem and at every step (detached in the no-grad pass).
   const withContext = !demosOnly && c;
-  const beforeOpts = withContext ? { ...agentOpts, context: c.detach() } : agentOpts;
-  const afterOpts = withContext ? { ...agentOpts, context: c } : agentOpts;
+  const beforeOpts = withContext ? { ...agentOpts, context: c.detach() } : cells ? { ...agentOpts, cells: cells.map((t) => t.detach()), cellsEveryStep: true } : agentOpts;
+  const afterOpts = withContext ? { ...agentOpts, context: c } : cells ? { ...agentOpts, cells, cellsEveryStep: true } : agentOpts;
   const before = timer.time("agent", () => torch.noGrad(() => withAutocast(ac, () => sys.agent.forwardBatch(queries, p, beforeOpts))));
   // The confidence stands in for R_before in the refiner's input: evaluation cannot compute R_before.
   return timer.time("agent", () => {

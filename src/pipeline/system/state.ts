@@ -1,4 +1,4 @@
-// The system's own state, apart from any run: its weights by checkpoint name (agent.*, demo_encoder.*, refiner.*, qwen.*)
+// The system's own state, apart from any run: its weights by checkpoint name (agent.*, demo_encoder.*, demo_cells.*, refiner.*, qwen.*)
 // and an in-memory snapshot of everything a step or an adaptation changes, to put back afterwards (test-time
 // training adapts a copy of the weights per task; the trainer's OOM retry re-runs a step from the same state).
 import { loadLoraStateDict, loraStateDict } from "../../models/lora";
@@ -6,11 +6,12 @@ import * as torch from "../../torch";
 import type { Tensor } from "../../torch";
 import type { System } from "./system";
 
-/** Trainable and persistent tensors by checkpoint name: agent.*, demo_encoder.* (when there is one), refiner.*, and qwen.* (LoRA or full). */
+/** Trainable and persistent tensors by checkpoint name: agent.*, demo_encoder.* and demo_cells.* (when there are), refiner.*, and qwen.* (LoRA or full). */
 export function modelTensors(sys: System): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(sys.agent.stateDict())) out[`agent.${k}`] = t;
   if (sys.demoEncoder) for (const [k, t] of Object.entries(sys.demoEncoder.stateDict())) out[`demo_encoder.${k}`] = t;
+  if (sys.demoCells) for (const [k, t] of Object.entries(sys.demoCells.stateDict())) out[`demo_cells.${k}`] = t;
   for (const [k, t] of Object.entries(sys.refiner.stateDict())) out[`refiner.${k}`] = t;
   if (sys.config.qwen_train === "lora") for (const [k, t] of Object.entries(loraStateDict(sys.qwen))) out[`qwen.${k}`] = t;
   if (sys.config.qwen_train === "full") for (const [k, t] of Object.entries(sys.qwen.stateDict())) out[`qwen.${k}`] = t;
@@ -27,6 +28,9 @@ export function loadModelTensors(sys: System, model: Record<string, Tensor>): vo
   const demo = withPrefix(model, "demo_encoder.");
   if (sys.demoEncoder) sys.demoEncoder.loadStateDict(demo);
   else if (Object.keys(demo).length) throw new Error(`the checkpoint has a demonstration encoder (demo_encoder.*) but the system has none (--agent_context ${sys.config.agent_context ?? "prompt"})`);
+  const cells = withPrefix(model, "demo_cells.");
+  if (sys.demoCells) sys.demoCells.loadStateDict(cells);
+  else if (Object.keys(cells).length) throw new Error(`the checkpoint has a demonstration cell attention (demo_cells.*) but the system has none (--agent_context ${sys.config.agent_context ?? "prompt"})`);
   sys.refiner.loadStateDict(withPrefix(model, "refiner."));
   const q = withPrefix(model, "qwen.");
   if (sys.config.qwen_train === "lora") loadLoraStateDict(sys.qwen, q);

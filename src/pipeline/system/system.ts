@@ -7,6 +7,7 @@ import { QWEN2_LORA_TARGETS, applyLora, loraParameters } from "../../models/lora
 import * as torch from "../../torch";
 import type { Device, Tensor } from "../../torch";
 import { GridAgent } from "./agent";
+import { DemoCellAttention } from "./demo-attention";
 import { DemoEncoder, type DemoPooling } from "./demo-encoder";
 import { DEFAULT_EFE, type EfeConfig } from "../objective/efe";
 import { EpisodicMemory } from "./episodic-memory";
@@ -20,9 +21,12 @@ export type QwenTrain = "lora" | "full" | "frozen";
  * What conditions the agent (--agent_context): `prompt`, Qwen's prompt vector p (the agent of before, no
  * demonstration encoder); `both`, the demonstration encoder's c beside p (AgentConfig.contextDim); `demos`,
  * c in place of p: the agent, the refiner and the memory are built for vectors of demo_channels and read
- * c where they read p, and Qwen does not run in the forward (forward.ts).
+ * c where they read p, and Qwen does not run in the forward (forward.ts); `cells`, p from Qwen as in
+ * prompt mode, and the demonstrations read per cell: each test-input cell attends over its task's
+ * demonstration cells (the encoder's trunk features, DemoCellAttention) and the read is added to the
+ * agent's per-cell features after its stem and at every refinement step (no pooled c).
  */
-export type AgentContext = "prompt" | "demos" | "both";
+export type AgentContext = "prompt" | "demos" | "both" | "cells";
 
 export interface SystemConfig {
   model: string;
@@ -64,8 +68,10 @@ export interface System {
   tokenizer: QwenTokenizer;
   prompter: HybridPrompter;
   agent: GridAgent;
-  /** The demonstration encoder (agent_context demos or both); null for prompt. */
+  /** The demonstration encoder (agent_context demos, both or cells: in cells only its trunk is read); null for prompt. */
   demoEncoder: DemoEncoder | null;
+  /** The per-cell read of the demonstrations (agent_context cells); null otherwise. */
+  demoCells: DemoCellAttention | null;
   refiner: PromptRefiner;
   memory: EpisodicMemory;
 }
@@ -121,13 +127,20 @@ export async function buildSystem(cfg: SystemConfig, opts: BuildOptions = {}): P
   const refiner = new PromptRefiner({ promptDim: P, stateDim: cfg.agent_channels, actionDim: cfg.action_dim, lr: cfg.rl_lr, device: cfg.device });
   // After the agent and the refiner, so that `prompt` mode draws their initialisation as before.
   const demoEncoder = mode === "prompt" ? null : new DemoEncoder({ channels: C, layers: cfg.demo_layers ?? 3, groups: Math.min(8, C), pooling: cfg.demo_pooling ?? "mean" });
+  const demoCells = mode === "cells" ? new DemoCellAttention({ channels: C, agentChannels: cfg.agent_channels }) : null;
   torch.setRngState(saved);
   saved.dispose();
   agent.to(cfg.device);
   demoEncoder?.to(cfg.device);
+  demoCells?.to(cfg.device);
   const memory = new EpisodicMemory({ keyDim: P, actionDim: cfg.action_dim, capacity: cfg.memory_capacity, device: cfg.device });
   const prompter = new HybridPrompter(qwen, tokenizer, { maxPromptTokens: cfg.max_prompt_tokens, hintTokens: cfg.hint_tokens, cache: cfg.qwen_train === "frozen", cudaGraphs: cfg.cuda_graphs ?? "auto" });
-  return { config: cfg, qwen, tokenizer, prompter, agent, demoEncoder, refiner, memory };
+  return { config: cfg, qwen, tokenizer, prompter, agent, demoEncoder, demoCells, refiner, memory };
+}
+
+/** The modules that condition the agent on the demonstrations (none in prompt mode): trained, adapted and toggled with it. */
+export function demoModules(s: Pick<System, "demoEncoder" | "demoCells">): (DemoEncoder | DemoCellAttention)[] {
+  return [...(s.demoEncoder ? [s.demoEncoder] : []), ...(s.demoCells ? [s.demoCells] : [])];
 }
 
 export const defaultEfe = (): EfeConfig => ({ ...DEFAULT_EFE });

@@ -3,11 +3,11 @@
 // fixed number of host reads whatever the batch size (the gradient norms and the scaler's inf check).
 import * as torch from "../../torch";
 import type { Tensor } from "../../torch";
-import { type System, qwenTrainable } from "../system/system";
+import { type System, demoModules, qwenTrainable } from "../system/system";
 import { type GradNorms, groupGradNorms } from "./grad-norms";
 
 export interface Optimizers {
-  /** AdamW over the agent + the demonstration encoder + W_up ("agent" group) and Qwen's trainable weights ("qwen" group). */
+  /** AdamW over the agent + the demonstration encoder (and cell attention) + W_up ("agent" group) and Qwen's trainable weights ("qwen" group). */
   opt: torch.AdamW;
   /** The refiner's own Adam (state norm + MLP). */
   refinerOpt: torch.Adam;
@@ -26,7 +26,7 @@ export interface OptimizerSettings {
 
 export function buildOptimizers(sys: System, s: OptimizerSettings): Optimizers {
   const qwenParams = qwenTrainable(sys);
-  const groups = [{ name: "agent", params: [...sys.agent.parameters(), ...(sys.demoEncoder?.parameters() ?? []), ...sys.refiner.upParameters()], lr: s.agentLr }];
+  const groups = [{ name: "agent", params: [...sys.agent.parameters(), ...demoModules(sys).flatMap((m) => m.parameters()), ...sys.refiner.upParameters()], lr: s.agentLr }];
   if (qwenParams.length) groups.push({ name: "qwen", params: qwenParams, lr: s.qwenLr });
   return {
     opt: new torch.AdamW(groups, { weightDecay: s.weightDecay }),
