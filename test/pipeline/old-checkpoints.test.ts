@@ -26,18 +26,23 @@ function resume(run: string, maxBatches: number): void {
   expect(`${r.err}\nexit ${r.code}`).toMatch(/exit 0$/);
 }
 
-/** Largest absolute difference between two files' tensors of the same names and shapes. */
-function maxDiff(a: string, b: string): number {
+/** The largest and the mean absolute difference between two files' tensors of the same names and shapes. */
+function diff(a: string, b: string): { max: number; mean: number } {
   return torch.scope(() => {
     const ta = loadFile(a);
     const tb = loadFile(b);
     expect(Object.keys(ta).sort()).toEqual(Object.keys(tb).sort());
-    let worst = 0;
+    let max = 0;
+    let sum = 0;
+    let n = 0;
     for (const k of Object.keys(ta)) {
       expect(ta[k].shape).toEqual(tb[k].shape);
-      worst = Math.max(worst, ta[k].to({ dtype: "float64" }).sub(tb[k].to({ dtype: "float64" })).abs().max().item());
+      const d = ta[k].to({ dtype: "float64" }).sub(tb[k].to({ dtype: "float64" })).abs();
+      max = Math.max(max, d.max().item());
+      sum += d.sum().item();
+      n += d.numel();
     }
-    return worst;
+    return { max, mean: sum / n };
   });
 }
 
@@ -46,13 +51,22 @@ describe("a run folder from before the layout change", () => {
     const once = copyOfOldRun();
     resume(once, 4);
     const step4 = join(once, "checkpoints", "step_000000004", "model.safetensors");
-    // The old run was written by LibTorch 1.13; another LibTorch may round differently in the last bits.
-    expect(maxDiff(step4, join(OLD_RUN, "expected-step4-model.safetensors"))).toBeLessThan(1e-5);
+    const old = diff(step4, join(OLD_RUN, "expected-step4-model.safetensors"));
+    if (torch.version().libtorch.startsWith("1.13")) {
+      // The LibTorch that wrote the old run: its step 4, bit for bit.
+      expect(old.max).toBe(0);
+    } else {
+      // Another LibTorch rounds differently in the last bits, and Adam's normalised step turns that into up
+      // to lr (1e-3) a step on a weight whose gradient is near 0; a resume that lost the optimizer's state
+      // or the position would move every weight by about lr.
+      expect(old.max).toBeLessThan(2e-3);
+      expect(old.mean).toBeLessThan(1e-5);
+    }
 
     const twice = copyOfOldRun();
     resume(twice, 3);
     resume(twice, 4);
-    expect(maxDiff(join(twice, "checkpoints", "step_000000004", "model.safetensors"), step4)).toBe(0);
+    expect(diff(join(twice, "checkpoints", "step_000000004", "model.safetensors"), step4).max).toBe(0);
   });
 
   test("evaluates as it did: the same attempts and counts", () => {
