@@ -4,7 +4,9 @@ import { expect } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { DEFAULTS } from "../../src/pipeline/config/train-config";
 import { verifyCheckpoint } from "../../src/pipeline/run/checkpoint";
+import { DEFAULTED_SINCE_V2, MIGRATIONS } from "../../src/pipeline/run/migrations";
 
 /** Replaces `file` in checkpoint `dir` with `data` (null: removes it) and re-manifests the folder; it still verifies. */
 export function replaceVerified(dir: string, file: string, data: Buffer | string | null): void {
@@ -18,5 +20,33 @@ export function replaceVerified(dir: string, file: string, data: Buffer | string
     m.files[file] = { bytes: buf.length, sha256: createHash("sha256").update(buf).digest("hex") };
   }
   writeFileSync(join(dir, "manifest.json"), JSON.stringify(m, null, 2));
+  expect(verifyCheckpoint(dir).ok).toBe(true);
+}
+
+/**
+ * A run config as a version-1 build wrote it: without the flags added since that the migrations fill
+ * (only where the run's value is the one the migration would fill, so the run is unchanged once migrated).
+ */
+export function asVersion1Config(config: Record<string, unknown>): Record<string, unknown> {
+  const filled = MIGRATIONS[0].config({});
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) {
+    const addedLater = (DEFAULTED_SINCE_V2 as readonly string[]).includes(k) ? JSON.stringify(v) === JSON.stringify(DEFAULTS[k as keyof typeof DEFAULTS]) : k in filled && JSON.stringify(v) === JSON.stringify(filled[k]);
+    if (!addedLater) out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * Rewrites checkpoint `dir` (written by today's build) as a version-1 build wrote it: its manifest's
+ * version 1, and its state.json without what version 2 added (the data-parallel world, the learning-rate
+ * schedule, the flags added since); it still verifies, and loading it must migrate it.
+ */
+export function asVersion1Checkpoint(dir: string): void {
+  const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8"));
+  const { dataParallel: _world, lr_schedule: _schedule, ...rest } = state;
+  replaceVerified(dir, "state.json", JSON.stringify({ ...rest, ...(rest.config ? { config: asVersion1Config(rest.config) } : {}) }));
+  const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify({ ...m, version: 1 }, null, 2));
   expect(verifyCheckpoint(dir).ok).toBe(true);
 }

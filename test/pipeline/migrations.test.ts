@@ -1,13 +1,14 @@
 // Checkpoint migrations (src/pipeline/run/migrations.ts): a version-1 state.json and config become today's
 // shape, a checkpoint from a newer build is refused naming its version, and the steps form one chain.
 import { afterAll, describe, expect, test } from "bun:test";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULTS } from "../../src/pipeline/config/train-config";
-import { CHECKPOINT_VERSION, readCheckpointState, readManifest, verifyCheckpoint } from "../../src/pipeline/run/checkpoint";
+import { CHECKPOINT_VERSION, readCheckpointState, readManifest, saveCheckpoint, verifyCheckpoint } from "../../src/pipeline/run/checkpoint";
+import * as torch from "../../src/torch";
+import { asVersion1Checkpoint } from "../helpers/checkpoints";
 import { DEFAULTED_SINCE_V2, MIGRATIONS, OLDEST_VERSION, migrateConfig, migrateState, migrationsFrom, savedRunConfig } from "../../src/pipeline/run/migrations";
-import { FIXTURES } from "../helpers/fixtures";
 
 const tmp = mkdtempSync(join(tmpdir(), "migrations-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -75,8 +76,11 @@ describe("checkpoint migrations", () => {
   });
 
   test("a version-1 checkpoint verifies and reads migrated; one from the future is refused, naming its version", () => {
-    const dir = join(tmp, "step_000000002");
-    cpSync(join(FIXTURES, "run-v1", "checkpoints", "step_000000002"), dir, { recursive: true });
+    // A checkpoint of today's build, rewritten as a version-1 build wrote it (no dataParallel, manifest version 1).
+    const dir = torch.scope(() => saveCheckpoint(tmp, { step: 2, tensors: { model: { w: torch.full([3], 2) } }, state: { config: { ...DEFAULTS }, dataParallel: { world: 1 } } }));
+    asVersion1Checkpoint(dir);
+    expect(readCheckpointState(dir).dataParallel).toEqual({ world: 1 });
+    expect(JSON.parse(readFileSync(join(dir, "state.json"), "utf8")).dataParallel).toBeUndefined();
     expect(readManifest(dir)).toMatchObject({ ok: true, manifest: { version: 1 } });
     expect(verifyCheckpoint(dir).ok).toBe(true);
     expect(readCheckpointState(dir).dataParallel).toEqual({ world: 1 });
