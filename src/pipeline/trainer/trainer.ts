@@ -239,11 +239,11 @@ async function trainRun(
   const run = openRun();
   const optimizers = buildOptimizers(sys, { agentLr: cfg.agent_lr, qwenLr: cfg.qwen_lr, weightDecay: cfg.weight_decay, scaleLoss: cfg.device.startsWith("cuda") && cfg.amp_dtype === "fp16" });
   const parts: TrainingParts = { config: cfg, savedConfig: savedCfg, sys, opt: optimizers.opt, refinerOpt: optimizers.refinerOpt, scaler: optimizers.scaler, rank, world, data: data.identity };
-  const warn = lrScheduleWarning(cfg, totalOptimizerSteps({ epochs: cfg.epochs, batchesPerEpoch, gradAccum: cfg.grad_accum }));
-  if (warn && lead && !candidates) io.err(warn);
-
   // The learning-rate schedule spans the whole planned run, as λ_size does (--max_batches only stops early).
   const totalSteps = totalOptimizerSteps({ epochs: cfg.epochs, batchesPerEpoch, gradAccum: cfg.grad_accum });
+  const warn = lrScheduleWarning(cfg, totalSteps);
+  if (warn && lead && !candidates) io.err(warn);
+
   const baseLrs = { agent: cfg.agent_lr, qwen: cfg.qwen_lr, refiner: cfg.rl_lr };
   let schedule = LrSchedule.fromFlags(cfg, totalSteps, baseLrs);
   let pos: Position = { step: 0, epoch: 0, batchInEpoch: 0, window: emptyWindow(), epochWindow: emptyWindow(), lastValidation: null };
