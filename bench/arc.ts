@@ -25,7 +25,11 @@ const USAGE = `Usage: bun bench/arc.ts [options]
   --device D          cpu (default) or cuda: training's and evaluation's
   --train_minutes M   the training budget, wall clock (default 30)
   --train_args "..."  extra scripts/train.ts flags (default: none; the bench sets --model tiny
-                      --data <arc> --device D --val_max 64 --quiet)
+                      --data <train_data> --device D --val_max 64 --quiet)
+  --train_data D      training's --data (default: the ARC-AGI-2 folder of --arc; e.g. synthetic: the
+                      generator's training split, whose seeds the synthetic evaluation tasks never use)
+  --modes LIST        which of plain,votes,ttt,both to score (default all four)
+  --sets LIST         which of arc,synthetic to score (default both)
   --arc DIR           ARC-AGI-2 (training/ and evaluation/; default ../shared/data/arc/ARC-AGI-2, else arc-agi-2)
   --synthetic N       synthetic evaluation tasks (default 200)
   --max_tasks N       at most N tasks of each set (default: all)
@@ -41,6 +45,9 @@ const { values: a } = parseArgs({
     device: { type: "string", default: "cpu" },
     train_minutes: { type: "string", default: "30" },
     train_args: { type: "string", default: "" },
+    train_data: { type: "string" },
+    modes: { type: "string", default: "plain,votes,ttt,both" },
+    sets: { type: "string", default: "arc,synthetic" },
     arc: { type: "string" },
     synthetic: { type: "string", default: "200" },
     max_tasks: { type: "string", default: "0" },
@@ -81,8 +88,21 @@ const ttt = {
   seed: 0,
   qwen: false,
 };
+const MODES = ["plain", "votes", "ttt", "both"];
+const listOf = (k: "modes" | "sets", all: string[]): string[] => {
+  const xs = a[k]!.split(",").map((x) => x.trim()).filter(Boolean);
+  const bad = xs.find((x) => !all.includes(x));
+  if (bad !== undefined || xs.length === 0) {
+    console.error(`bench/arc: --${k} takes a comma-separated list of ${all.join(", ")}; got "${a[k]}"`);
+    process.exit(2);
+  }
+  return xs;
+};
+const modes = listOf("modes", MODES);
+const setNames = listOf("sets", ["arc", "synthetic"]);
 const sharedArc = join(ROOT, "..", "shared", "data", "arc", "ARC-AGI-2");
 const arcData = a.arc ? resolve(a.arc) : existsSync(sharedArc) ? sharedArc : "arc-agi-2";
+const trainData = a.train_data ?? arcData;
 const work = mkdtempSync(join(tmpdir(), "arc-bench-"));
 
 /** What a run's metrics say of its training: batches, examples, EFE at the start and end, validations. */
@@ -104,7 +124,7 @@ function trainingSummary(run: string, args: string[] | null, wallSeconds: number
 /** Trains for the budget, stopped by SIGINT as a user stops it; the run's last checkpoint and its figures. */
 async function trainCheckpoint(): Promise<{ checkpoint: string; training: Record<string, unknown> }> {
   const runDir = join(work, "runs");
-  const args = ["scripts/train.ts", "--model", "tiny", "--data", arcData, "--device", a.device, "--val_max", "64", "--quiet", "--run_dir", runDir, ...a.train_args.split(/\s+/).filter(Boolean)];
+  const args = ["scripts/train.ts", "--model", "tiny", "--data", trainData, "--device", a.device, "--val_max", "64", "--quiet", "--run_dir", runDir, ...a.train_args.split(/\s+/).filter(Boolean)];
   const t0 = performance.now();
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let tail = "";
@@ -149,14 +169,15 @@ function identityBaseline(examples: Example[]): { cellAcc: number; exact: number
 async function evaluateSet(checkpoint: string, data: string, tasks: Task[]): Promise<Record<string, unknown>> {
   const examples = testExamples(tasks);
   const max = examples.length;
-  const modes: Record<string, { votes: number; ttt: typeof ttt | undefined }> = {
+  const settings: Record<string, { votes: number; ttt: typeof ttt | undefined }> = {
     plain: { votes: 1, ttt: undefined },
     votes: { votes, ttt: undefined },
     ttt: { votes: 1, ttt },
     both: { votes, ttt },
   };
   const out: Record<string, Record<string, unknown>> = {};
-  for (const [name, m] of Object.entries(modes)) {
+  for (const name of modes) {
+    const m = settings[name]!;
     const r = await runEvaluation({
       checkpoint,
       runsBase: work,
@@ -187,9 +208,12 @@ if (a.train_only) {
 }
 console.error(`bench/arc: evaluating ${checkpoint}`);
 const cap = (ts: Task[]) => (maxTasks > 0 ? ts.slice(0, maxTasks) : ts);
-const arc = await loadDataset(arcData, {});
-const sets = [await evaluateSet(checkpoint, arcData, cap(arc.evaluation))];
-if (syntheticTasks > 0) {
+const sets: Record<string, unknown>[] = [];
+if (setNames.includes("arc")) {
+  const arc = await loadDataset(arcData, {});
+  sets.push(await evaluateSet(checkpoint, arcData, cap(arc.evaluation)));
+}
+if (setNames.includes("synthetic") && syntheticTasks > 0) {
   // Written as a dataset folder, so evaluation reads the tasks by eval.ts's own --data route.
   // Only the tasks evaluated go in, so the folder's order (by id) cannot change which ones --max_tasks keeps.
   const synthetic = syntheticDataset({ training: 1, evaluation: syntheticTasks, seed: 0 });
@@ -202,6 +226,8 @@ const result = {
   machine: machine(),
   checkpoint,
   training,
+  trainData,
+  modes,
   votes,
   ttt,
   sets,
