@@ -55,6 +55,9 @@ step train_b4 100 "$TRAIN --batch_sizes 4 --amp_dtype fp16 --grad_checkpointing 
 step smoke 90 "bun scripts/train.ts --preset smoke --max_batches 10 --device cuda --run_dir /tmp/gpu-runs --quiet && bun scripts/eval.ts --checkpoint best --run_dir /tmp/gpu-runs --split val --quiet"
 # Data parallel over NCCL (a group of one: NCCL refuses two ranks on one GPU); ran green on 2026-12-04.
 step nccl_trainer 90 "bun bench/ddp.ts --device cuda --backend nccl --group_of_one --skip_allreduce --out $OUT/ddp-nccl-trainer.json"
+# Issue 27's bench on the GPU, last (skipped when the budget is spent): the per-cell read trained 2 minutes on
+# the generator's training split, scored plain and with votes on 200 synthetic tasks no run trained on.
+step arc_cells 200 "bun bench/arc.ts --device cuda --train_minutes 2 --train_data synthetic --train_args='--agent_context cells' --sets synthetic --modes plain,votes --out $OUT/arc-cuda-cells.json"
 echo "done in $(( $(date +%s) - t_start )) s; results in $OUT" | tee -a "$OUT/summary.txt"
 # Eight files come back at most: everything in one archive.
 tar -C "$OUT" -czf /tmp/gpu-results.tgz . && rm -rf "${OUT:?}"/* && mv /tmp/gpu-results.tgz "$OUT/gpu-results.tgz"
