@@ -8,6 +8,7 @@
 //
 //   bun bench/arc.ts --train_minutes 30 --out bench/results/arc-cpu-$(date +%F).json
 //   bun bench/arc.ts --checkpoint runs/arc_.../checkpoints/step_000300 --max_tasks 20
+//   bun bench/arc.ts --train_data synthetic --train_args="--agent_context cells" --modes plain,votes
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,8 +25,8 @@ const USAGE = `Usage: bun bench/arc.ts [options]
   --checkpoint DIR    evaluate this checkpoint folder (default: train one first)
   --device D          cpu (default) or cuda: training's and evaluation's
   --train_minutes M   the training budget, wall clock (default 30)
-  --train_args "..."  extra scripts/train.ts flags (default: none; the bench sets --model tiny
-                      --data <train_data> --device D --val_max 64 --quiet)
+  --train_args="..."  extra scripts/train.ts flags, after "=" (their value starts with a dash); default
+                      none; the bench sets --model tiny --data <train_data> --device D --val_max 64 --quiet
   --train_data D      training's --data (default: the ARC-AGI-2 folder of --arc; e.g. synthetic: the
                       generator's training split, whose seeds the synthetic evaluation tasks never use)
   --modes LIST        which of plain,votes,ttt,both to score (default all four)
