@@ -89,7 +89,13 @@ const ttt = {
   seed: 0,
   qwen: false,
 };
-const MODES = ["plain", "votes", "ttt", "both"];
+/** The four ways eval.ts can answer, by the name --modes and the results use. */
+const MODE_SETTINGS: Record<string, { votes: number; ttt: typeof ttt | undefined }> = {
+  plain: { votes: 1, ttt: undefined },
+  votes: { votes, ttt: undefined },
+  ttt: { votes: 1, ttt },
+  both: { votes, ttt },
+};
 const listOf = (k: "modes" | "sets", all: string[]): string[] => {
   const xs = a[k]!.split(",").map((x) => x.trim()).filter(Boolean);
   const bad = xs.find((x) => !all.includes(x));
@@ -99,7 +105,7 @@ const listOf = (k: "modes" | "sets", all: string[]): string[] => {
   }
   return xs;
 };
-const modes = listOf("modes", MODES);
+const modes = listOf("modes", Object.keys(MODE_SETTINGS));
 const setNames = listOf("sets", ["arc", "synthetic"]);
 const sharedArc = join(ROOT, "..", "shared", "data", "arc", "ARC-AGI-2");
 const arcData = a.arc ? resolve(a.arc) : existsSync(sharedArc) ? sharedArc : "arc-agi-2";
@@ -170,15 +176,9 @@ function identityBaseline(examples: Example[]): { cellAcc: number; exact: number
 async function evaluateSet(checkpoint: string, data: string, tasks: Task[]): Promise<Record<string, unknown>> {
   const examples = testExamples(tasks);
   const max = examples.length;
-  const settings: Record<string, { votes: number; ttt: typeof ttt | undefined }> = {
-    plain: { votes: 1, ttt: undefined },
-    votes: { votes, ttt: undefined },
-    ttt: { votes: 1, ttt },
-    both: { votes, ttt },
-  };
   const out: Record<string, Record<string, unknown>> = {};
   for (const name of modes) {
-    const m = settings[name]!;
+    const m = MODE_SETTINGS[name]!;
     const r = await runEvaluation({
       checkpoint,
       runsBase: work,

@@ -9,14 +9,13 @@ import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as torch from "../../src/torch";
 import { loadFile } from "../../src/torch/safetensors";
-import { readManifest } from "../../src/pipeline/run/checkpoint";
+import { readManifest, stepDirName } from "../../src/pipeline/run/checkpoint";
 import { asVersion1Checkpoint, asVersion1Config } from "../helpers/checkpoints";
 import { FIXTURES } from "../helpers/fixtures";
 import { CPU, EVAL, TRAIN, runScript, tempFolders } from "../helpers/scripts";
 
 const fresh = tempFolders("old-ckpt-");
 const LIMIT_MS = 360_000;
-const STEP = (n: number) => `step_00000000${n}`;
 
 function ok(script: string, args: string[]): void {
   const r = runScript(script, args, LIMIT_MS);
@@ -35,11 +34,11 @@ beforeAll(() => {
 function version1Copy(): string {
   const dir = join(fresh("v1"), "run");
   cpSync(straight, dir, { recursive: true });
-  for (const d of [STEP(4), "best"]) rmSync(join(dir, "checkpoints", d), { recursive: true, force: true });
-  asVersion1Checkpoint(join(dir, "checkpoints", STEP(2)));
+  for (const d of [stepDirName(4), "best"]) rmSync(join(dir, "checkpoints", d), { recursive: true, force: true });
+  asVersion1Checkpoint(join(dir, "checkpoints", stepDirName(2)));
   const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
   writeFileSync(join(dir, "config.json"), JSON.stringify(asVersion1Config(config), null, 2));
-  expect(readManifest(join(dir, "checkpoints", STEP(2)))).toMatchObject({ ok: true, manifest: { version: 1 } });
+  expect(readManifest(join(dir, "checkpoints", stepDirName(2)))).toMatchObject({ ok: true, manifest: { version: 1 } });
   return dir;
 }
 
@@ -54,20 +53,20 @@ function sameTensors(a: string, b: string): boolean {
 
 describe("a run folder in checkpoint format 1", () => {
   test("resumes: step 2 -> 4, and 2 -> 3 -> 4, reach the run's own step-4 weights bit for bit", () => {
-    const want = join(straight, "checkpoints", STEP(4), "model.safetensors");
+    const want = join(straight, "checkpoints", stepDirName(4), "model.safetensors");
     const once = version1Copy();
     ok(TRAIN, ["--resume", once, "--max_batches", "4", ...CPU]);
-    expect(sameTensors(join(once, "checkpoints", STEP(4), "model.safetensors"), want)).toBe(true);
+    expect(sameTensors(join(once, "checkpoints", stepDirName(4), "model.safetensors"), want)).toBe(true);
     const twice = version1Copy();
     ok(TRAIN, ["--resume", twice, "--max_batches", "3", ...CPU]);
     ok(TRAIN, ["--resume", twice, "--max_batches", "4", ...CPU]);
-    expect(sameTensors(join(twice, "checkpoints", STEP(4), "model.safetensors"), want)).toBe(true);
+    expect(sameTensors(join(twice, "checkpoints", stepDirName(4), "model.safetensors"), want)).toBe(true);
   });
 
   test("evaluates as the run's own checkpoint does: the same attempts and counts", () => {
     const evaluate = (run: string) => {
       const out = fresh("eval");
-      ok(EVAL, ["--run", run, "--checkpoint", join(run, "checkpoints", STEP(2)), "--max", "4", "--split", "evaluation", "--out", out, ...CPU]);
+      ok(EVAL, ["--run", run, "--checkpoint", join(run, "checkpoints", stepDirName(2)), "--max", "4", "--split", "evaluation", "--out", out, ...CPU]);
       const e = JSON.parse(readFileSync(join(out, "eval.json"), "utf8"));
       return { attempts: e.results.map((x: any) => ({ task: x.task, index: x.index, attempts: x.attempts })), summary: { ...e.summary, seconds: 0 } };
     };
