@@ -8,7 +8,7 @@
 //
 //   bun bench/arc.ts --train_minutes 30 --out bench/results/arc-cpu-$(date +%F).json
 //   bun bench/arc.ts --checkpoint runs/arc_.../checkpoints/step_000300 --max_tasks 20
-//   bun bench/arc.ts --train_data synthetic --train_args="--agent_context cells" --modes plain,votes
+//   bun bench/arc.ts --train_data synthetic:6000 --train_args="--agent_context cells" --modes plain,votes
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,7 +28,8 @@ const USAGE = `Usage: bun bench/arc.ts [options]
   --train_args="..."  extra scripts/train.ts flags, after "=" (their value starts with a dash); default
                       none; the bench sets --model tiny --data <train_data> --device D --val_max 64 --quiet
   --train_data D      training's --data (default: the ARC-AGI-2 folder of --arc; e.g. synthetic: the
-                      generator's training split, whose seeds the synthetic evaluation tasks never use)
+                      generator's 360-task training split, whose seeds the synthetic evaluation tasks never
+                      use; synthetic:N: N tasks of it, so a long budget sees fresh tasks, not 360 again)
   --modes LIST        which of plain,votes,ttt,both to score (default all four)
   --sets LIST         which of arc,synthetic to score (default both)
   --arc DIR           ARC-AGI-2 (training/ and evaluation/; default ../shared/data/arc/ARC-AGI-2, else arc-agi-2)

@@ -36,7 +36,7 @@ export const COMMON_HELP = `Example:
   --task ID               a task id in --data, a task file (.json), or a synthetic id FAMILY-SEED (required)
   --pair N                which pair (default 0): a train pair, left out of the prompt (its output is the target)
   --test                  use test pair N instead (the prompt shows every train pair)
-  --data SPEC             a folder, a task file, arc-agi-1, arc-agi-2 or synthetic
+  --data SPEC             a folder, a task file, arc-agi-1, arc-agi-2, synthetic or synthetic:N
                           (default ../shared/data/arc/ARC-AGI-2 when it exists, else synthetic)
 
 System (as scripts/train.ts builds it, untrained):

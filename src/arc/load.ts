@@ -1,5 +1,5 @@
 // Reading tasks from disk and resolving `--data`: a path (one task file, a folder of task files, or a
-// folder with training/ and evaluation/), a public dataset name (downloaded once), or `synthetic`.
+// folder with training/ and evaluation/), a public dataset name (downloaded once), or `synthetic[:N]`.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { DATASETS, downloadDataset, type DatasetName, type DownloadOptions } from "./download.ts";
@@ -108,14 +108,35 @@ function badTaskPolicy(bad: string[], opts: LoadOptions): void {
 }
 
 export const DATA_SPEC_HELP =
-  "--data takes a task file, a folder of task files, a folder with training/ and evaluation/, arc-agi-1, arc-agi-2 or synthetic";
+  "--data takes a task file, a folder of task files, a folder with training/ and evaluation/, arc-agi-1, arc-agi-2, synthetic or synthetic:N";
+
+/**
+ * `synthetic` or `synthetic:N` as the generator's options: N training tasks (default 360, 20 per family)
+ * beside the same 90 evaluation tasks. Task i of a split has the same seed whatever N is, so synthetic:N
+ * extends synthetic's tasks instead of replacing them. Null for any other spec; a bad N is an error.
+ */
+export function syntheticSpec(spec: string): SyntheticDatasetOptions | null {
+  if (spec === "synthetic") return {};
+  const m = /^synthetic:(.*)$/.exec(spec);
+  if (!m) return null;
+  const n = Number(m[1]);
+  if (!/^\d+$/.test(m[1]!) || !Number.isSafeInteger(n) || n < 1)
+    throw new ArcDataError(`--data ${spec}: N in synthetic:N is the number of training tasks, a whole number from 1 (e.g. synthetic:6000)`);
+  return { training: n };
+}
+
+/** Whether `spec` is a name the loader knows (not a path): arc-agi-1, arc-agi-2, synthetic or synthetic:N. */
+export function isBuiltInData(spec: string): boolean {
+  return Object.hasOwn(DATASETS, spec) || /^synthetic(:|$)/.test(spec);
+}
 
 /**
  * Resolve `--data`. Names are matched exactly (lower case) before paths: write `./arc-agi-2` for a local folder
  * of that name. A single file or a flat folder has no split: its tasks are both training and evaluation.
  */
 export async function loadDataset(spec: string, opts: LoadOptions = {}): Promise<Dataset> {
-  if (spec === "synthetic") return syntheticDataset(opts.synthetic);
+  const synthetic = syntheticSpec(spec);
+  if (synthetic) return syntheticDataset({ ...synthetic, ...opts.synthetic });
   const bad: string[] = [];
   let ds: Dataset;
   if (Object.hasOwn(DATASETS, spec)) {

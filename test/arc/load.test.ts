@@ -60,7 +60,7 @@ describe("--data resolution", () => {
 
   test("a missing path, an empty folder and an unreadable file are ArcDataErrors", async () => {
     await expect(loadDataset("/no/such/place")).rejects.toThrow(
-      "/no/such/place: no such file or folder (--data takes a task file, a folder of task files, a folder with training/ and evaluation/, arc-agi-1, arc-agi-2 or synthetic)",
+      "/no/such/place: no such file or folder (--data takes a task file, a folder of task files, a folder with training/ and evaluation/, arc-agi-1, arc-agi-2, synthetic or synthetic:N)",
     );
     const empty = tmp();
     expect(() => loadTasks(empty)).toThrow(new ArcDataError(`${empty}: no task files (*.json) in this folder`));

@@ -97,6 +97,18 @@ describe("synthetic families", () => {
 });
 
 describe("synthetic dataset", () => {
+  test("synthetic:N: N training tasks that extend synthetic's (task i is the same task), the same evaluation tasks", async () => {
+    const base = await loadDataset("synthetic");
+    const more = await loadDataset("synthetic:400");
+    expect(more.training.length).toBe(400);
+    expect(more.training.slice(0, base.training.length)).toEqual(base.training);
+    expect(more.evaluation).toEqual(base.evaluation);
+    expect(new Set(more.training.map((t) => t.id)).size).toBe(400);
+    expect((await loadDataset("synthetic:5")).training.map((t) => t.id)).toEqual(base.training.slice(0, 5).map((t) => t.id));
+    for (const bad of ["synthetic:0", "synthetic:", "synthetic:1.5", "synthetic:-3", "synthetic:many"])
+      await expect(loadDataset(bad)).rejects.toThrow(`--data ${bad}: N in synthetic:N is the number of training tasks, a whole number from 1 (e.g. synthetic:6000)`);
+  });
+
   test("deterministic, cycles through the families, separate training and evaluation streams", async () => {
     const a = syntheticDataset({ training: 36, evaluation: 18, seed: 3 });
     const b = await loadDataset("synthetic", { synthetic: { training: 36, evaluation: 18, seed: 3 } });

@@ -93,6 +93,7 @@ describe("scripts/train.ts command line", () => {
       { args: ["--best_metric", "loss"], says: /--best_metric must be one of/, fast: true },
       { args: ["--agent_lr", "0"], says: /--agent_lr must be positive/, fast: true },
       { args: ["--data", join(base, "no-such-folder")], says: /--data .*no-such-folder: no such file or folder/, fast: true },
+      { args: ["--data", "synthetic:0"], says: /--data synthetic:0: N in synthetic:N is the number of training tasks, a whole number from 1/, fast: true },
       // Asking about CUDA loads LibTorch (about a second), still before any model or data.
       ...(torch.cuda.isAvailable()
         ? [{ args: ["--device", `cuda:${torch.cuda.deviceCount()}`], says: /only \d+ CUDA device/, fast: false }]

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigFileError, readConfigFile } from "../../util/config-file";
 import { duplicateFlag, joinNegativeValues, parseArgsErrorLine, parseDecimal, parseInteger } from "../../util/flags";
+import { isBuiltInData, syntheticSpec } from "../../arc/index";
 import type { Device } from "../../torch";
 import type { AgentContext, QwenTrain } from "../system/system";
 import type { DemoPooling } from "../system/demo-encoder";
@@ -97,7 +98,7 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   resume: { type: "string", kind: "string", help: "continue the latest run under --run_dir, or the run folder given" },
   max_batches: { type: "string", kind: "int", min: 0, help: "stop after this many batches in all (0 = no limit); leaves a checkpoint" },
   model: { type: "string", kind: "string", help: "Hub id, local folder, or tiny (a small random Qwen2 for tests)" },
-  data: { type: "string", kind: "string", help: "a folder (training/ + evaluation/), a task file, arc-agi-1, arc-agi-2 or synthetic" },
+  data: { type: "string", kind: "string", help: "a folder (training/ + evaluation/), a task file, arc-agi-1, arc-agi-2, synthetic (360 generated training tasks) or synthetic:N (N of them)" },
   seed: { type: "string", kind: "int", min: 0, max: Number.MAX_SAFE_INTEGER, help: "seed of initialisation, data order and sampling" },
   run_dir: { type: "string", kind: "string", help: "where run folders go" },
   run_name: { type: "string", kind: "string", help: "the run's folder under --run_dir and TensorBoard's run name (letters, digits, _ . -; default arc_YYYYMMDD_HHMMSS)" },
@@ -387,8 +388,12 @@ export function validateConfig(c: TrainConfig, env: { cudaAvailable: boolean; cu
   if (m?.[1] && Number(m[1]) >= env.cudaDevices) throw new UsageError(`--device ${device}: only ${env.cudaDevices} CUDA device(s)`);
   const cuda = device.startsWith("cuda");
   if (!cuda && c.amp_dtype === "fp16") c = { ...c, amp_dtype: "none" }; // fp16 autocast is a CUDA feature
-  const known = ["synthetic", "arc-agi-1", "arc-agi-2"];
-  if (!known.includes(c.data) && !existsSync(c.data)) throw new UsageError(`--data ${c.data}: no such file or folder (or use arc-agi-1, arc-agi-2, synthetic)`);
+  try {
+    syntheticSpec(c.data); // a bad synthetic:N is named here, before any model loads
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (!isBuiltInData(c.data) && !existsSync(c.data)) throw new UsageError(`--data ${c.data}: no such file or folder (or use arc-agi-1, arc-agi-2, synthetic, synthetic:N)`);
   if (c.model !== "tiny" && (c.model.startsWith(".") || c.model.startsWith("/")) && !(existsSync(c.model) && statSync(c.model).isDirectory()))
     throw new UsageError(`--model ${c.model}: no such folder (give a Hub id like Qwen/Qwen2.5-1.5B-Instruct, a model folder, or tiny)`);
   if (c.model !== "tiny" && existsSync(c.model) && statSync(c.model).isDirectory()) checkModelJson(c.model);

@@ -5,11 +5,11 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Dataset } from "../../arc/index";
+import { type Dataset, isBuiltInData } from "../../arc/index";
 import { STATE } from "./checkpoint";
 
 export interface DataIdentity {
-  /** Absolute real path of a folder or file; a built-in name (synthetic, arc-agi-1, arc-agi-2) as it is. */
+  /** Absolute real path of a folder or file; a built-in name (synthetic[:N], arc-agi-1, arc-agi-2) as it is. */
   path: string;
   /** Training tasks. */
   count: number;
@@ -19,11 +19,9 @@ export interface DataIdentity {
   tasks: Record<string, string>;
 }
 
-const BUILT_IN = new Set(["synthetic", "arc-agi-1", "arc-agi-2"]);
-
 /** `--data` as the absolute real path it names (a built-in name unchanged). */
 export function resolveDataPath(spec: string): string {
-  if (BUILT_IN.has(spec)) return spec;
+  if (isBuiltInData(spec)) return spec;
   try {
     return realpathSync(spec);
   } catch {
@@ -54,7 +52,7 @@ export function savedDataIdentity(checkpointDir: string): DataIdentity | null {
 export const sameDataPath = (spec: string, saved: DataIdentity): boolean => resolveDataPath(spec) === saved.path;
 
 /** Where the recorded data is now: its path when it still exists (a built-in name always). */
-export const recordedDataPath = (saved: DataIdentity): string | null => (BUILT_IN.has(saved.path) || existsSync(saved.path) ? saved.path : null);
+export const recordedDataPath = (saved: DataIdentity): string | null => (isBuiltInData(saved.path) || existsSync(saved.path) ? saved.path : null);
 
 /** What changed between two identities, in words ("12 of 18 tasks removed (a, b, …)"), or null when nothing did. */
 export function dataChange(saved: DataIdentity, now: DataIdentity): string | null {
