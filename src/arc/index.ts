@@ -3,7 +3,7 @@ export * from "./types.ts";
 export { ArcDataError, BadTaskFilesError } from "./errors.ts";
 export { parseTask, validateGrid, validateTask } from "./validate.ts";
 export { isCombinedChallenges, loadChallenges, loadSolutions, parseChallenges, parseSolutions, scoreSubmission, solutionsFileFor, submissionProblems, type Attempts, type Submission, type SubmissionScore } from "./prize.ts";
-export { DATA_SPEC_HELP, findSplitRoot, findTask, isBuiltInData, loadDataset, loadSplitFolder, loadTask, loadTasks, type LoadOptions, syntheticSpec, writeSplitFolder } from "./load.ts";
+export { DATA_SPEC_HELP, dataSpecProblem, findSplitRoot, findTask, isBuiltInData, loadDataset, loadSplitFolder, loadTask, loadTasks, type LoadOptions, writeSplitFolder } from "./load.ts";
 export { context, epochOrder, splitKey, splitTasks, target, testExamples, trainingExamples, type Context, type Example } from "./examples.ts";
 export { hash32, Rng, seedOf } from "./rng.ts";
 export * from "./augment.ts";

@@ -111,18 +111,28 @@ export const DATA_SPEC_HELP =
   "--data takes a task file, a folder of task files, a folder with training/ and evaluation/, arc-agi-1, arc-agi-2, synthetic or synthetic:N";
 
 /**
+ * Why `spec` cannot be `--data`, found without reading any task (a bad N in synthetic:N, a path that does
+ * not exist), or null. The message starts with the spec; callers put their flag's name before it.
+ */
+export function dataSpecProblem(spec: string): string | null {
+  const n = /^synthetic:(.*)$/.exec(spec)?.[1];
+  if (n !== undefined && !(/^\d+$/.test(n) && Number.isSafeInteger(Number(n)) && Number(n) >= 1))
+    return `${spec}: N in synthetic:N is the number of training tasks, a whole number from 1 (e.g. synthetic:6000)`;
+  if (isBuiltInData(spec) || existsSync(spec)) return null;
+  return `${spec}: no such file or folder (${DATA_SPEC_HELP})`;
+}
+
+/**
  * `synthetic` or `synthetic:N` as the generator's options: N training tasks (default 360, 20 per family)
  * beside the same 90 evaluation tasks. Task i of a split has the same seed whatever N is, so synthetic:N
  * extends synthetic's tasks instead of replacing them. Null for any other spec; a bad N is an error.
  */
 export function syntheticSpec(spec: string): SyntheticDatasetOptions | null {
   if (spec === "synthetic") return {};
-  const m = /^synthetic:(.*)$/.exec(spec);
-  if (!m) return null;
-  const n = Number(m[1]);
-  if (!/^\d+$/.test(m[1]!) || !Number.isSafeInteger(n) || n < 1)
-    throw new ArcDataError(`--data ${spec}: N in synthetic:N is the number of training tasks, a whole number from 1 (e.g. synthetic:6000)`);
-  return { training: n };
+  if (!spec.startsWith("synthetic:")) return null;
+  const problem = dataSpecProblem(spec);
+  if (problem) throw new ArcDataError(`--data ${problem}`);
+  return { training: Number(spec.slice("synthetic:".length)) };
 }
 
 /** Whether `spec` is a name the loader knows (not a path): arc-agi-1, arc-agi-2, synthetic or synthetic:N. */

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigFileError, readConfigFile } from "../../util/config-file";
 import { duplicateFlag, joinNegativeValues, parseArgsErrorLine, parseDecimal, parseInteger } from "../../util/flags";
-import { isBuiltInData, syntheticSpec } from "../../arc/index";
+import { dataSpecProblem } from "../../arc/index";
 import type { Device } from "../../torch";
 import type { AgentContext, QwenTrain } from "../system/system";
 import type { DemoPooling } from "../system/demo-encoder";
@@ -388,12 +388,8 @@ export function validateConfig(c: TrainConfig, env: { cudaAvailable: boolean; cu
   if (m?.[1] && Number(m[1]) >= env.cudaDevices) throw new UsageError(`--device ${device}: only ${env.cudaDevices} CUDA device(s)`);
   const cuda = device.startsWith("cuda");
   if (!cuda && c.amp_dtype === "fp16") c = { ...c, amp_dtype: "none" }; // fp16 autocast is a CUDA feature
-  try {
-    syntheticSpec(c.data); // a bad synthetic:N is named here, before any model loads
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  if (!isBuiltInData(c.data) && !existsSync(c.data)) throw new UsageError(`--data ${c.data}: no such file or folder (or use arc-agi-1, arc-agi-2, synthetic, synthetic:N)`);
+  const dataProblem = dataSpecProblem(c.data);
+  if (dataProblem) throw new UsageError(`--data ${dataProblem}`);
   if (c.model !== "tiny" && (c.model.startsWith(".") || c.model.startsWith("/")) && !(existsSync(c.model) && statSync(c.model).isDirectory()))
     throw new UsageError(`--model ${c.model}: no such folder (give a Hub id like Qwen/Qwen2.5-1.5B-Instruct, a model folder, or tiny)`);
   if (c.model !== "tiny" && existsSync(c.model) && statSync(c.model).isDirectory()) checkModelJson(c.model);
