@@ -96,6 +96,9 @@ describe("preflight", () => {
     expect(() => checkActivationMemory(onCuda, QWEN25_1_5B_CONFIG, "cuda:0", 24 * GiB)).toThrow(/more than cuda:0's /);
     expect(() => checkActivationMemory(huge, TINY_CONFIG, "cuda", 0)).not.toThrow(); // no CUDA here: nothing to compare with
     expect(() => checkActivationMemory(huge, null, "cpu", 24 * GiB)).not.toThrow(); // shape unknown before download
+    // Without a Qwen pass (c in place of p) there are no prompt activations: nothing to refuse; with one, there are.
+    for (const ctx of ["demos", "demos+cells"] as const) expect(() => checkActivationMemory({ ...huge, agent_context: ctx }, TINY_CONFIG, "cpu", 24 * GiB)).not.toThrow();
+    expect(() => checkActivationMemory({ ...huge, agent_context: "cells" }, TINY_CONFIG, "cpu", 24 * GiB)).toThrow(UsageError);
   });
 
   test("the split leaves a training task and, when validating, a validation task", () => {

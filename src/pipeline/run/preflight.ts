@@ -8,6 +8,7 @@ import type { Task } from "../../arc/index";
 import { QWEN2_LORA_TARGETS } from "../../models/lora";
 import { type Qwen2Config, TINY_CONFIG, parseQwen2Config } from "../../models/qwen2";
 import { type TrainConfig, UsageError } from "../config/train-config";
+import { usesPrompt } from "../system/system";
 import { nearestExisting } from "./probe";
 
 /** Free bytes for an unprivileged writer on the file system holding `path`, or null if unknown. */
@@ -105,11 +106,12 @@ export function estimateActivationBytes(c: TrainConfig, q: Qwen2Config | null, a
  * to lower. On CUDA the estimate runs high (an H200 at batch 16 without recomputation: 144 GiB estimated,
  * 116 GiB measured), so only a batch that cannot fit (over 1.5 times the card) is refused; one that may
  * not is a warning, and the out-of-memory handler names the same flags if it happens.
- * `--agent_context demos` runs no encoding pass, so there is nothing to check; the demonstration encoder's
- * own activations (a few channels over a batch's demonstration cells, tens of MB) are left out.
+ * `--agent_context demos` and `demos+cells` run no encoding pass, so there is nothing to check; the
+ * demonstration encoder's own activations (a few channels over a batch's demonstration cells, tens of MB)
+ * are left out.
  */
 export function checkActivationMemory(c: TrainConfig, q: Qwen2Config | null, device: string, totalBytes: number, warn: (line: string) => void = () => {}): void {
-  if (c.agent_context === "demos" || !(totalBytes > 0)) return;
+  if (!usesPrompt(c) || !(totalBytes > 0)) return;
   const cuda = device.startsWith("cuda");
   const need = estimateActivationBytes(c, q, c.amp_dtype === "bf16" || (cuda && c.amp_dtype === "fp16"));
   if (need === null || need <= totalBytes) return;

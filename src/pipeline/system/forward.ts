@@ -3,7 +3,8 @@
 //   with a demonstration encoder (--agent_context demos|both|cells): the batch's demonstrations in one padded
 //   pass -> c [B, C]; `both` gives c to both agent passes beside p; `demos` skips the prompt: c is p;
 //   `cells` (no c): each test-input cell's read of its task's demonstration cells [d, H, W], added to the
-//   agent's per-cell features after the stem and at every refinement step of both passes
+//   agent's per-cell features after the stem and at every refinement step of both passes;
+//   `demos+cells`: both (c is p, no prompt, and the per-cell read), from one pass of the encoder's trunk
 //   agent on p (no graph: no loss flows through it) -> attempt 1 (before refinement)
 //   memory read + refiner's action on [LN(sg p), sg pooled z_T, the agent's confidence] -> p' = p + W_up a
 //   agent on p' -> attempt 2 (after refinement; the graph the training loss uses)
@@ -19,7 +20,7 @@ import { demoBatch } from "./demo-batch";
 import type { PromptBatch } from "./prompt";
 import type { RefinerAction } from "./refiner";
 import { resizeHard } from "./resize";
-import { type System, agentContext } from "./system";
+import { type System, usesPrompt } from "./system";
 
 /** Mixed precision for Qwen and the agent: CUDA float16/bfloat16 or CPU bfloat16; null: full precision. */
 export type Autocast = { device: "cpu" | "cuda"; dtype: torch.DType } | null;
@@ -45,11 +46,11 @@ export interface SystemForward {
   /** The test inputs the agent read. */
   queries: Grid[];
   /**
-   * The prompt's batch; in `demos` mode (no Qwen pass) p is c, with no hint and no tokens (`shown` counts
+   * The prompt's batch; without a Qwen pass (`demos`, `demos+cells`) p is c, with no hint and no tokens (`shown` counts
    * the demonstrations the encoder read).
    */
   prompt: PromptBatch;
-  /** The demonstrations' encoding c [B, C] (with gradient in training); null without an encoder or in cells mode. */
+  /** The demonstrations' encoding c [B, C] (with gradient in training); null without an encoder or in `cells` mode. */
   context: Tensor | null;
   /** The agent's passes before and after refinement. */
   before: AgentBatchOutput;
@@ -66,18 +67,21 @@ export function systemForward(sys: System, examples: Example[], opts: ForwardOpt
   const queries = examples.map((ex) => context(ex).query);
   const enc = sys.demoEncoder;
   const cellAttention = sys.demoCells;
+  // Without Qwen, c stands in for p.
+  const demosOnly = !usesPrompt(sys.config);
   // One padded pass over every demonstration of the batch (leave-one-out: context() drops the example's own pair):
-  // c in demos/both; in cells, the trunk's cell features read per test-input cell (no pooled c).
+  // c in demos/both; in cells, the trunk's cell features read per test-input cell (no pooled c); in demos+cells
+  // the same trunk features give both.
   const demos = enc ? timer.time("demos", () => withAutocast(ac, () => {
     const ctxs = examples.map(context);
     const batch = demoBatch(ctxs, { device: sys.config.device, withQueries: !!cellAttention || enc.config.pooling === "attention" });
     if (!cellAttention) return { c: enc.forward(batch), cells: null };
     const sizes = ctxs.map((x) => [x.query.length, x.query[0]!.length] as const);
-    return { c: null, cells: cellAttention.forward(enc.cellFeatures(batch), batch, sizes) };
+    const h = enc.cellFeatures(batch);
+    return { c: demosOnly ? enc.forward(batch, h) : null, cells: cellAttention.forward(h, batch, sizes) };
   })) : null;
   const c = demos?.c ?? null;
   const cells = demos?.cells ?? null;
-  const demosOnly = agentContext(sys.config) === "demos";
   const prompt = demosOnly ? contextAsPrompt(c!, examples) : withAutocast(ac, () => sys.prompter.embedBatch(examples, { timer }));
   const p = prompt.p;
   // `both`: c beside p in both passes (the no-grad pass reads it detached); `demos`: c is p itself;
@@ -95,7 +99,7 @@ export function systemForward(sys: System, examples: Example[], opts: ForwardOpt
   });
 }
 
-/** `demos` mode's prompt batch: p is c; Qwen did not run, so no hint, no token. */
+/** The prompt batch without Qwen (`demos`, `demos+cells`): p is c; Qwen did not run, so no hint, no token. */
 function contextAsPrompt(c: Tensor, examples: Example[]): PromptBatch {
   const B = examples.length;
   const none = <T>(v: T): T[] => Array.from({ length: B }, () => v);

@@ -24,9 +24,12 @@ export type QwenTrain = "lora" | "full" | "frozen";
  * c where they read p, and Qwen does not run in the forward (forward.ts); `cells`, p from Qwen as in
  * prompt mode, and the demonstrations read per cell: each test-input cell attends over its task's
  * demonstration cells (the encoder's trunk features, DemoCellAttention) and the read is added to the
- * agent's per-cell features after its stem and at every refinement step (no pooled c).
+ * agent's per-cell features after its stem and at every refinement step (no pooled c); `demos+cells`, both
+ * reads of the demonstrations and no Qwen: c in place of p as in `demos`, and the per-cell read as in
+ * `cells`: the mode for a Qwen whose weights carry nothing (random, `--model tiny`), where a step is then
+ * the agent's passes and the demonstrations only.
  */
-export type AgentContext = "prompt" | "demos" | "both" | "cells";
+export type AgentContext = "prompt" | "demos" | "both" | "cells" | "demos+cells";
 
 export interface SystemConfig {
   model: string;
@@ -68,9 +71,9 @@ export interface System {
   tokenizer: QwenTokenizer;
   prompter: HybridPrompter;
   agent: GridAgent;
-  /** The demonstration encoder (agent_context demos, both or cells: in cells only its trunk is read); null for prompt. */
+  /** The demonstration encoder (every agent_context but prompt; in cells only its trunk is read); null for prompt. */
   demoEncoder: DemoEncoder | null;
-  /** The per-cell read of the demonstrations (agent_context cells); null otherwise. */
+  /** The per-cell read of the demonstrations (agent_context cells, demos+cells); null otherwise. */
   demoCells: DemoCellAttention | null;
   refiner: PromptRefiner;
   memory: EpisodicMemory;
@@ -79,8 +82,11 @@ export interface System {
 /** What conditions the agent: the config's agent_context, prompt when absent. */
 export const agentContext = (cfg: Pick<SystemConfig, "agent_context">): AgentContext => cfg.agent_context ?? "prompt";
 
-/** Whether the forward runs Qwen: not in `demos` mode, where c stands in for p. */
-export const usesPrompt = (cfg: Pick<SystemConfig, "agent_context">): boolean => agentContext(cfg) !== "demos";
+/** Whether the forward runs Qwen: not in `demos` or `demos+cells` mode, where c stands in for p. */
+export const usesPrompt = (cfg: Pick<SystemConfig, "agent_context">): boolean => !["demos", "demos+cells"].includes(agentContext(cfg));
+
+/** Whether the agent reads the demonstrations per cell (`cells`, `demos+cells`). */
+export const readsCells = (cfg: Pick<SystemConfig, "agent_context">): boolean => ["cells", "demos+cells"].includes(agentContext(cfg));
 
 /**
  * Qwen's trainable parameters for the configured mode (LoRA adapters, all, or none). None in `demos`
@@ -114,8 +120,8 @@ export async function buildSystem(cfg: SystemConfig, opts: BuildOptions = {}): P
   qwen.model.gradientCheckpointing = cfg.grad_checkpointing ?? "off";
   const mode = agentContext(cfg);
   const C = cfg.demo_channels ?? 64;
-  // p's width: Qwen's hidden size, or in `demos` mode c's, which the agent, the refiner and the memory read in its place.
-  const P = mode === "demos" ? C : qwen.hiddenSize;
+  // p's width: Qwen's hidden size, or without Qwen c's, which the agent, the refiner and the memory read in its place.
+  const P = usesPrompt(cfg) ? qwen.hiddenSize : C;
   const agent = new GridAgent({
     promptDim: P,
     channels: cfg.agent_channels,
@@ -127,7 +133,7 @@ export async function buildSystem(cfg: SystemConfig, opts: BuildOptions = {}): P
   const refiner = new PromptRefiner({ promptDim: P, stateDim: cfg.agent_channels, actionDim: cfg.action_dim, lr: cfg.rl_lr, device: cfg.device });
   // After the agent and the refiner, so that `prompt` mode draws their initialisation as before.
   const demoEncoder = mode === "prompt" ? null : new DemoEncoder({ channels: C, layers: cfg.demo_layers ?? 3, groups: Math.min(8, C), pooling: cfg.demo_pooling ?? "mean" });
-  const demoCells = mode === "cells" ? new DemoCellAttention({ channels: C, agentChannels: cfg.agent_channels }) : null;
+  const demoCells = readsCells(cfg) ? new DemoCellAttention({ channels: C, agentChannels: cfg.agent_channels }) : null;
   torch.setRngState(saved);
   saved.dispose();
   agent.to(cfg.device);
