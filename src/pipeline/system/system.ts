@@ -82,15 +82,27 @@ export interface System {
 /** What conditions the agent: the config's agent_context, prompt when absent. */
 export const agentContext = (cfg: Pick<SystemConfig, "agent_context">): AgentContext => cfg.agent_context ?? "prompt";
 
+/**
+ * What each context runs besides the agent: Qwen's prompt pass (without it c stands in for p) and the
+ * per-cell read of the demonstrations. One row per context, so a new one states both.
+ */
+const CONTEXT_PARTS: Record<AgentContext, { qwen: boolean; cells: boolean }> = {
+  prompt: { qwen: true, cells: false },
+  demos: { qwen: false, cells: false },
+  both: { qwen: true, cells: false },
+  cells: { qwen: true, cells: true },
+  "demos+cells": { qwen: false, cells: true },
+};
+
 /** Whether the forward runs Qwen: not in `demos` or `demos+cells` mode, where c stands in for p. */
-export const usesPrompt = (cfg: Pick<SystemConfig, "agent_context">): boolean => !["demos", "demos+cells"].includes(agentContext(cfg));
+export const usesPrompt = (cfg: Pick<SystemConfig, "agent_context">): boolean => CONTEXT_PARTS[agentContext(cfg)].qwen;
 
 /** Whether the agent reads the demonstrations per cell (`cells`, `demos+cells`). */
-export const readsCells = (cfg: Pick<SystemConfig, "agent_context">): boolean => ["cells", "demos+cells"].includes(agentContext(cfg));
+export const readsCells = (cfg: Pick<SystemConfig, "agent_context">): boolean => CONTEXT_PARTS[agentContext(cfg)].cells;
 
 /**
- * Qwen's trainable parameters for the configured mode (LoRA adapters, all, or none). None in `demos`
- * mode: Qwen is not in its forward, so nothing of it could learn (its tensors are still checkpointed).
+ * Qwen's trainable parameters for the configured mode (LoRA adapters, all, or none). None without a
+ * Qwen pass (`demos`, `demos+cells`): nothing of it could learn (its tensors are still checkpointed).
  */
 export function qwenTrainable(s: System): Tensor[] {
   if (s.config.qwen_train === "frozen" || !usesPrompt(s.config)) return [];
