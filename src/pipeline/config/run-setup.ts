@@ -32,6 +32,7 @@ export function systemConfig(c: TrainConfig): SystemConfig {
     demo_channels: c.demo_channels,
     demo_layers: c.demo_layers,
     demo_pooling: c.demo_pooling,
+    before_weight: c.before_weight,
     rl_lr,
     memory_capacity,
     seed,

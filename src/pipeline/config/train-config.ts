@@ -59,6 +59,7 @@ export interface TrainConfig {
   demo_channels: number;
   demo_layers: number;
   demo_pooling: DemoPooling;
+  before_weight: number;
   memory_capacity: number;
   val_fraction: number;
   val_max: number;
@@ -128,6 +129,7 @@ export const FLAGS: Record<keyof TrainConfig, FlagSpec> = {
   demo_channels: { type: "string", kind: "int", min: 8, help: "demonstration encoder channels (the width of c; every --agent_context but prompt)" },
   demo_layers: { type: "string", kind: "int", min: 0, help: "demonstration encoder conv layers after its stem" },
   demo_pooling: { type: "string", kind: "string", choices: ["mean", "attention"], help: "how a task's demonstration vectors become c: their mean, or attention from the test input" },
+  before_weight: { type: "string", kind: "float", help: "weight of the before-refinement pass's loss (the pass that gives attempt 1) beside the after pass's: 0, the design's objective, trains only the pass on p' = p + W_up a" },
   memory_capacity: { type: "string", kind: "int", min: 1, help: "episodic memory entries" },
   val_fraction: { type: "string", kind: "float", help: "share of training tasks held out for validation" },
   val_max: { type: "string", kind: "int", min: 0, help: "validation examples at most (0 = no validation)" },
@@ -187,6 +189,7 @@ export const DEFAULTS: TrainConfig = {
   demo_channels: 64,
   demo_layers: 3,
   demo_pooling: "mean",
+  before_weight: 0,
   memory_capacity: 2048,
   val_fraction: 0.05,
   val_max: 256,
@@ -367,6 +370,7 @@ export function validateConfig(c: TrainConfig, env: { cudaAvailable: boolean; cu
   for (const k of ["agent_lr", "qwen_lr", "rl_lr"] as const) if (!(c[k] > 0)) throw new UsageError(`--${k} must be positive, got ${c[k]}`);
   if (!(c.weight_decay >= 0)) throw new UsageError(`--weight_decay must be >= 0, got ${c.weight_decay}`);
   if (!(c.clip > 0)) throw new UsageError(`--clip must be positive, got ${c.clip}`);
+  if (!(c.before_weight >= 0 && Number.isFinite(c.before_weight))) throw new UsageError(`--before_weight must be a finite number >= 0, got ${c.before_weight}`);
   if (!c.resume) checkCheckpointInterval(c);
   const schedule = lrScheduleProblem(c);
   if (schedule) throw new UsageError(schedule);

@@ -58,7 +58,7 @@ const FLAGS_ADDED_IN_V1: Partial<TrainConfig> = {
  * savedRunConfig fills them from DEFAULTS (a run before --agent_context conditioned its agent on the
  * prompt alone, which is `prompt`, the default). A flag whose absence means anything else needs a step.
  */
-export const DEFAULTED_SINCE_V2: readonly (keyof TrainConfig)[] = ["agent_context", "demo_channels", "demo_layers", "demo_pooling", "run_name", "eval_every", "lr_scheduler", "warmup_steps", "warmup_ratio"];
+export const DEFAULTED_SINCE_V2: readonly (keyof TrainConfig)[] = ["agent_context", "demo_channels", "demo_layers", "demo_pooling", "before_weight", "run_name", "eval_every", "lr_scheduler", "warmup_steps", "warmup_ratio"];
 
 /** The episodic memory's counters (system/episodic-memory.ts stateJson). */
 const MEMORY_COUNTERS = ["updates", "writes", "evictions", "rejected", "reads", "hitReads"] as const;

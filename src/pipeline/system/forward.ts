@@ -5,7 +5,7 @@
 //   `cells` (no c): each test-input cell's read of its task's demonstration cells [d, H, W], added to the
 //   agent's per-cell features after the stem and at every refinement step of both passes;
 //   `demos+cells`: both (c is p, no prompt, and the per-cell read), from one pass of the encoder's trunk
-//   agent on p (no graph: no loss flows through it) -> attempt 1 (before refinement)
+//   agent on p -> attempt 1 (before refinement; no graph unless --before_weight puts its EFE in the loss)
 //   memory read + refiner's action on [LN(sg p), sg pooled z_T, the agent's confidence] -> p' = p + W_up a
 //   agent on p' -> attempt 2 (after refinement; the graph the training loss uses)
 // Training draws the refiner's action (keyed noise); evaluation takes its mean (`deterministic`).
@@ -40,6 +40,8 @@ export interface ForwardOptions {
   noise?: Tensor | null;
   /** The policy's mean action (evaluation). */
   deterministic?: boolean;
+  /** Keep the before-refinement pass's graph (its EFE is in the loss: SystemConfig.before_weight > 0). */
+  trainBefore?: boolean;
 }
 
 export interface SystemForward {
@@ -84,12 +86,14 @@ export function systemForward(sys: System, examples: Example[], opts: ForwardOpt
   const cells = demos?.cells ?? null;
   const prompt = demosOnly ? contextAsPrompt(c!, examples) : withAutocast(ac, () => sys.prompter.embedBatch(examples, { timer }));
   const p = prompt.p;
-  // `both`: c beside p in both passes (the no-grad pass reads it detached); `demos`: c is p itself;
-  // `cells`: the per-cell reads after the stem and at every step (detached in the no-grad pass).
+  // `both`: c beside p in both passes; `demos`: c is p itself; `cells`: the per-cell reads after the stem
+  // and at every step. The before pass reads c and the cells detached unless it is trained (trainBefore).
   const withContext = !demosOnly && c;
-  const beforeOpts = withContext ? { ...agentOpts, context: c.detach() } : cells ? { ...agentOpts, cells: cells.map((t) => t.detach()), cellsEveryStep: true } : agentOpts;
+  const keep = opts.trainBefore === true;
+  const beforeOpts = withContext ? { ...agentOpts, context: keep ? c : c.detach() } : cells ? { ...agentOpts, cells: keep ? cells : cells.map((t) => t.detach()), cellsEveryStep: true } : agentOpts;
   const afterOpts = withContext ? { ...agentOpts, context: c } : cells ? { ...agentOpts, cells, cellsEveryStep: true } : agentOpts;
-  const before = timer.time("agent", () => torch.noGrad(() => withAutocast(ac, () => sys.agent.forwardBatch(queries, p, beforeOpts))));
+  const beforePass = () => withAutocast(ac, () => sys.agent.forwardBatch(queries, p, beforeOpts));
+  const before = timer.time("agent", () => (keep ? beforePass() : torch.noGrad(beforePass)));
   // The confidence stands in for R_before in the refiner's input: evaluation cannot compute R_before.
   return timer.time("agent", () => {
     const memory = sys.memory.readBatch(p);

@@ -52,6 +52,11 @@ export interface SystemConfig {
   demo_channels?: number;
   demo_layers?: number;
   demo_pooling?: DemoPooling;
+  /**
+   * Weight of the before-refinement pass's EFE loss beside the after pass's (--before_weight); absent or 0:
+   * the design's objective, where the before pass (attempt 1) runs without a graph and no loss trains it.
+   */
+  before_weight?: number;
   action_dim: number;
   rl_lr: number;
   memory_capacity: number;

@@ -141,27 +141,32 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
   // for the device's queue, which is near empty here (the last step's host reads drained it) and would be
   // full of this batch's prompt and agent work later.
   const noise = opts.noise ? actionNoise(opts.noise, B, sys.refiner.actionDim, sys.refiner.device) : null;
-  const { prompt, before, after, memory: mem, action: act } = systemForward(sys, examples, { autocast: opts.autocast, agentPadShare: opts.agentPadShare, timer, noise });
+  const beforeWeight = sys.config.before_weight ?? 0;
+  const { prompt, before, after, memory: mem, action: act } = systemForward(sys, examples, { autocast: opts.autocast, agentPadShare: opts.agentPadShare, timer, noise, trainBefore: beforeWeight > 0 });
   const p = prompt.p;
 
-  // EFE + reward loss per example on the after-refinement logits at its target size, and the hard
-  // predictions of both passes at the target size: all on the device, then one transfer.
-  const { terms, host } = timer.time("loss", () => {
-    const terms: EfeDevice[] = targets.map((tgt, i) =>
-      efeLossDevice(
-        {
-          logits: resizeLogits(after.logits[i], tgt.length, tgt[0].length),
-          target: gridTensor(tgt, dev),
-          heightLogits: after.heightLogits.select(0, i),
-          widthLogits: after.widthLogits.select(0, i),
-          sizeWeight: opts.sizeWeight,
-        },
-        sys.config.efe,
-      ),
-    );
+  // EFE + reward loss per example on the after-refinement logits at its target size (and, with
+  // before_weight > 0, the same loss on the before pass, weighted), and the hard predictions of both
+  // passes at the target size: all on the device, then one transfer.
+  const { terms, beforeTotals, host } = timer.time("loss", () => {
+    const lossOf = (out: AgentBatchOutput): EfeDevice[] =>
+      targets.map((tgt, i) =>
+        efeLossDevice(
+          {
+            logits: resizeLogits(out.logits[i], tgt.length, tgt[0].length),
+            target: gridTensor(tgt, dev),
+            heightLogits: out.heightLogits.select(0, i),
+            widthLogits: out.widthLogits.select(0, i),
+            sizeWeight: opts.sizeWeight,
+          },
+          sys.config.efe,
+        ),
+      );
+    const terms = lossOf(after);
+    const beforeTotals = beforeWeight > 0 ? lossOf(before).map((t) => t.total.mul(beforeWeight)) : null;
     const hard = (out: AgentBatchOutput) => out.logits.map((l, i) => lastStepPrediction(l, targets[i].length, targets[i][0].length));
-    const host = gatherToHost([...hard(before), ...hard(after), predictedSizes(before), predictedSizes(after), mem.hits, ...terms.map((t) => t.logged)]);
-    return { terms, host };
+    const host = gatherToHost([...hard(before), ...hard(after), predictedSizes(before), predictedSizes(after), mem.hits, ...terms.map((t) => t.logged), ...(beforeTotals ?? []).map((t) => t.detach())]);
+    return { terms, beforeTotals, host };
   });
 
   // Host side: rewards, the refiner's loss from the improvement, memory writes in example order.
@@ -176,12 +181,21 @@ export function trainBatch(sys: System, examples: Example[], opts: StepOptions):
   off += 2 * B;
   const hits = Array.from(host.subarray(off, off + B));
   off += B;
-  const efe = terms.map((t) => {
+  const afterTerms = terms.map((t) => {
     const n = t.logged.numel();
     const v = Array.from(host.subarray(off, off + n));
     off += n;
     return efeTermsFrom(t.total, v, t.steps, t.sizeWeight);
   });
+  // With the before pass trained, an example's loss (the tensor and its logged value) is the after pass's
+  // plus before_weight times the before pass's; every other logged term stays the after pass's.
+  const efe = beforeTotals
+    ? afterTerms.map((t, i) => {
+        const b = host[off + i];
+        return { ...t, total: t.total.add(beforeTotals[i]), loss: t.loss + b, finite: t.finite && Number.isFinite(b) };
+      })
+    : afterTerms;
+  if (beforeTotals) off += B;
 
   const rw = sys.config.reward_weights;
   const rBefore = targets.map((t, i) => reward(predBefore[i], sizeBefore[i], t, rw));
