@@ -1,7 +1,8 @@
 // A small full system for CPU tests: the tiny Qwen2, LoRA, a 16-channel agent.
 import { DEFAULTS } from "../../src/pipeline/config/train-config";
 import { systemConfig } from "../../src/pipeline/config/run-setup";
-import type { SystemConfig } from "../../src/pipeline/system/system";
+import type { System, SystemConfig } from "../../src/pipeline/system/system";
+import * as torch from "../../src/torch";
 
 export const tinySystemConfig = (over: Partial<SystemConfig> = {}): SystemConfig => ({
   ...systemConfig({
@@ -10,3 +11,15 @@ export const tinySystemConfig = (over: Partial<SystemConfig> = {}): SystemConfig
   }),
   ...over,
 });
+
+/**
+ * Makes every path of a fresh system carry signal: FiLM and LoRA B start at zero, which would hide p's
+ * gradient and LoRA A's (tests comparing gradients would then compare zeros).
+ */
+export function withSignal(sys: System): System {
+  torch.noGrad(() => {
+    sys.agent.block.film.weight.normal_(0, 0.2);
+    for (const [n, t] of sys.qwen.namedParameters()) if (n.includes("lora_B")) t.normal_(0, 0.05);
+  });
+  return sys;
+}

@@ -12,7 +12,7 @@ import { type System, buildSystem } from "../../src/pipeline/system/system";
 import { snapshotSystem } from "../../src/pipeline/system/state";
 import * as torch from "../../src/torch";
 import type { Tensor } from "../../src/torch";
-import { tinySystemConfig } from "../helpers/system";
+import { tinySystemConfig, withSignal } from "../helpers/system";
 
 const rng = new Rng(7);
 const randomGrid = (h: number, w: number, colours = 10): Grid => Array.from({ length: h }, () => Array.from({ length: w }, () => rng.int(0, colours - 1)));
@@ -67,12 +67,7 @@ function compareLogs(got: ExampleLogs, want: ExampleLogs): string[] {
 
 beforeAll(async () => {
   torch.manualSeed(0);
-  sys = await buildSystem(tinySystemConfig());
-  // Make every path carry signal: FiLM and LoRA B start at zero, which would hide p's and A's gradients.
-  torch.noGrad(() => {
-    sys.agent.block.film.weight.normal_(0, 0.2);
-    for (const [n, t] of sys.qwen.namedParameters()) if (n.includes("lora_B")) t.normal_(0, 0.05);
-  });
+  sys = withSignal(await buildSystem(tinySystemConfig()));
   // Memory entries near two of the examples' prompts, so reads hit and bias the policy.
   torch.scope(() =>
     torch.noGrad(() => {

@@ -19,7 +19,7 @@ import { type System, buildSystem } from "../../src/pipeline/system/system";
 import { type BatchResult, trainBatch } from "../../src/pipeline/system/training-step";
 import * as torch from "../../src/torch";
 import type { Tensor } from "../../src/torch";
-import { tinySystemConfig } from "../helpers/system";
+import { tinySystemConfig, withSignal } from "../helpers/system";
 
 const rng = new Rng(31);
 const randomGrid = (h: number, w: number): Grid => Array.from({ length: h }, () => Array.from({ length: w }, () => rng.int(0, 3)));
@@ -62,12 +62,7 @@ describe("the before pass's loss", () => {
 
   beforeAll(async () => {
     torch.manualSeed(5);
-    sys = await buildSystem(tinySystemConfig());
-    // FiLM and LoRA B start at zero, which would hide p's gradient and LoRA A's.
-    torch.noGrad(() => {
-      sys.agent.block.film.weight.normal_(0, 0.2);
-      for (const [n, t] of sys.qwen.namedParameters()) if (n.includes("lora_B")) t.normal_(0, 0.05);
-    });
+    sys = withSignal(await buildSystem(tinySystemConfig()));
   });
 
   /** trainBatch at `w` from the same state, its main loss backpropagated; the state is put back. */
